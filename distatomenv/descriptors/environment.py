@@ -1,0 +1,352 @@
+"""Atomic environment vectors: an atom's own SFs plus those of its neighbours.
+
+For a central atom i of element e the environment vector holds (n2p2's
+``nnp-atomenv``):
+
+* G row: i's scaled SFs, then for each neighbour element en the scaled SF
+  vectors of the ``ncut[e][en]`` nearest entries of element en.
+* dG rows (x, y, z): dG_i/dr_i of i's scaled SFs (images held fixed), then
+  for each of those neighbour entries j the derivative of j's scaled SFs
+  with respect to the position of i, restricted to the SFs of j that can
+  depend on an atom of element e ("relevant subset"), taken on the first
+  entry of j's own sorted neighbour list that refers to atom i.
+
+In the store, neighbour blocks are in the **canonical layout**: grouped by
+neighbour element (atomic-number order), nearest first.  ``nb_order`` keeps
+n2p2's interleaved-by-distance order for export: block position p of n2p2's
+row holds canonical block ``nb_order[p]``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+from ..errors import NeighborSpecError, NotEnoughNeighborsError
+from .kernels import pack_tables, sf_entry_derivatives, sf_values
+from .neighbors import neighbor_list
+
+_jit = nb.njit(cache=True, error_model="numpy")
+
+
+# ----------------------------------------------------------------------------- neighbour spec
+def parse_neighbor_spec(spec, elements) -> np.ndarray:
+    """Neighbour counts ncut[e][en] from a ``--neighbors`` string.
+
+    Two forms (elements in atomic-number order):
+    * n2p2's list, row-major: ``"6 2 4 4"`` means H-H 6, H-O 2, O-H 4, O-O 4;
+    * by name: ``"H-H=6,H-O=2,O-H=4,O-O=4"`` (pairs not named are 0).
+    n2p2 reads the numbers with atof and truncates; we require integers >= 0.
+    Returns int64 (n_elements, n_elements).
+    """
+    ne = len(elements)
+    text = str(spec).strip()
+    if isinstance(spec, (list, tuple, np.ndarray)):
+        text = " ".join(str(v) for v in spec)
+    ncut = np.zeros((ne, ne), dtype=np.int64)
+    if "=" in text:
+        for item in text.replace(";", ",").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            try:
+                pair, value = item.split("=")
+                a, b = (x.strip() for x in pair.split("-"))
+            except ValueError:
+                raise NeighborSpecError(
+                    f"--neighbors: cannot read {item!r}; expected CENTRAL-NEIGHBOR=COUNT, "
+                    f"e.g. {elements[0]}-{elements[-1]}=4") from None
+            for x in (a, b):
+                if x not in elements:
+                    raise NeighborSpecError(
+                        f"--neighbors: unknown element {x!r} in {item!r}; the settings have "
+                        f"{', '.join(elements)}")
+            ncut[elements.index(a), elements.index(b)] = _count(value, item)
+        return ncut
+    values = text.replace(",", " ").split()
+    if len(values) != ne * ne:
+        order = ", ".join(f"{a}-{b}" for a in elements for b in elements)
+        raise NeighborSpecError(
+            f"--neighbors: found {len(values)} value(s) in {text!r}, expected {ne * ne} "
+            f"(one per element pair, in the order {order})")
+    for k, v in enumerate(values):
+        ncut[k // ne, k % ne] = _count(v, text)
+    return ncut
+
+
+def _count(value, context):
+    try:
+        f = float(value)
+    except ValueError:
+        raise NeighborSpecError(
+            f"--neighbors: {value.strip()!r} in {context!r} is not a number") from None
+    if f < 0 or f != int(f):
+        raise NeighborSpecError(
+            f"--neighbors: {value.strip()!r} in {context!r} must be a whole number >= 0")
+    return int(f)
+
+
+# ----------------------------------------------------------------------------- layout
+@dataclass
+class EnvironmentLayout:
+    """Column layout of the environment rows of every element.
+
+    Attributes
+    ----------
+    elements : element symbols, atomic-number order.
+    ncut : int (n_el, n_el)  neighbours of element en for central element e.
+    nsf : int (n_el,)  SFs per element.
+    relevant : relevant[e][en] = SF indices of element en that depend on an
+        atom of element e (the columns of an en block in an e row's dG).
+    derivatives : whether dG rows are computed.
+    """
+
+    elements: list
+    ncut: np.ndarray
+    nsf: np.ndarray
+    relevant: list
+    derivatives: bool = True
+
+    @classmethod
+    def from_sfset(cls, sfset, ncut, derivatives=True):
+        els = list(sfset.elements)
+        rel = [[sfset.relevant(en, e) for en in els] for e in els]
+        return cls(els, np.asarray(ncut, dtype=np.int64),
+                   np.array([sfset.n_sf(e) for e in els], dtype=np.int64), rel, derivatives)
+
+    def nblocks(self, e: int) -> int:
+        return int(self.ncut[e].sum())
+
+    def block_element(self, e: int) -> np.ndarray:
+        """Neighbour element of each canonical block of an e row."""
+        return np.repeat(np.arange(len(self.elements)), self.ncut[e])
+
+    def g_width(self, e: int) -> int:
+        return int(self.nsf[e] + (self.ncut[e] * self.nsf).sum())
+
+    def dg_width(self, e: int) -> int:
+        return int(self.nsf[e] + sum(self.ncut[e, en] * len(self.relevant[e][en])
+                                     for en in range(len(self.elements))))
+
+    def g_block_columns(self, e: int) -> list[slice]:
+        """Column slice of each canonical block in the G row."""
+        return self._columns(e, [int(n) for n in self.nsf])
+
+    def dg_block_columns(self, e: int) -> list[slice]:
+        """Column slice of each canonical block in the dG rows."""
+        return self._columns(e, [len(r) for r in self.relevant[e]])
+
+    def _columns(self, e, widths):
+        out, pos = [], int(self.nsf[e])
+        for en in range(len(self.elements)):
+            for _ in range(int(self.ncut[e, en])):
+                out.append(slice(pos, pos + widths[en]))
+                pos += widths[en]
+        return out
+
+    def to_dict(self) -> dict:
+        return {"elements": list(self.elements), "ncut": self.ncut.tolist(),
+                "nsf": self.nsf.tolist(), "relevant": self.relevant,
+                "derivatives": self.derivatives}
+
+    @classmethod
+    def from_dict(cls, d):
+        return cls(list(d["elements"]), np.array(d["ncut"], dtype=np.int64),
+                   np.array(d["nsf"], dtype=np.int64), [[list(x) for x in r] for r in d["relevant"]],
+                   bool(d["derivatives"]))
+
+
+# ----------------------------------------------------------------------------- selection
+@_jit
+def _select_blocks(atoms, elem, start, nbj, ncut_e, n_elem, blk_entry, nb_order, found):
+    """Walk each atom's sorted entries and pick n2p2's neighbour blocks.
+
+    blk_entry (n, nblk): global entry index of each canonical block;
+    nb_order (n, nblk): canonical block at each n2p2 position;
+    found (n, n_elem): entries of each element within the cutoff.
+    Returns True if every atom has enough neighbours.
+    """
+    off = np.zeros(n_elem + 1, dtype=np.int64)
+    for a in range(n_elem):
+        off[a + 1] = off[a] + ncut_e[a]
+    ok = True
+    for r in range(atoms.shape[0]):
+        i = atoms[r]
+        cnt = np.zeros(n_elem, dtype=np.int64)
+        p = 0
+        for q in range(start[i], start[i + 1]):
+            en = elem[nbj[q]]
+            if cnt[en] < ncut_e[en]:
+                b = off[en] + cnt[en]
+                blk_entry[r, b] = q
+                nb_order[r, p] = b
+                p += 1
+            cnt[en] += 1
+        for a in range(n_elem):
+            found[r, a] = cnt[a]
+            if cnt[a] < ncut_e[a]:
+                ok = False
+    return ok
+
+
+@_jit
+def _first_entry_of(atoms_j, target_i, start, nbj):
+    """For each (j, i): global index of the first entry of j's list that is atom i."""
+    out = np.empty(atoms_j.shape[0], dtype=np.int64)
+    for p in range(atoms_j.shape[0]):
+        j = atoms_j[p]
+        out[p] = -1
+        for q in range(start[j], start[j + 1]):
+            if nbj[q] == target_i[p]:
+                out[p] = q
+                break
+    return out
+
+
+# ----------------------------------------------------------------------------- computation
+class EnvironmentCalculator:
+    """Computes environment rows of structures for one SF set and neighbour spec.
+
+    Parameters
+    ----------
+    sfset : SymmetryFunctionSet
+    ncut : int (n_el, n_el)  from :func:`parse_neighbor_spec`.
+    scaling : (shift, factor, offset) per element symbol, each float64
+        (nSF,): Gs = (G - shift) * factor + offset and dGs = dG * factor.
+    conv_length : n2p2 length normalisation (1.0 when absent).
+    derivatives : compute the dG rows.
+    """
+
+    def __init__(self, sfset, ncut, scaling, conv_length=1.0, derivatives=True):
+        self.sfset = sfset
+        self.layout = EnvironmentLayout.from_sfset(sfset, ncut, derivatives)
+        self.conv_length = float(conv_length)
+        self.tables = pack_tables(sfset, self.conv_length)
+        self.rc_max = sfset.max_cutoff() * self.conv_length
+        ne = sfset.n_elements
+        max_sf = self.tables[0].shape[1]
+        self.z = np.array([_z(e) for e in sfset.elements], dtype=np.float64)
+        self.shift = np.zeros((ne, max_sf))
+        self.factor = np.ones((ne, max_sf))
+        self.offset = np.zeros((ne, max_sf))
+        for a, e in enumerate(sfset.elements):
+            sh, fa, of = scaling[e]
+            n = sfset.n_sf(e)
+            self.shift[a, :n], self.factor[a, :n], self.offset[a, :n] = sh, fa, of
+
+    def neighbors(self, positions, lattice, atoms=None):
+        """Neighbour list in normalised units (positions/lattice in input units,
+        already remapped into the cell)."""
+        L = self.conv_length
+        lat = None if lattice is None else np.asarray(lattice) * L
+        return neighbor_list(np.asarray(positions) * L, lat, self.rc_max, atoms)
+
+    def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0):
+        """Environment rows of the owned atoms of one structure.
+
+        Parameters
+        ----------
+        elements_idx : int64 (n,)  element index (atomic-number order) per atom.
+        positions : float64 (n, 3)  remapped positions, input length unit.
+        lattice : float64 (3, 3) rows = lattice vectors, or None.
+        owned : bool (n,) atoms whose rows are wanted (default all).
+        structure_index : 0-based, for error messages.
+
+        Returns
+        -------
+        dict element symbol -> dict with ``atom`` int32 (rows,), ``G``,
+        ``dGdx``/``dGdy``/``dGdz`` (if derivatives), ``nb_atom`` int32 and
+        ``nb_order`` int16 (rows, nblocks).  Rows in input atom order.
+        """
+        lay = self.layout
+        elem = np.ascontiguousarray(elements_idx, dtype=np.int64)
+        n = elem.shape[0]
+        owned_idx = np.arange(n) if owned is None else np.flatnonzero(owned)
+        nl = self.neighbors(positions, lattice, owned_idx)
+        ne = len(lay.elements)
+        sel = {}
+        for a in range(ne):
+            atoms_a = owned_idx[elem[owned_idx] == a]
+            nblk = lay.nblocks(a)
+            blk_entry = np.zeros((atoms_a.size, nblk), dtype=np.int64)
+            nb_order = np.zeros((atoms_a.size, nblk), dtype=np.int16)
+            found = np.zeros((atoms_a.size, ne), dtype=np.int64)
+            ok = _select_blocks(atoms_a, elem, nl.start, nl.j, lay.ncut[a], ne, blk_entry,
+                                nb_order, found)
+            if not ok:
+                bad = np.argwhere(found < lay.ncut[a][None, :])[0]
+                raise NotEnoughNeighborsError(structure_index + 1, int(atoms_a[bad[0]]) + 1,
+                                              lay.elements[a], lay.elements[bad[1]],
+                                              int(found[bad[0], bad[1]]),
+                                              int(lay.ncut[a, bad[1]]))
+            sel[a] = (atoms_a, blk_entry, nb_order)
+        nb_atoms = np.concatenate([nl.j[s[1]].ravel() for s in sel.values()] + [owned_idx])
+        needed = np.unique(nb_atoms.astype(np.int64))
+        if needed.size != owned_idx.size:      # neighbours outside the owned set
+            nl = self.neighbors(positions, lattice, needed)
+            # entry indices changed: redo the selection on the new list
+            for a in range(ne):
+                atoms_a = sel[a][0]
+                _select_blocks(atoms_a, elem, nl.start, nl.j, lay.ncut[a], ne, sel[a][1],
+                               sel[a][2], np.zeros((atoms_a.size, ne), dtype=np.int64))
+        fp, ip, nsf, rad, nrad, grp, ngrp, members = self.tables
+        max_sf = fp.shape[1]
+        G = np.zeros((n, max_sf))
+        dG = np.zeros((n, max_sf, 3))
+        sf_values(needed, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, fp, ip, nsf,
+                  rad, nrad, grp, ngrp, members, G, dG)
+        Gs = (G - self.shift[elem]) * self.factor[elem] + self.offset[elem]
+        out = {}
+        for a, (atoms_a, blk_entry, nb_order) in sel.items():
+            e = lay.elements[a]
+            nsf_a = int(lay.nsf[a])
+            blk_atom = nl.j[blk_entry]
+            rows = {"atom": atoms_a.astype(np.int32), "nb_atom": blk_atom.astype(np.int32),
+                    "nb_order": nb_order}
+            benum = lay.block_element(a)
+            parts = [Gs[atoms_a, :nsf_a]]
+            for b in range(blk_atom.shape[1]):
+                parts.append(Gs[blk_atom[:, b], :int(lay.nsf[benum[b]])])
+            rows["G"] = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
+            if lay.derivatives:
+                dparts = [dG[atoms_a, :nsf_a, :] * self.factor[a, None, :nsf_a, None]]
+                dparts += self._neighbor_derivatives(a, atoms_a, blk_atom, benum, elem, nl)
+                dcat = np.concatenate(dparts, axis=1)
+                rows["dGdx"] = np.ascontiguousarray(dcat[:, :, 0])
+                rows["dGdy"] = np.ascontiguousarray(dcat[:, :, 1])
+                rows["dGdz"] = np.ascontiguousarray(dcat[:, :, 2])
+            out[e] = rows
+        # derivatives are with respect to normalised coordinates, as n2p2 writes them
+        return out
+
+    def _neighbor_derivatives(self, a, atoms_a, blk_atom, benum, elem, nl):
+        lay = self.layout
+        fp, ip = self.tables[0], self.tables[1]
+        nblk = blk_atom.shape[1]
+        if nblk == 0 or atoms_a.size == 0:
+            return []
+        jj = blk_atom.ravel().astype(np.int64)
+        ii = np.repeat(atoms_a, nblk).astype(np.int64)
+        entry = _first_entry_of(jj, ii, nl.start, nl.j)
+        bel = np.tile(benum, atoms_a.size)
+        max_sub = max(1, max(len(lay.relevant[a][en]) for en in range(len(lay.elements))))
+        subset = np.zeros((jj.size, max_sub), dtype=np.int64)
+        nsub = np.zeros(jj.size, dtype=np.int64)
+        for en in range(len(lay.elements)):
+            rel = lay.relevant[a][en]
+            mask = bel == en
+            subset[mask, :len(rel)] = rel
+            nsub[mask] = len(rel)
+        out = np.zeros((jj.size, max_sub, 3))
+        sf_entry_derivatives(jj, entry, subset, nsub, elem, self.z, nl.start, nl.j, nl.dx, nl.dy,
+                             nl.dz, nl.d, fp, ip, out)
+        fac = self.factor[elem[jj][:, None], subset]          # (P, max_sub)
+        out *= fac[:, :, None]
+        out = out.reshape(atoms_a.size, nblk, max_sub, 3)
+        return [out[:, b, :len(lay.relevant[a][benum[b]]), :] for b in range(nblk)]
+
+
+def _z(symbol):
+    from ..elements import atomic_number
+    return atomic_number(symbol)

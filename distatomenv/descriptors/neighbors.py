@@ -1,0 +1,230 @@
+"""Neighbour lists with periodic images, by cell lists.
+
+A neighbour *entry* of atom i is an atom j, or one of its periodic images,
+with |r_j + T - r_i| <= rc (T a lattice translation).  Every image is its own
+entry, self-images of i included (only i itself at T = 0 is excluded), so
+cells smaller than twice the cutoff work.
+
+Each atom's entries are sorted by distance.  n2p2 sorts with an unstable
+introsort, so the order of exactly equal distances is an artefact there; we
+break ties deterministically: equal distances are ordered by the neighbour's
+atom index, then by the image shift (n_a, n_b, n_c) in lexicographic order.
+
+The result is a CSR structure (see :class:`NeighborList`); all arrays are in
+the caller's length unit (distatomenv passes n2p2-normalised units).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+
+_jit = nb.njit(cache=True, error_model="numpy")
+
+
+@dataclass
+class NeighborList:
+    """Distance-sorted neighbour entries of a set of atoms (CSR).
+
+    Attributes
+    ----------
+    start : int64 (n_atoms + 1,)  entries of atom i are ``start[i]:start[i+1]``
+        (empty for atoms that were not requested).
+    j : int32 (M,)  atom index of each entry.
+    dx, dy, dz : float64 (M,)  r_j + T - r_i, length unit of the positions.
+    d : float64 (M,)  distance.
+    shift : int32 (M, 3)  the image (n_a, n_b, n_c) of each entry.
+    """
+
+    start: np.ndarray
+    j: np.ndarray
+    dx: np.ndarray
+    dy: np.ndarray
+    dz: np.ndarray
+    d: np.ndarray
+    shift: np.ndarray
+
+    def of(self, i: int) -> slice:
+        return slice(int(self.start[i]), int(self.start[i + 1]))
+
+
+@_jit
+def _bins(frac, nbin):
+    n = frac.shape[0]
+    b = np.empty((n, 3), dtype=np.int64)
+    for i in range(n):
+        for a in range(3):
+            k = int(math.floor(frac[i, a] * nbin[a]))
+            if k < 0:
+                k = 0
+            if k >= nbin[a]:
+                k = nbin[a] - 1
+            b[i, a] = k
+    return b
+
+
+@_jit
+def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, start, out_j,
+            out_dx, out_dy, out_dz, out_d, out_shift):
+    """Find (count_only) or fill the entries of ``atoms``.  See neighbor_list."""
+    n = pos.shape[0]
+    b = _bins(frac, nbin)
+    nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
+    ncell = nb0 * nb1 * nb2
+    cell = (b[:, 0] * nb1 + b[:, 1]) * nb2 + b[:, 2]
+    # counting sort of atoms by cell
+    cstart = np.zeros(ncell + 1, dtype=np.int64)
+    for i in range(n):
+        cstart[cell[i] + 1] += 1
+    for c in range(ncell):
+        cstart[c + 1] += cstart[c]
+    fill = cstart[:-1].copy()
+    catoms = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        catoms[fill[cell[i]]] = i
+        fill[cell[i]] += 1
+    rc2 = rc * rc
+    counts = np.zeros(atoms.shape[0], dtype=np.int64)
+    for ai in range(atoms.shape[0]):
+        i = atoms[ai]
+        xi, yi, zi = pos[i, 0], pos[i, 1], pos[i, 2]
+        m = 0 if count_only else start[i]
+        for da in range(-reach[0], reach[0] + 1):
+            ca = b[i, 0] + da
+            sa = (ca - (ca % nb0)) // nb0 if periodic else 0
+            ca = ca % nb0 if periodic else ca
+            if ca < 0 or ca >= nb0:
+                continue
+            for db in range(-reach[1], reach[1] + 1):
+                cb = b[i, 1] + db
+                sb = (cb - (cb % nb1)) // nb1 if periodic else 0
+                cb = cb % nb1 if periodic else cb
+                if cb < 0 or cb >= nb1:
+                    continue
+                for dc in range(-reach[2], reach[2] + 1):
+                    cc = b[i, 2] + dc
+                    sc = (cc - (cc % nb2)) // nb2 if periodic else 0
+                    cc = cc % nb2 if periodic else cc
+                    if cc < 0 or cc >= nb2:
+                        continue
+                    tx = sa * lattice[0, 0] + sb * lattice[1, 0] + sc * lattice[2, 0]
+                    ty = sa * lattice[0, 1] + sb * lattice[1, 1] + sc * lattice[2, 1]
+                    tz = sa * lattice[0, 2] + sb * lattice[1, 2] + sc * lattice[2, 2]
+                    c = (ca * nb1 + cb) * nb2 + cc
+                    for q in range(cstart[c], cstart[c + 1]):
+                        j = catoms[q]
+                        if j == i and sa == 0 and sb == 0 and sc == 0:
+                            continue
+                        ddx = (pos[j, 0] + tx) - xi
+                        ddy = (pos[j, 1] + ty) - yi
+                        ddz = (pos[j, 2] + tz) - zi
+                        r2 = ddx * ddx + ddy * ddy + ddz * ddz
+                        if r2 <= rc2:
+                            if not count_only:
+                                out_j[m] = j
+                                out_dx[m] = ddx
+                                out_dy[m] = ddy
+                                out_dz[m] = ddz
+                                out_d[m] = math.sqrt(r2)
+                                out_shift[m, 0] = sa
+                                out_shift[m, 1] = sb
+                                out_shift[m, 2] = sc
+                            m += 1
+        counts[ai] = m if count_only else m - start[i]
+    return counts
+
+
+@_jit
+def _tie_less(j, shift, p, q):
+    if j[p] != j[q]:
+        return j[p] < j[q]
+    for a in range(3):
+        if shift[p, a] != shift[q, a]:
+            return shift[p, a] < shift[q, a]
+    return False
+
+
+@_jit
+def _sort_entries(atoms, start, j, dx, dy, dz, d, shift):
+    """Sort each atom's entries by (distance, atom index, shift) in place."""
+    for ai in range(atoms.shape[0]):
+        i = atoms[ai]
+        s, e = start[i], start[i + 1]
+        if e - s < 2:
+            continue
+        order = np.argsort(d[s:e], kind="mergesort") + s
+        # break exact ties deterministically (insertion sort inside runs)
+        k = 0
+        n = e - s
+        while k < n:
+            r = k + 1
+            while r < n and d[order[r]] == d[order[k]]:
+                r += 1
+            for u in range(k + 1, r):
+                v = order[u]
+                w = u - 1
+                while w >= k and _tie_less(j, shift, v, order[w]):
+                    order[w + 1] = order[w]
+                    w -= 1
+                order[w + 1] = v
+            k = r
+        j[s:e] = j[order].copy()
+        dx[s:e] = dx[order].copy()
+        dy[s:e] = dy[order].copy()
+        dz[s:e] = dz[order].copy()
+        d[s:e] = d[order].copy()
+        shift[s:e] = shift[order].copy()
+
+
+def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
+    """Neighbour entries within ``rc`` of the requested atoms.
+
+    Parameters
+    ----------
+    positions : float64 (n, 3); for periodic structures already wrapped into
+        the cell (any position works, wrapping only keeps cells compact).
+    lattice : float64 (3, 3), rows are the lattice vectors; None if not periodic.
+    rc : cutoff radius (same unit as positions); entries with d <= rc count.
+    atoms : int array of the atoms whose lists are wanted (default: all).
+    """
+    pos = np.ascontiguousarray(positions, dtype=np.float64)
+    n = pos.shape[0]
+    atoms = np.arange(n, dtype=np.int64) if atoms is None else np.asarray(atoms, dtype=np.int64)
+    periodic = lattice is not None
+    if periodic:
+        lat = np.ascontiguousarray(lattice, dtype=np.float64)
+        frac = np.linalg.solve(lat.T, pos.T).T
+        frac -= np.floor(frac)
+        volume = abs(np.linalg.det(lat))
+        heights = np.array([volume / np.linalg.norm(np.cross(lat[(a + 1) % 3], lat[(a + 2) % 3]))
+                            for a in range(3)])
+        nbin = np.maximum(1, np.floor(heights / rc)).astype(np.int64)
+        reach = np.ceil(rc * nbin / heights).astype(np.int64)
+    else:
+        lat = np.zeros((3, 3))
+        lo = pos.min(axis=0) if n else np.zeros(3)
+        hi = pos.max(axis=0) if n else np.zeros(3)
+        span = np.maximum(hi - lo, 1e-300)
+        nbin = np.clip(np.floor(span / rc), 1, 1 << 10).astype(np.int64)
+        frac = (pos - lo) / span
+        frac = np.minimum(frac, np.nextafter(1.0, 0.0))
+        reach = np.ceil(rc * nbin / span).astype(np.int64)
+        reach = np.minimum(reach, nbin)
+    empty = np.empty(0)
+    counts = _search(pos, lat, periodic, frac, nbin, reach, atoms, float(rc), True,
+                     np.zeros(1, np.int64), np.empty(0, np.int32), empty, empty, empty, empty,
+                     np.empty((0, 3), np.int32))
+    per_atom = np.zeros(n, dtype=np.int64)
+    per_atom[atoms] = counts
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(per_atom, out=start[1:])
+    m = int(start[-1])
+    j = np.empty(m, np.int32)
+    dx, dy, dz, d = (np.empty(m) for _ in range(4))
+    shift = np.empty((m, 3), np.int32)
+    _search(pos, lat, periodic, frac, nbin, reach, atoms, float(rc), False, start, j, dx, dy, dz,
+            d, shift)
+    _sort_entries(atoms, start, j, dx, dy, dz, d, shift)
+    return NeighborList(start=start, j=j, dx=dx, dy=dy, dz=dz, d=d, shift=shift)

@@ -1,0 +1,83 @@
+"""One exception hierarchy for distatomenv.
+
+Every error that bad input can cause is a :class:`DistatomenvError`.  Errors
+about a file carry the file name and, where it applies, the 1-based line
+number, and their message starts with ``FILE:LINE:`` so a user can jump
+straight to the place.  Each class also subclasses the closest built-in
+exception so that generic ``except ValueError`` code keeps working.
+"""
+from __future__ import annotations
+
+import os
+
+
+class DistatomenvError(Exception):
+    """Base class of every error raised on purpose by distatomenv."""
+
+
+class InputFileError(DistatomenvError, ValueError):
+    """A malformed input file (input.data, input.nn, scaling.data, ...).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file the problem is in.
+    line : int or None
+        1-based line number, or ``None`` when the problem is not on one line
+        (an empty file, a missing ``end`` at end of file, ...).
+    message : str
+        What was found and what was expected.
+    """
+
+    def __init__(self, path, line, message):
+        self.path = os.fspath(path) if path is not None else "<input>"
+        self.line = line
+        self.message = message
+        where = self.path if line is None else f"{self.path}:{line}"
+        super().__init__(f"{where}: {message}")
+
+
+class DataFileError(InputFileError):
+    """Error in an n2p2 ``input.data`` file."""
+
+
+class SettingsError(InputFileError):
+    """Error in an n2p2 ``input.nn`` settings file."""
+
+
+class ScalingFileError(InputFileError):
+    """Error in an n2p2 ``scaling.data`` file or a scaling that does not fit the settings."""
+
+
+class NeighborSpecError(DistatomenvError, ValueError):
+    """A ``--neighbors`` specification that cannot be understood."""
+
+
+class NotEnoughNeighborsError(DistatomenvError, ValueError):
+    """An atom has fewer neighbours of an element than the environment asks for."""
+
+    def __init__(self, structure, atom, central, neighbor, found, requested, path=None):
+        self.structure = structure
+        self.atom = atom
+        self.central = central
+        self.neighbor = neighbor
+        self.found = found
+        self.requested = requested
+        where = f"{os.fspath(path)}: " if path is not None else ""
+        super().__init__(
+            f"{where}structure {structure} (1-based), atom {atom} (1-based, element {central}) "
+            f"has only {found} {neighbor} neighbour(s) within the cutoff, but {requested} were "
+            f"requested for the pair {central}-{neighbor}; reduce --neighbors for {central}-{neighbor}"
+        )
+
+
+class StoreError(DistatomenvError, RuntimeError):
+    """A store that is missing, incomplete, incompatible or would be overwritten."""
+
+
+class StoreIncompleteError(StoreError):
+    """The store was not finished (its run died or is still running)."""
+
+
+class StoreExistsError(StoreError, FileExistsError):
+    """Refusing to overwrite a complete store without ``overwrite=True``."""
