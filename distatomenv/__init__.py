@@ -1,0 +1,20 @@
+"""distatomenv: do your atomic environment descriptors carry the forces?
+
+n2p2's atomic-environment analysis (nnp-atomenv) at any scale: symmetry
+functions and derivatives of every atom into one Zarr store, exported token
+for token in n2p2's formats.
+
+Public API::
+
+    import distatomenv
+    store = distatomenv.compute("input.data", neighbors="6 2 4 4", out="run.zarr")
+    print(distatomenv.info("run.zarr"))
+    distatomenv.export("run.zarr", "out/")
+    reader = distatomenv.open_store("run.zarr")
+"""
+__version__ = "0.1.0"
+
+from .pipeline import compute, export, info  # noqa: E402
+from .store.reader import open_store  # noqa: E402
+
+__all__ = ["__version__", "compute", "export", "info", "open_store"]

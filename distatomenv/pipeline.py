@@ -1,0 +1,371 @@
+"""Orchestration of compute, export and info: the public Python API.
+
+    import distatomenv
+    store = distatomenv.compute("input.data", neighbors="6 2 4 4", out="run.zarr")
+    distatomenv.export(store.path, "out/")          # n2p2's nnp-atomenv files
+    print(distatomenv.info("run.zarr"))
+
+``compute`` indexes input.data, plans work units (:mod:`distatomenv.plan`),
+creates the store and runs the units on a backend; each unit reads only its
+own structures and writes only the store chunks the plan gives it.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .descriptors.environment import (EnvironmentCalculator, EnvironmentLayout,
+                                      parse_neighbor_spec)
+from .descriptors.neighbors import neighbor_list
+from .errors import DistatomenvError, ScalingFileError, StoreError
+from .io.data import index_file, read_structure, remap_positions
+from .io.scaling import read_scaling
+from .io.settings import read_settings
+from .plan import WorkUnit, default_units, first_rows, make_plan
+from .store.reader import open_store
+from .store.schema import StoreLayout
+from .store.writer import StoreWriter, create_store, finalize_store, mark_failed
+
+#: Rows per store chunk (the ownership granule of the plan).
+DEFAULT_CHUNK_ROWS = 2048
+
+
+@dataclass
+class Job:
+    """Everything a worker needs to run units; picklable (sent to ranks/workers)."""
+
+    data: str
+    settings: object
+    scaling: object
+    ncut: np.ndarray
+    out: str
+    layout: StoreLayout
+    first_rows: np.ndarray
+    index_offsets: object
+    units: list = field(default_factory=list)
+
+
+def _sha256(path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _beside(data, given, name):
+    if given is not None:
+        return os.fspath(given)
+    return os.fspath(Path(data).resolve().parent / name)
+
+
+def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
+            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None):
+    """Read the inputs, index the data, plan the units; no store is touched.
+
+    Returns (job, structures dict for the store, meta dict, timings dict).
+    """
+    t0 = time.perf_counter()
+    settings_path = _beside(data, settings, "input.nn")
+    scaling_path = _beside(data, scaling, "scaling.data")
+    st = read_settings(settings_path)
+    if not os.path.exists(scaling_path):
+        raise ScalingFileError(scaling_path, None,
+                               "no scaling.data: give --scaling FILE (it is read beside "
+                               "input.data by default)")
+    table = read_scaling(scaling_path, st.sfset)
+    ncut = parse_neighbor_spec(neighbors, st.elements)
+    t1 = time.perf_counter()
+    index = index_file(data, st.elements)
+    t2 = time.perf_counter()
+    calc_layout = EnvironmentLayout.from_sfset(st.sfset, ncut, st.use_short_forces)
+    layout = StoreLayout(
+        elements=list(st.elements),
+        n_rows={e: int(index.counts[:, a].sum()) for a, e in enumerate(st.elements)},
+        nG={e: calc_layout.g_width(a) for a, e in enumerate(st.elements)},
+        ndG={e: calc_layout.dg_width(a) for a, e in enumerate(st.elements)},
+        nblocks={e: calc_layout.nblocks(a) for a, e in enumerate(st.elements)},
+        derivatives=bool(st.use_short_forces), n_structures=index.n_structures,
+        chunk_rows=int(chunk_rows), dtype=dtype)
+    if n_units is None:
+        n_units = default_units(index.n_atoms, n_workers, chunk_rows)
+    units = make_plan(index.counts, chunk_rows, n_units)
+    t3 = time.perf_counter()
+    fr = first_rows(index.counts)
+    structures = {"natoms": index.natoms, "periodic": index.periodic, "lattice": index.lattice,
+                  "energy": index.energy, "charge": index.charge, "first_row": fr,
+                  "counts": index.counts}
+    meta = {
+        "tool": "distatomenv", "version": __version__,
+        "command": command or " ".join(sys.argv),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "inputs": {
+            "data": {"path": os.path.abspath(data), "sha256": index.sha256,
+                     "bytes": int(index.file_size)},
+            "settings": {"path": os.path.abspath(settings_path), "sha256": st.sha256},
+            "scaling": {"path": os.path.abspath(scaling_path), "sha256": _sha256(scaling_path)},
+        },
+        "settings": st.to_dict(),
+        "scaling": table.to_dict(),
+        "environment": calc_layout.to_dict(),
+        "neighbors": {"spec": str(neighbors), "ncut": ncut.tolist(),
+                      "rc_max": float(st.sfset.max_cutoff())},
+        "units": {
+            "positions": "input.data length unit",
+            "forces": "input.data force unit",
+            "G": "scaled symmetry functions (dimensionless)",
+            "dG": ("derivative of scaled SFs per normalised length (input length x "
+                   f"conv_length, conv_length = {st.conv_length!r}), as n2p2 writes them"),
+        },
+        "plan": {"n_units": len(units), "chunk_rows": int(chunk_rows)},
+    }
+    job = Job(data=os.fspath(data), settings=st, scaling=table, ncut=ncut, out=os.fspath(out),
+              layout=layout, first_rows=fr, index_offsets=index, units=units)
+    timings = {"read settings": t1 - t0, "index": t2 - t1, "plan": t3 - t2}
+    return job, structures, meta, timings
+
+
+class UnitRunner:
+    """Computes and writes work units; one per process (rank or worker)."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        st = job.settings
+        coeffs = {e: job.scaling.coefficients(e, st.scaling, st.scale_min, st.scale_max)
+                  for e in st.elements}
+        self.calc = EnvironmentCalculator(st.sfset, job.ncut, coeffs, st.conv_length,
+                                          st.use_short_forces)
+        self.writer = StoreWriter(job.out)
+        self.dtype = np.dtype(job.layout.dtype)
+
+    def run(self, unit: WorkUnit) -> dict:
+        """Compute one unit and write its rows; returns counters for progress."""
+        t0 = time.perf_counter()
+        job = self.job
+        els = job.layout.elements
+        chunk = job.layout.chunk_rows
+        buffers = {e: _RowBuffer(unit.rows[a][0], unit.rows[a][1], chunk) for a, e in
+                   enumerate(els)}
+        eindex = {e: a for a, e in enumerate(els)}
+        t_write = 0.0
+        for s in range(unit.first, unit.last):
+            st = read_structure(job.data, job.index_offsets, s)
+            elem = np.fromiter((eindex[x] for x in st.elements), dtype=np.int64,
+                               count=st.natoms)
+            owned = unit.owned_atoms(job.first_rows[s], None, elem)
+            if not owned.any():
+                continue
+            pos = st.remapped_positions()
+            rows = self.calc.compute(elem, pos, st.lattice, owned, structure_index=s)
+            for a, e in enumerate(els):
+                if e not in rows or rows[e]["atom"].size == 0:
+                    continue
+                r = rows[e]
+                at = r["atom"]
+                r["structure"] = np.full(at.size, s, dtype=np.int64)
+                r["forces"] = st.forces[at]
+                r["positions"] = st.positions[at]
+                first = int(job.first_rows[s, a] + np.flatnonzero(elem == a).searchsorted(at[0]))
+                tw = time.perf_counter()
+                for start, arrays in buffers[e].add(first, r):
+                    self._write(e, start, arrays)
+                t_write += time.perf_counter() - tw
+        tw = time.perf_counter()
+        for e in els:
+            for start, arrays in buffers[e].flush():
+                self._write(e, start, arrays)
+        t_write += time.perf_counter() - tw
+        seconds = time.perf_counter() - t0
+        self.writer.mark_unit_done(unit.id, {"atoms": unit.atoms, "seconds": seconds,
+                                             "host": platform.node(), "pid": os.getpid()})
+        return {"unit": unit.id, "atoms": unit.atoms,
+                "structures": unit.last - unit.first, "seconds": seconds, "write": t_write}
+
+    def _write(self, element, start, arrays):
+        out = {}
+        for k, v in arrays.items():
+            if k in ("G", "dGdx", "dGdy", "dGdz"):
+                v = v.astype(self.dtype, copy=False)
+            out[k] = v
+        self.writer.write_rows(element, start, out)
+
+
+class _RowBuffer:
+    """Collects rows of one element and releases them in whole chunks.
+
+    The unit owns rows [start, stop); rows arrive in order.  Whenever the
+    buffer holds complete chunks they are released, so memory stays bounded
+    by about one chunk per element whatever the unit's size.
+    """
+
+    def __init__(self, start, stop, chunk):
+        self.start, self.stop, self.chunk = start, stop, chunk
+        self.next = start            # row number of the first buffered row
+        self.parts: list[dict] = []
+        self.n = 0
+
+    def add(self, first_row, arrays):
+        if first_row != self.next + self.n:
+            raise StoreError(f"internal: rows out of order ({first_row} != {self.next + self.n})")
+        self.parts.append(arrays)
+        self.n += len(arrays["atom"])
+        if self.n >= self.chunk:
+            yield from self._release(self.n - self.n % self.chunk)
+
+    def flush(self):
+        if self.n:
+            if self.next + self.n != self.stop:
+                raise StoreError(f"internal: unit ended at row {self.next + self.n}, "
+                                 f"expected {self.stop}")
+            yield from self._release(self.n)
+
+    def _release(self, n):
+        cat = {k: np.concatenate([p[k] for p in self.parts]) for k in self.parts[0]}
+        out = {k: v[:n] for k, v in cat.items()}
+        rest = {k: v[n:] for k, v in cat.items()}
+        start = self.next
+        self.next += n
+        self.n -= n
+        self.parts = [rest] if self.n else []
+        yield start, out
+
+
+def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
+            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
+            backend="serial", threads=None, progress=None, command=None):
+    """Compute every atom's environment vectors into a Zarr store.
+
+    Parameters
+    ----------
+    data : path of an n2p2 input.data file.
+    settings, scaling : input.nn and scaling.data (default: beside ``data``).
+    neighbors : neighbour counts, ``"6 2 4 4"`` or ``"H-H=6,H-O=2,O-H=4,O-O=4"``.
+    out : store path.
+    dtype : "float64" (default) or "float32" for G and dG.
+    chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
+    backend : "serial" (others arrive with the MPI and Dask backends).
+    threads : numba threads (default: all cores of this process).
+
+    Returns the :class:`~distatomenv.store.reader.StoreReader` of the finished store.
+    """
+    from .backends import serial
+    if backend != "serial":
+        raise DistatomenvError(f"unknown backend {backend!r}; this version has: serial")
+    t_start = time.perf_counter()
+    job, structures, meta, timings = prepare(
+        data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
+        chunk_rows=chunk_rows, n_units=n_units, command=command)
+    t0 = time.perf_counter()
+    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume)
+    timings["create store"] = time.perf_counter() - t0
+    writer = StoreWriter(out)
+    todo = [u for u in job.units if u.id not in writer.done_units()]
+    try:
+        stats = serial.run(job, todo, threads=threads, progress=progress)
+    except BaseException as exc:
+        mark_failed(out, f"{type(exc).__name__}: {exc}")
+        raise
+    t0 = time.perf_counter()
+    finalize_store(out, len(job.units))
+    timings["finalize"] = time.perf_counter() - t0
+    timings.update(stats)
+    timings["total"] = time.perf_counter() - t_start
+    reader = open_store(out)
+    reader.timings = timings
+    return reader
+
+
+# ----------------------------------------------------------------------------- export
+def export(store, out_dir, *, format="n2p2", progress=None):
+    """Write n2p2's nnp-atomenv files from a store.
+
+    ``atomic-env.G``, ``atomic-env.dGdx/dGdy/dGdz`` (when the store has
+    derivatives) and ``neighbor-list.data``, token for token as nnp-atomenv.
+    Returns the list of written paths.
+    """
+    from .io.n2p2 import AtomEnvWriter
+    if format != "n2p2":
+        raise DistatomenvError(f"unknown export format {format!r}; available: n2p2")
+    rd = open_store(store) if isinstance(store, (str, os.PathLike)) else store
+    meta = rd.meta
+    lay = EnvironmentLayout.from_dict(meta["environment"])
+    conv_length = float(meta["settings"]["conv_length"])
+    rc_max = float(meta["neighbors"]["rc_max"])
+    els = rd.elements
+    from .elements import atomic_number
+    zs = [atomic_number(e) for e in els]
+    os.makedirs(out_dir, exist_ok=True)
+    fr = rd.structures("first_row")
+    counts = rd.structures("counts")
+    lattice = rd.structures("lattice")
+    periodic = rd.structures("periodic")
+    names = ["G"] + (["dGdx", "dGdy", "dGdz"] if rd.layout.derivatives else [])
+    columns = {}
+    for a, e in enumerate(els):
+        g = lay.g_block_columns(a)
+        d = lay.dg_block_columns(a)
+        own = int(lay.nsf[a])
+
+        def spec(cols):
+            return (own, np.array([c.start for c in cols], dtype=np.int64),
+                    np.array([c.stop - c.start for c in cols], dtype=np.int64))
+        columns[e] = {"G": spec(g), "dGdx": spec(d), "dGdy": spec(d), "dGdz": spec(d)}
+    writer = AtomEnvWriter(out_dir, names, columns, els, zs)
+    S = len(counts)
+    # read structures in blocks of about one chunk of rows
+    block = max(1, int(rd.layout.chunk_rows // max(1, counts.sum(axis=1).mean())))
+    try:
+        for s0 in range(0, S, block):
+            s1 = min(S, s0 + block)
+            rows = {}
+            for a, e in enumerate(els):
+                r0 = int(fr[s0, a])
+                r1 = int(fr[s1 - 1, a] + counts[s1 - 1, a])
+                sl = slice(r0, r1)
+                rows[e] = {k: rd.read(e, k, sl) for k in
+                           names + ["structure", "atom", "nb_order", "positions"]}
+            nls = []
+            for s in range(s0, s1):
+                pos, elem = _structure_positions(rows, els, s, int(counts[s].sum()))
+                lat = lattice[s] if periodic[s] else None
+                if lat is not None:
+                    pos = remap_positions(pos, lat)
+                nl = neighbor_list(pos * conv_length,
+                                   None if lat is None else lat * conv_length, rc_max * conv_length)
+                nls.append((elem, nl))
+            writer.write_block(rows, nls)
+            if progress:
+                progress(s1 - s0)
+    finally:
+        writer.close()
+    return writer.paths
+
+
+def _structure_positions(rows, els, s, natoms):
+    pos = np.empty((natoms, 3))
+    elem = np.empty(natoms, dtype=np.int64)
+    for a, e in enumerate(els):
+        r = rows[e]
+        m = r["structure"] == s
+        at = r["atom"][m]
+        pos[at] = r["positions"][m]
+        elem[at] = a
+    return pos, elem
+
+
+
+# ----------------------------------------------------------------------------- info
+def info(store) -> str:
+    """Human-readable summary of a store (also for incomplete stores)."""
+    rd = open_store(store, allow_incomplete=True)
+    return rd.summary()

@@ -1,0 +1,15 @@
+"""Synthetic data sets with exact forces.
+
+* :mod:`.lj` -- periodic binary Lennard-Jones liquid (Ar/Kr by default) as an
+  n2p2 ``input.data`` plus a matching ``input.nn``: :func:`generate_lj`,
+  :func:`lj_settings_text`, :func:`write_lj_dataset`, :class:`LJMixture`.
+"""
+from .lj import (DEFAULT_DENSITY, DEFAULT_ELEMENTS, DEFAULT_RC_LJ, DEFAULT_SF_CUTOFF,
+                 DEFAULT_TEMPERATURE, KB_EV, LJ_PARAMETERS, LJMixture, box_length, generate_lj,
+                 lj_settings_text, write_lj_dataset)
+
+__all__ = [
+    "generate_lj", "lj_settings_text", "write_lj_dataset", "LJMixture", "box_length",
+    "LJ_PARAMETERS", "KB_EV", "DEFAULT_ELEMENTS", "DEFAULT_TEMPERATURE", "DEFAULT_DENSITY",
+    "DEFAULT_RC_LJ", "DEFAULT_SF_CUTOFF",
+]
