@@ -1,0 +1,499 @@
+"""The layout of a distatomenv store: read this module to learn the store.
+
+A store is ONE Zarr v3 directory tree holding the per-atom environment vectors
+of a whole run, written by many processes at once (MPI ranks, Dask workers)
+and read lazily by the analysis.  Everything a reader needs to interpret it is
+in the store itself.
+
+Tree
+----
+::
+
+    store.zarr/
+      zarr.json                     root group; attributes (JSON):
+                                      format          "distatomenv-store"
+                                      format_version  1
+                                      status          "creating" | "incomplete" | "complete"
+                                      layout          StoreLayout.to_dict()
+                                      meta            caller's metadata (SF definitions,
+                                                      settings, scaling, units, neighbour
+                                                      counts, input checksums under
+                                                      meta["inputs"], version, command)
+                                      n_units         number of planned work units (or null)
+                                      error           message of the last failure (only
+                                                      while a failure is unresolved)
+                                      history         list of {event, time, ...}
+      elements/<E>/                 one group per element, in the caller's order
+        G          (n_rows, nG)     float  scaled SFs: own block, then neighbour blocks
+        dGdx|y|z   (n_rows, ndG)    float  derivatives (only if layout.derivatives)
+        forces     (n_rows, 3)      float64 reference forces of the atom
+        positions  (n_rows, 3)      float64 raw input positions
+        structure  (n_rows,)        int64  0-based structure index
+        atom       (n_rows,)        int32  0-based atom index within its structure
+        nb_atom    (n_rows, nblocks) int32 atom index of each neighbour block
+                                           (canonical layout, see below)
+        nb_order   (n_rows, nblocks) int16 n2p2's interleaved order of the blocks
+      structures/                   written once by the coordinator, length S
+        natoms     (S,)             int64
+        periodic   (S,)             bool
+        lattice    (S, 3, 3)        float64, NaN when not periodic
+        energy     (S,)             float64
+        charge     (S,)             float64
+        first_row  (S, n_elements)  int64  row in elements/<E> of the structure's
+                                           first atom of E (exclusive prefix sum of counts)
+        counts     (S, n_elements)  int64  atoms of each element in the structure
+      units/<id:08d>/zarr.json      one marker group per finished work unit; its
+                                    attributes are the unit's info (rows, seconds,
+                                    host, ...).  Written last, after the unit's data.
+
+Rows
+----
+Row r of every array of ``elements/<E>`` describes the same atom.  Rows are in
+global order: structure 0's atoms of element E in input order, then
+structure 1's, and so on.  The float dtype of G and dG is ``layout.dtype``
+(float64 by default, float32 on request); forces and positions are always
+float64.  Unwritten rows read as NaN (float arrays) or -1 (integer arrays),
+which is the fill value.
+
+Neighbour blocks are stored in the *canonical* layout: grouped by neighbour
+element in atomic-number order, nearest first within each element, so that a
+column means the same thing in every row.  ``nb_order`` records n2p2's
+distance-interleaved order so that export can reproduce n2p2's rows exactly.
+
+Chunks and the ownership rule
+-----------------------------
+Every array of an element is chunked along rows only, ``layout.chunk_rows``
+rows per chunk, all columns in one chunk.  A chunk is the unit of ownership:
+
+    **No two writers ever write the same chunk.**
+
+Zarr v3 writes a partly covered chunk by read-modify-write, so two writers
+touching one chunk silently lose data (zarr-python issue #3682).  Hence a
+writer may only write a row range [start, stop) with ``start`` a multiple of
+``chunk_rows`` and ``stop`` a multiple of ``chunk_rows`` or equal to
+``n_rows``; :meth:`StoreLayout.check_rows` enforces it and the writer calls it
+on every write.  The plan must cut work units on chunk boundaries.  Sharding
+is not used (a shard would become the unit of ownership).
+
+Status and markers
+------------------
+Only the coordinator writes the root group: ``creating`` while it creates the
+metadata, ``incomplete`` once every array exists, ``complete`` after it has
+checked that every work unit's marker exists.  A unit's marker is its own
+group ``units/<id>``, written after all its rows, so writers never share an
+object; LocalStore writes each file atomically (temporary file + rename), so
+an existing marker is a whole marker.  A run that dies leaves ``incomplete``
+and the markers of the units it finished: re-running with resume redoes only
+the missing units.  Readers refuse a store that is not ``complete`` unless
+asked explicitly.
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from dataclasses import MISSING, asdict, dataclass, fields
+
+import numpy as np
+
+from distatomenv.errors import StoreError
+
+# ----------------------------------------------------------------------------
+# Names
+# ----------------------------------------------------------------------------
+FORMAT_NAME = "distatomenv-store"
+FORMAT_VERSION = 1
+
+STATUS_CREATING = "creating"
+STATUS_INCOMPLETE = "incomplete"
+STATUS_COMPLETE = "complete"
+STATUSES = (STATUS_CREATING, STATUS_INCOMPLETE, STATUS_COMPLETE)
+
+ELEMENTS_GROUP = "elements"
+STRUCTURES_GROUP = "structures"
+UNITS_GROUP = "units"
+#: Top-level entries a store may hold; anything else means "not ours" and the
+#: store is never deleted (LocalStore's interrupted temporary files end in
+#: ``.partial`` and are allowed too).
+TOP_LEVEL_ENTRIES = ("zarr.json", ELEMENTS_GROUP, STRUCTURES_GROUP, UNITS_GROUP)
+
+# per-element arrays
+G = "G"
+DGDX, DGDY, DGDZ = "dGdx", "dGdy", "dGdz"
+FORCES = "forces"
+POSITIONS = "positions"
+STRUCTURE = "structure"
+ATOM = "atom"
+NB_ATOM = "nb_atom"
+NB_ORDER = "nb_order"
+DERIVATIVE_ARRAYS = (DGDX, DGDY, DGDZ)
+#: All per-element array names, in the order they are listed.
+ELEMENT_ARRAYS = (G, DGDX, DGDY, DGDZ, FORCES, POSITIONS, STRUCTURE, ATOM, NB_ATOM, NB_ORDER)
+
+# per-structure arrays
+NATOMS = "natoms"
+PERIODIC = "periodic"
+LATTICE = "lattice"
+ENERGY = "energy"
+CHARGE = "charge"
+FIRST_ROW = "first_row"
+COUNTS = "counts"
+STRUCTURE_ARRAYS = (NATOMS, PERIODIC, LATTICE, ENERGY, CHARGE, FIRST_ROW, COUNTS)
+
+FLOAT_DTYPES = ("float64", "float32")
+#: Blosc inner compressors accepted in ``StoreLayout.compressor`` (or "none").
+COMPRESSORS = ("zstd", "lz4", "lz4hc", "blosclz", "zlib", "none")
+SHUFFLES = ("shuffle", "bitshuffle", "noshuffle")
+
+#: Fill values: what unwritten rows read as.
+FLOAT_FILL = float("nan")
+INT_FILL = -1
+
+#: Chunk length of the (small) per-structure arrays.
+STRUCTURE_CHUNK = 65536
+
+
+def unit_key(unit_id: int) -> str:
+    """Store key (group path) of the marker of work unit ``unit_id``."""
+    return f"{UNITS_GROUP}/{int(unit_id):08d}"
+
+
+def list_done_units(path) -> set[int]:
+    """Ids of the work units whose marker exists in the store at ``path``.
+
+    Reads only the ``units/`` directory listing (one ``stat`` per marker), so it
+    is cheap even with 10^5 units.  A marker counts only when its ``zarr.json``
+    exists; markers are written atomically, so such a file is complete.
+    """
+    units_dir = os.path.join(os.fspath(path), UNITS_GROUP)
+    try:
+        names = os.listdir(units_dir)
+    except FileNotFoundError:
+        return set()
+    done = set()
+    for name in names:
+        if name.isdigit() and os.path.isfile(os.path.join(units_dir, name, "zarr.json")):
+            done.add(int(name))
+    return done
+
+
+def read_root_attrs(path) -> dict | None:
+    """Root attributes of the distatomenv store at ``path``, or None when
+    ``path`` holds no distatomenv store (absent, a file, another Zarr tree, ...).
+
+    Reads ``zarr.json`` directly, so it never creates or changes anything.
+    """
+    try:
+        with open(os.path.join(os.fspath(path), "zarr.json"), "rb") as fh:
+            doc = json.loads(fh.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("node_type") != "group":
+        return None
+    attrs = doc.get("attributes")
+    if not isinstance(attrs, dict) or attrs.get("format") != FORMAT_NAME:
+        return None
+    return attrs
+
+
+def load_root_attrs(path) -> dict:
+    """Like :func:`read_root_attrs`, but raise a clear :class:`StoreError`.
+
+    Raises
+    ------
+    StoreError
+        If ``path`` does not exist, is not a distatomenv store, or was written
+        by a newer, unknown format version.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise StoreError(f"{path}: no such store (the path does not exist)")
+    attrs = read_root_attrs(path)
+    if attrs is None:
+        raise StoreError(
+            f"{path}: not a distatomenv store (expected a Zarr v3 group whose zarr.json "
+            f"has the attribute format={FORMAT_NAME!r})"
+        )
+    version = attrs.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StoreError(
+            f"{path}: store format_version is {version!r}, but this distatomenv reads "
+            f"format_version {FORMAT_VERSION}; use the distatomenv version that wrote it"
+        )
+    return attrs
+
+
+def read_unit_info(path, unit_id: int) -> dict | None:
+    """The info dict recorded by the marker of ``unit_id``, or None if it has none."""
+    f = os.path.join(os.fspath(path), unit_key(unit_id), "zarr.json")
+    try:
+        with open(f, "rb") as fh:
+            return json.loads(fh.read()).get("attributes", {})
+    except FileNotFoundError:
+        return None
+
+
+def format_id_ranges(ids, limit: int = 20) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` -> ``"0-2, 5, 7-8"``; at most ``limit`` ranges shown."""
+    ids = sorted(set(int(i) for i in ids))
+    ranges = []
+    for i in ids:
+        if ranges and i == ranges[-1][1] + 1:
+            ranges[-1][1] = i
+        else:
+            ranges.append([i, i])
+    parts = [f"{a}" if a == b else f"{a}-{b}" for a, b in ranges]
+    if len(parts) > limit:
+        parts = parts[:limit] + [f"... ({len(parts) - limit} more ranges)"]
+    return ", ".join(parts)
+
+
+def _count(value, what: str, *, positive: bool = False) -> int:
+    """A non-negative (or positive) integer, as a Python int."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise StoreError(f"invalid store layout: {what} must be an integer, got {value!r}")
+    value = int(value)
+    if value < 0 or (positive and value == 0):
+        raise StoreError(
+            f"invalid store layout: {what} must be {'positive' if positive else '>= 0'}, got {value}"
+        )
+    return value
+
+
+@dataclass
+class StoreLayout:
+    """Shape of a store: everything needed to create or interpret its arrays.
+
+    Parameters
+    ----------
+    elements : list of str
+        Element symbols, in the order of the ``elements/`` groups and of the
+        columns of ``structures/first_row`` and ``structures/counts``.
+    n_rows : dict str -> int
+        Number of atoms (rows) of each element in the whole data set.
+    nG : dict str -> int
+        Columns of ``G`` per element (own SFs + neighbour blocks).
+    ndG : dict str -> int
+        Columns of ``dGdx/dGdy/dGdz`` per element (ignored when
+        ``derivatives`` is False, but must still be given, e.g. 0).
+    nblocks : dict str -> int
+        Neighbour blocks per row (columns of ``nb_atom`` and ``nb_order``); may be 0.
+    derivatives : bool
+        Whether the ``dGd*`` arrays exist.
+    n_structures : int
+        Number of structures S (length of the ``structures/`` arrays).
+    chunk_rows : int
+        Rows per chunk, the same for every array of every element.  A chunk is
+        the unit of write ownership (see the module docstring).
+    dtype : {"float64", "float32"}
+        dtype of ``G`` and ``dGd*``.
+    compressor : str
+        Blosc inner compressor (``"zstd"``, ``"lz4"``, ``"lz4hc"``, ``"blosclz"``,
+        ``"zlib"``) or ``"none"``.  Default zstd: on n2p2 environment vectors
+        it stores float64 at ~1.3x and float32 at ~2x compression, where lz4
+        gives ~1.25x/1.5x.
+    compression_level : int
+        Blosc clevel, 0..9 (default 5; 9 gains ~8 % and is ~10x slower).
+    shuffle : {"shuffle", "bitshuffle", "noshuffle"}
+        Blosc pre-filter; byte shuffle suits floats best.
+    """
+
+    elements: list[str]
+    n_rows: dict[str, int]
+    nG: dict[str, int]
+    ndG: dict[str, int]
+    nblocks: dict[str, int]
+    derivatives: bool
+    n_structures: int
+    chunk_rows: int
+    dtype: str = "float64"
+    compressor: str = "zstd"
+    compression_level: int = 5
+    shuffle: str = "shuffle"
+
+    def __post_init__(self):
+        self.validate()
+
+    # -- validation ---------------------------------------------------------
+    def validate(self) -> None:
+        """Check and normalise every field (ints become Python ints).
+
+        Raises
+        ------
+        StoreError
+            Naming the field, the value found and what was expected.
+        """
+        if isinstance(self.elements, str) or not all(
+            isinstance(e, str) and e for e in self.elements
+        ):
+            raise StoreError(
+                f"invalid store layout: elements must be a list of non-empty strings, got {self.elements!r}"
+            )
+        self.elements = list(self.elements)
+        if not self.elements:
+            raise StoreError("invalid store layout: elements is empty; a store needs at least one element")
+        if len(set(self.elements)) != len(self.elements):
+            raise StoreError(f"invalid store layout: duplicate element in {self.elements}")
+        for field in ("n_rows", "nG", "ndG", "nblocks"):
+            given = getattr(self, field)
+            if not isinstance(given, dict) or set(given) != set(self.elements):
+                keys = sorted(given) if isinstance(given, dict) else given
+                raise StoreError(
+                    f"invalid store layout: {field} must have one entry per element "
+                    f"{self.elements}, got {keys!r}"
+                )
+            setattr(self, field, {e: _count(given[e], f"{field}[{e!r}]") for e in self.elements})
+        if not isinstance(self.derivatives, (bool, np.bool_)):
+            raise StoreError(
+                f"invalid store layout: derivatives must be True or False, got {self.derivatives!r}"
+            )
+        self.derivatives = bool(self.derivatives)
+        self.n_structures = _count(self.n_structures, "n_structures")
+        self.chunk_rows = _count(self.chunk_rows, "chunk_rows", positive=True)
+        if self.dtype not in FLOAT_DTYPES:
+            raise StoreError(
+                f"invalid store layout: dtype must be one of {FLOAT_DTYPES}, got {self.dtype!r}"
+            )
+        if self.compressor not in COMPRESSORS:
+            raise StoreError(
+                f"invalid store layout: compressor must be one of {COMPRESSORS}, got {self.compressor!r}"
+            )
+        level = _count(self.compression_level, "compression_level")
+        if level > 9:
+            raise StoreError(f"invalid store layout: compression_level must be 0..9, got {level}")
+        self.compression_level = level
+        if self.shuffle not in SHUFFLES:
+            raise StoreError(
+                f"invalid store layout: shuffle must be one of {SHUFFLES}, got {self.shuffle!r}"
+            )
+
+    # -- (de)serialisation --------------------------------------------------
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (stored as the root attribute ``layout``)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "StoreLayout":
+        """Inverse of :meth:`to_dict`; refuses missing or unknown keys."""
+        names = {f.name for f in fields(cls)}
+        required = {f.name for f in fields(cls) if f.default is MISSING}
+        unknown = set(d) - names
+        missing = required - set(d)
+        if unknown or missing:
+            raise StoreError(
+                "invalid store layout: "
+                + "; ".join(
+                    s
+                    for s in (
+                        f"unknown keys {sorted(unknown)}" if unknown else "",
+                        f"missing keys {sorted(missing)}" if missing else "",
+                    )
+                    if s
+                )
+            )
+        return cls(**d)
+
+    # -- array specs --------------------------------------------------------
+    def array_names(self) -> tuple[str, ...]:
+        """Names of the per-element arrays present in this layout."""
+        return tuple(n for n in ELEMENT_ARRAYS if self.derivatives or n not in DERIVATIVE_ARRAYS)
+
+    def columns(self, element: str, name: str) -> int | None:
+        """Number of columns of array ``name`` of ``element`` (None for 1-D arrays)."""
+        if name == G:
+            return self.nG[element]
+        if name in DERIVATIVE_ARRAYS:
+            return self.ndG[element]
+        if name in (FORCES, POSITIONS):
+            return 3
+        if name in (NB_ATOM, NB_ORDER):
+            return self.nblocks[element]
+        return None
+
+    def array_dtype(self, name: str) -> str:
+        """dtype (numpy name) of per-element array ``name``."""
+        if name == G or name in DERIVATIVE_ARRAYS:
+            return self.dtype
+        return {
+            FORCES: "float64",
+            POSITIONS: "float64",
+            STRUCTURE: "int64",
+            ATOM: "int32",
+            NB_ATOM: "int32",
+            NB_ORDER: "int16",
+        }[name]
+
+    def array_shape(self, element: str, name: str) -> tuple[int, ...]:
+        ncols = self.columns(element, name)
+        n = self.n_rows[element]
+        return (n,) if ncols is None else (n, ncols)
+
+    def array_chunks(self, element: str, name: str) -> tuple[int, ...]:
+        """Zarr chunk shape: ``chunk_rows`` rows, all columns (at least 1: zarr
+        needs positive chunk lengths, a 0-width array simply has no data)."""
+        ncols = self.columns(element, name)
+        return (self.chunk_rows,) if ncols is None else (self.chunk_rows, max(ncols, 1))
+
+    @staticmethod
+    def fill_value(dtype: str):
+        return FLOAT_FILL if np.dtype(dtype).kind == "f" else INT_FILL
+
+    def n_chunks(self, element: str) -> int:
+        """Number of row chunks of ``element``."""
+        return math.ceil(self.n_rows[element] / self.chunk_rows)
+
+    def check_rows(self, element: str, row_start: int, row_stop: int) -> None:
+        """Enforce the ownership rule for a write of rows [row_start, row_stop).
+
+        Raises
+        ------
+        StoreError
+            If the range is out of bounds, or does not start on a chunk
+            boundary, or does not end on one or at ``n_rows``.
+        """
+        n = self.n_rows[element]
+        c = self.chunk_rows
+        if row_start < 0 or row_stop < row_start or row_stop > n:
+            raise StoreError(
+                f"rows [{row_start}, {row_stop}) of element {element} are out of range: "
+                f"the element has {n} rows"
+            )
+        if row_start % c != 0:
+            raise StoreError(
+                f"rows [{row_start}, {row_stop}) of element {element}: start {row_start} is not a "
+                f"multiple of chunk_rows={c}; a writer must own whole chunks (two writers in one "
+                f"chunk lose data, zarr-python #3682)"
+            )
+        if row_stop % c != 0 and row_stop != n:
+            raise StoreError(
+                f"rows [{row_start}, {row_stop}) of element {element}: stop {row_stop} is neither a "
+                f"multiple of chunk_rows={c} nor n_rows={n}; a writer must own whole chunks (two "
+                f"writers in one chunk lose data, zarr-python #3682)"
+            )
+
+    def structure_spec(self, name: str) -> tuple[tuple[int, ...], str]:
+        """(shape, dtype) of ``structures/<name>``."""
+        s, ne = self.n_structures, len(self.elements)
+        return {
+            NATOMS: ((s,), "int64"),
+            PERIODIC: ((s,), "bool"),
+            LATTICE: ((s, 3, 3), "float64"),
+            ENERGY: ((s,), "float64"),
+            CHARGE: ((s,), "float64"),
+            FIRST_ROW: ((s, ne), "int64"),
+            COUNTS: ((s, ne), "int64"),
+        }[name]
+
+    def compressors(self):
+        """The zarr codec list for every array (``None``: uncompressed)."""
+        if self.compressor == "none":
+            return None
+        from zarr.codecs import BloscCodec
+
+        return BloscCodec(cname=self.compressor, clevel=self.compression_level, shuffle=self.shuffle)
+
+    def describe_compressor(self) -> str:
+        if self.compressor == "none":
+            return "none"
+        return f"blosc {self.compressor} level {self.compression_level} ({self.shuffle})"
