@@ -16,6 +16,7 @@ import os
 import platform
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,11 +79,15 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     settings_path = _beside(data, settings, "input.nn")
     scaling_path = _beside(data, scaling, "scaling.data")
     st = read_settings(settings_path)
-    if not os.path.exists(scaling_path):
-        raise ScalingFileError(scaling_path, None,
-                               "no scaling.data: give --scaling FILE (it is read beside "
-                               "input.data by default)")
-    table = read_scaling(scaling_path, st.sfset)
+    if os.path.exists(scaling_path):
+        table = read_scaling(scaling_path, st.sfset)
+        scaling_info = {"path": os.path.abspath(scaling_path), "sha256": _sha256(scaling_path)}
+    elif scaling is not None:
+        raise ScalingFileError(scaling_path, None, "file not found (given with --scaling)")
+    else:
+        # no scaling.data beside the data: compute it, as n2p2's nnp-scaling would
+        table = scaling_pass(data, settings=settings_path)
+        scaling_info = {"path": None, "computed": True}
     ncut = parse_neighbor_spec(neighbors, st.elements)
     t1 = time.perf_counter()
     index = index_file(data, st.elements)
@@ -113,7 +118,7 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
             "data": {"path": os.path.abspath(data), "sha256": index.sha256,
                      "bytes": int(index.file_size)},
             "settings": {"path": os.path.abspath(settings_path), "sha256": st.sha256},
-            "scaling": {"path": os.path.abspath(scaling_path), "sha256": _sha256(scaling_path)},
+            "scaling": scaling_info,
         },
         "settings": st.to_dict(),
         "scaling": table.to_dict(),
@@ -147,6 +152,10 @@ class UnitRunner:
                                           st.use_short_forces)
         self.writer = StoreWriter(job.out)
         self.dtype = np.dtype(job.layout.dtype)
+        # one background thread writes (compression releases the GIL) while the
+        # next rows are computed; at most two chunks wait, bounding memory
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distatomenv-write")
+        self._pending = []
 
     def run(self, unit: WorkUnit) -> dict:
         """Compute one unit and write its rows; returns counters for progress."""
@@ -166,7 +175,8 @@ class UnitRunner:
             if not owned.any():
                 continue
             pos = st.remapped_positions()
-            rows = self.calc.compute(elem, pos, st.lattice, owned, structure_index=s)
+            rows = self.calc.compute(elem, pos, st.lattice, owned, structure_index=s,
+                                     path=job.data)
             for a, e in enumerate(els):
                 if e not in rows or rows[e]["atom"].size == 0:
                     continue
@@ -184,6 +194,7 @@ class UnitRunner:
         for e in els:
             for start, arrays in buffers[e].flush():
                 self._write(e, start, arrays)
+        self._drain(0)
         t_write += time.perf_counter() - tw
         seconds = time.perf_counter() - t0
         self.writer.mark_unit_done(unit.id, {"atoms": unit.atoms, "seconds": seconds,
@@ -192,12 +203,23 @@ class UnitRunner:
                 "structures": unit.last - unit.first, "seconds": seconds, "write": t_write}
 
     def _write(self, element, start, arrays):
+        """Queue rows for the writer thread (waits while two writes are pending)."""
         out = {}
         for k, v in arrays.items():
             if k in ("G", "dGdx", "dGdy", "dGdz"):
                 v = v.astype(self.dtype, copy=False)
             out[k] = v
-        self.writer.write_rows(element, start, out)
+        self._drain(1)
+        self._pending.append(self._pool.submit(self.writer.write_rows, element, start, out))
+
+    def _drain(self, keep):
+        """Wait until at most ``keep`` writes are pending; re-raise their errors."""
+        while len(self._pending) > keep:
+            self._pending.pop(0).result()
+
+    def close(self):
+        self._drain(0)
+        self._pool.shutdown()
 
 
 class _RowBuffer:
@@ -266,7 +288,8 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
         chunk_rows=chunk_rows, n_units=n_units, command=command)
     t0 = time.perf_counter()
-    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume)
+    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
+                 n_units=len(job.units))
     timings["create store"] = time.perf_counter() - t0
     writer = StoreWriter(out)
     todo = [u for u in job.units if u.id not in writer.done_units()]
@@ -283,6 +306,80 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     reader = open_store(out)
     reader.timings = timings
     return reader
+
+
+# ----------------------------------------------------------------------------- scaling
+class MomentAccumulator:
+    """Count, min, max, mean and M2 of SF values, merged with Chan's formula.
+
+    Numerically stable for any number of rows; partial accumulators (one per
+    unit, rank or worker) merge in any grouping.
+    """
+
+    def __init__(self, n):
+        self.count = 0
+        self.min = np.full(n, np.inf)
+        self.max = np.full(n, -np.inf)
+        self.mean = np.zeros(n)
+        self.m2 = np.zeros(n)
+
+    def add(self, G):
+        """Add rows G (rows, n)."""
+        if len(G) == 0:
+            return
+        other = MomentAccumulator(G.shape[1])
+        other.count = len(G)
+        other.min, other.max = G.min(axis=0), G.max(axis=0)
+        other.mean = G.mean(axis=0)
+        other.m2 = ((G - other.mean) ** 2).sum(axis=0)
+        self.merge(other)
+
+    def merge(self, o):
+        if o.count == 0:
+            return
+        n = self.count + o.count
+        delta = o.mean - self.mean
+        self.mean = self.mean + delta * (o.count / n)
+        self.m2 = self.m2 + o.m2 + delta * delta * (self.count * o.count / n)
+        self.min = np.minimum(self.min, o.min)
+        self.max = np.maximum(self.max, o.max)
+        self.count = n
+
+    @property
+    def sigma(self):
+        """Sample standard deviation (divides by count - 1, as n2p2's nnp-scaling)."""
+        return np.sqrt(self.m2 / max(self.count - 1, 1))
+
+
+def scaling_pass(data, *, settings=None, threads=None):
+    """SF min, max, mean and sigma over every atom of input.data (``nnp-scaling``).
+
+    Returns a :class:`~distatomenv.io.scaling.ScalingTable`.
+    """
+    from .backends.serial import set_threads
+    from .io.scaling import ScalingTable
+    set_threads(threads)
+    st = read_settings(_beside(data, settings, "input.nn"))
+    index = index_file(data, st.elements)
+    ne = len(st.elements)
+    ident = {e: (np.zeros(st.sfset.n_sf(e)), np.ones(st.sfset.n_sf(e)), np.zeros(st.sfset.n_sf(e)))
+             for e in st.elements}
+    calc = EnvironmentCalculator(st.sfset, np.zeros((ne, ne), dtype=np.int64), ident,
+                                 st.conv_length, derivatives=False)
+    acc = {e: MomentAccumulator(st.sfset.n_sf(e)) for e in st.elements}
+    eindex = {e: a for a, e in enumerate(st.elements)}
+    for s in range(index.n_structures):
+        struct = read_structure(data, index, s)
+        elem = np.fromiter((eindex[x] for x in struct.elements), dtype=np.int64,
+                           count=struct.natoms)
+        rows = calc.compute(elem, struct.remapped_positions(), struct.lattice, structure_index=s)
+        for e, r in rows.items():
+            acc[e].add(r["G"])
+    return ScalingTable(elements=list(st.elements),
+                        min={e: a.min for e, a in acc.items()},
+                        max={e: a.max for e, a in acc.items()},
+                        mean={e: a.mean for e, a in acc.items()},
+                        sigma={e: a.sigma for e, a in acc.items()})
 
 
 # ----------------------------------------------------------------------------- export
@@ -321,6 +418,13 @@ def export(store, out_dir, *, format="n2p2", progress=None):
                     np.array([c.stop - c.start for c in cols], dtype=np.int64))
         columns[e] = {"G": spec(g), "dGdx": spec(d), "dGdy": spec(d), "dGdz": spec(d)}
     writer = AtomEnvWriter(out_dir, names, columns, els, zs)
+    if meta["inputs"]["scaling"].get("computed"):
+        from .io.scaling import ScalingTable, write_scaling
+        from .io.settings import Settings
+        path = os.path.join(out_dir, "scaling.data")
+        write_scaling(path, ScalingTable.from_dict(meta["scaling"]),
+                      Settings.from_dict(meta["settings"]).sfset)
+        writer.paths.append(path)
     S = len(counts)
     # read structures in blocks of about one chunk of rows
     block = max(1, int(rd.layout.chunk_rows // max(1, counts.sum(axis=1).mean())))

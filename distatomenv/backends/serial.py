@@ -34,10 +34,13 @@ def run(job, units, *, threads=None, progress=None) -> dict:
     t_setup = time.perf_counter() - t0
     t_write = 0.0
     t1 = time.perf_counter()
-    for unit in units:
-        stats = runner.run(unit)
-        t_write += stats["write"]
-        if progress is not None:
-            progress(stats["structures"], stats["atoms"])
+    try:
+        for unit in units:
+            stats = runner.run(unit)
+            t_write += stats["write"]
+            if progress is not None:
+                progress(stats["structures"], stats["atoms"])
+    finally:
+        runner.close()
     total = time.perf_counter() - t1
     return {"setup": t_setup, "compute": total - t_write, "write": t_write}

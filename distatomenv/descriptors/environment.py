@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from ..elements import atomic_number
 from ..errors import NeighborSpecError, NotEnoughNeighborsError
 from .kernels import pack_tables, sf_entry_derivatives, sf_values
 from .neighbors import neighbor_list
@@ -226,7 +227,7 @@ class EnvironmentCalculator:
         self.rc_max = sfset.max_cutoff() * self.conv_length
         ne = sfset.n_elements
         max_sf = self.tables[0].shape[1]
-        self.z = np.array([_z(e) for e in sfset.elements], dtype=np.float64)
+        self.z = np.array([atomic_number(e) for e in sfset.elements], dtype=np.float64)
         self.shift = np.zeros((ne, max_sf))
         self.factor = np.ones((ne, max_sf))
         self.offset = np.zeros((ne, max_sf))
@@ -242,7 +243,7 @@ class EnvironmentCalculator:
         lat = None if lattice is None else np.asarray(lattice) * L
         return neighbor_list(np.asarray(positions) * L, lat, self.rc_max, atoms)
 
-    def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0):
+    def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0, path=None):
         """Environment rows of the owned atoms of one structure.
 
         Parameters
@@ -251,7 +252,7 @@ class EnvironmentCalculator:
         positions : float64 (n, 3)  remapped positions, input length unit.
         lattice : float64 (3, 3) rows = lattice vectors, or None.
         owned : bool (n,) atoms whose rows are wanted (default all).
-        structure_index : 0-based, for error messages.
+        structure_index, path : 0-based structure number and input file, for error messages.
 
         Returns
         -------
@@ -279,7 +280,7 @@ class EnvironmentCalculator:
                 raise NotEnoughNeighborsError(structure_index + 1, int(atoms_a[bad[0]]) + 1,
                                               lay.elements[a], lay.elements[bad[1]],
                                               int(found[bad[0], bad[1]]),
-                                              int(lay.ncut[a, bad[1]]))
+                                              int(lay.ncut[a, bad[1]]), path=path)
             sel[a] = (atoms_a, blk_entry, nb_order)
         nb_atoms = np.concatenate([nl.j[s[1]].ravel() for s in sel.values()] + [owned_idx])
         needed = np.unique(nb_atoms.astype(np.int64))
@@ -290,12 +291,12 @@ class EnvironmentCalculator:
                 atoms_a = sel[a][0]
                 _select_blocks(atoms_a, elem, nl.start, nl.j, lay.ncut[a], ne, sel[a][1],
                                sel[a][2], np.zeros((atoms_a.size, ne), dtype=np.int64))
-        fp, ip, nsf, rad, nrad, grp, ngrp, members = self.tables
+        fp = self.tables[0]
         max_sf = fp.shape[1]
         G = np.zeros((n, max_sf))
         dG = np.zeros((n, max_sf, 3))
-        sf_values(needed, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, fp, ip, nsf,
-                  rad, nrad, grp, ngrp, members, G, dG)
+        sf_values(needed, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables,
+                  G, dG)
         Gs = (G - self.shift[elem]) * self.factor[elem] + self.offset[elem]
         out = {}
         for a, (atoms_a, blk_entry, nb_order) in sel.items():
@@ -323,6 +324,7 @@ class EnvironmentCalculator:
     def _neighbor_derivatives(self, a, atoms_a, blk_atom, benum, elem, nl):
         lay = self.layout
         fp, ip = self.tables[0], self.tables[1]
+        rkey, rkey_sf, nrkey = self.tables[8:11]
         nblk = blk_atom.shape[1]
         if nblk == 0 or atoms_a.size == 0:
             return []
@@ -340,13 +342,10 @@ class EnvironmentCalculator:
             nsub[mask] = len(rel)
         out = np.zeros((jj.size, max_sub, 3))
         sf_entry_derivatives(jj, entry, subset, nsub, elem, self.z, nl.start, nl.j, nl.dx, nl.dy,
-                             nl.dz, nl.d, fp, ip, out)
+                             nl.dz, nl.d, fp, ip, rkey, rkey_sf, nrkey, out)
         fac = self.factor[elem[jj][:, None], subset]          # (P, max_sub)
         out *= fac[:, :, None]
         out = out.reshape(atoms_a.size, nblk, max_sub, 3)
         return [out[:, b, :len(lay.relevant[a][benum[b]]), :] for b in range(nblk)]
 
 
-def _z(symbol):
-    from ..elements import atomic_number
-    return atomic_number(symbol)

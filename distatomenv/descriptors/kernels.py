@@ -38,12 +38,16 @@ _kernel = nb.njit(cache=True, parallel=True, error_model="numpy", fastmath={"con
 def pack_tables(sfset, conv_length=1.0):
     """Stack every element's parameter tables and build the angular groups.
 
-    Returns a tuple ``(fp, ip, nsf, rad, nrad, grp, ngrp, members)``:
-    fp (n_elem, max_sf, N_FLOAT_PARAMS), ip (n_elem, max_sf, N_INT_PARAMS),
-    nsf (n_elem,), rad (n_elem, max_sf) radial SF indices, nrad (n_elem,),
-    grp (n_elem, max_grp, 2) start/stop into members (n_elem, max_sf), ngrp.
+    Returns a tuple ``(fp, ip, nsf, rad, nrad, grp, ngrp, members, rkey, rkey_sf,
+    nrkey)``: fp (n_elem, max_sf, N_FLOAT_PARAMS), ip (n_elem, max_sf,
+    N_INT_PARAMS), nsf (n_elem,), rad (n_elem, max_sf) radial SF indices,
+    nrad (n_elem,), grp (n_elem, max_grp, 2) start/stop into members (n_elem,
+    max_sf), ngrp; rkey (n_elem, max_sf) the radial-function key of each SF,
+    rkey_sf (n_elem, max_sf) one SF per key, nrkey (n_elem,).
     Angular SFs that share type, neighbour elements, cutoff and radial core
-    form a group whose pair geometry is computed once.
+    form a group whose pair geometry is computed once; SFs that share a
+    radial function (cutoff type and radius, or compact core and window)
+    share one evaluation of it per neighbour entry.
     """
     ne = sfset.n_elements
     max_sf = max(1, max(sfset.n_sf(e) for e in sfset.elements))
@@ -55,6 +59,9 @@ def pack_tables(sfset, conv_length=1.0):
     members = np.zeros((ne, max_sf), dtype=np.int64)
     grp = np.zeros((ne, max_sf, 2), dtype=np.int64)
     ngrp = np.zeros(ne, dtype=np.int64)
+    rkey = np.zeros((ne, max_sf), dtype=np.int64)
+    rkey_sf = np.zeros((ne, max_sf), dtype=np.int64)
+    nrkey = np.zeros(ne, dtype=np.int64)
     for a, e in enumerate(sfset.elements):
         f, i = sfset.tables(e, conv_length)
         n = f.shape[0]
@@ -75,25 +82,18 @@ def pack_tables(sfset, conv_length=1.0):
             members[a, pos:pos + len(sfs)] = sfs
             pos += len(sfs)
         ngrp[a] = len(groups)
-    return fp, ip, nsf, rad, nrad, grp, ngrp, members
+        keys: dict = {}
+        for s_ in range(n):
+            key = (i[s_, I_TYPE] >= 20, i[s_, I_CORE], f[s_, P_RC], f[s_, P_RCI], f[s_, P_RL])
+            if key not in keys:
+                keys[key] = len(keys)
+                rkey_sf[a, keys[key]] = s_
+            rkey[a, s_] = keys[key]
+        nrkey[a] = len(keys)
+    return fp, ip, nsf, rad, nrad, grp, ngrp, members, rkey, rkey_sf, nrkey
 
 
 # ----------------------------------------------------------------------------- terms
-@_inline
-def _radial_factor(fp, ip, s, r):
-    """Radial function of SF s at distance r and its derivative (no weight)."""
-    t = ip[s, I_TYPE]
-    if t >= 20:
-        return compact(ip[s, I_CORE], r, fp[s, P_RL], fp[s, P_RC])
-    fc, dfc = cutoff(ip[s, I_CORE], r, fp[s, P_RC], fp[s, P_RCI])
-    if fc == 0.0 and dfc == 0.0:
-        return 0.0, 0.0
-    eta = fp[s, P_ETA]
-    x = r - fp[s, P_RS]
-    e = math.exp(-eta * x * x)
-    return e * fc, e * (dfc - 2.0 * eta * x * fc)
-
-
 @_inline
 def _pair_radial(fp, ip, s, r):
     """Per-entry radial factor of angular SF s: (R, dR/dr).
@@ -182,7 +182,7 @@ def _element_segments(nbe, n_elem, order, seg):
 # ----------------------------------------------------------------------------- kernel 1
 @_kernel
 def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad, grp, ngrp,
-              members, G, dG):
+              members, rkey, rkey_sf, nrkey, G, dG):
     """Unscaled G_i and dG_i/dr_i of ``atoms``.
 
     Parameters
@@ -220,6 +220,17 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             dG[i, s, 2] = 0.0
         fpe = fp[e]
         ipe = ip[e]
+        # radial functions (cutoff or compact window), once per key and entry
+        fcache = np.zeros((nrkey[e], n))
+        dfcache = np.zeros((nrkey[e], n))
+        for k_ in range(nrkey[e]):
+            rep = rkey_sf[e, k_]
+            rc = fpe[rep, P_RC]
+            for q in range(n):
+                r = d[s0 + q]
+                if r >= rc:
+                    break
+                fcache[k_, q], dfcache[k_, q] = _pair_radial(fpe, ipe, rep, r)
         # --- radial SFs
         for r_ in range(nrad[e]):
             s = rad[e, r_]
@@ -227,6 +238,10 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             weighted = t == 12 or t == 23
             e1 = ipe[s, I_E1]
             rc = fpe[s, P_RC]
+            key = rkey[e, s]
+            compact_type = t >= 20
+            eta = fpe[s, P_ETA]
+            rs = fpe[s, P_RS]
             g = 0.0
             gx = 0.0
             gy = 0.0
@@ -241,7 +256,15 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                     w = 1.0
                 else:
                     continue
-                f, df = _radial_factor(fpe, ipe, s, r)
+                fc = fcache[key, q]
+                dfc = dfcache[key, q]
+                if compact_type:
+                    f, df = fc, dfc
+                else:
+                    x = r - rs
+                    ex_ = math.exp(-eta * x * x)
+                    f = ex_ * fc
+                    df = ex_ * (dfc - 2.0 * eta * x * fc)
                 g += w * f
                 gx -= w * df * ux[q]
                 gy -= w * df * uy[q]
@@ -254,8 +277,6 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
         order = np.empty(n, dtype=np.int64)
         seg = np.empty(n_elem + 1, dtype=np.int64)
         _element_segments(nbe, n_elem, order, seg)
-        fr = np.empty(n)
-        dfr = np.empty(n)
         for g_ in range(ngrp[e]):
             m0 = grp[e, g_, 0]
             m1 = grp[e, g_, 1]
@@ -264,12 +285,8 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             narrow = t == 3 or t == 13 or t == 21 or t == 24
             weighted = t == 13 or t == 24 or t == 25
             rc = fpe[s_first, P_RC]
-            for q in range(n):
-                if d[s0 + q] < rc:
-                    fr[q], dfr[q] = _pair_radial(fpe, ipe, s_first, d[s0 + q])
-                else:
-                    fr[q] = 0.0
-                    dfr[q] = 0.0
+            fr = fcache[rkey[e, s_first]]
+            dfr = dfcache[rkey[e, s_first]]
             if weighted:
                 ja, jb, ka_same = 0, n, True
                 kb_lo, kb_hi = 0, n
@@ -321,7 +338,7 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
 # ----------------------------------------------------------------------------- kernel 2
 @_kernel
 def sf_entry_derivatives(pairs_atom, pairs_entry, subset, nsubset, elem, z, start, nbj, dx, dy,
-                         dz, d, fp, ip, out):
+                         dz, d, fp, ip, rkey, rkey_sf, nrkey, out):
     """dG_a/dr_m of atom a's SFs with respect to its neighbour entry m.
 
     Parameters
@@ -331,6 +348,7 @@ def sf_entry_derivatives(pairs_atom, pairs_entry, subset, nsubset, elem, z, star
         must lie in a's range).
     subset : int64 (P, max_sub)  SF indices of a's element to return, in order.
     nsubset : int64 (P,)  how many of ``subset`` are used.
+    rkey, rkey_sf, nrkey : radial-function keys from :func:`pack_tables`.
     out : float64 (P, max_sub, 3)  output, per length unit.
     """
     for p in nb.prange(pairs_atom.shape[0]):
@@ -346,13 +364,26 @@ def sf_entry_derivatives(pairs_atom, pairs_entry, subset, nsubset, elem, z, star
         em = elem[nbj[s0 + m]]
         fpe = fp[e]
         ipe = ip[e]
+        nk = nrkey[e]
+        krc = np.empty(nk)
+        fm = np.zeros(nk)
+        dfm = np.zeros(nk)
+        fk = np.zeros(nk)
+        dfk = np.zeros(nk)
+        fjk = np.zeros(nk)
+        dfjk = np.zeros(nk)
+        for k_ in range(nk):
+            krc[k_] = fpe[rkey_sf[e, k_], P_RC]
+            if rm < krc[k_]:
+                fm[k_], dfm[k_] = _pair_radial(fpe, ipe, rkey_sf[e, k_], rm)
+        rc_ang = 0.0
         for u in range(nsubset[p]):
             s = subset[p, u]
+            out[p, u, 0] = 0.0
+            out[p, u, 1] = 0.0
+            out[p, u, 2] = 0.0
             t = ipe[s, I_TYPE]
             rc = fpe[s, P_RC]
-            gx = 0.0
-            gy = 0.0
-            gz = 0.0
             if t == 2 or t == 12 or t == 20 or t == 23:
                 if rm < rc:
                     if t == 12 or t == 23:
@@ -362,58 +393,78 @@ def sf_entry_derivatives(pairs_atom, pairs_entry, subset, nsubset, elem, z, star
                     else:
                         w = 0.0
                     if w != 0.0:
-                        f, df = _radial_factor(fpe, ipe, s, rm)
-                        gx = w * df * umx
-                        gy = w * df * umy
-                        gz = w * df * umz
-            elif rm < rc:
+                        key = rkey[e, s]
+                        if t >= 20:
+                            df = dfm[key]
+                        else:
+                            x = rm - fpe[s, P_RS]
+                            eta = fpe[s, P_ETA]
+                            df = math.exp(-eta * x * x) * (dfm[key] - 2.0 * eta * x * fm[key])
+                        out[p, u, 0] = w * df * umx
+                        out[p, u, 1] = w * df * umy
+                        out[p, u, 2] = w * df * umz
+            elif rm < rc and rc > rc_ang:
+                rc_ang = rc
+        if rc_ang == 0.0:
+            continue
+        # angular SFs: every pair (m, k), geometry and radial functions once per k
+        for k in range(n):
+            if k == m:
+                continue
+            rk = d[s0 + k]
+            if rk >= rc_ang:
+                break
+            ek = elem[nbj[s0 + k]]
+            ukx = dx[s0 + k] / rk
+            uky = dy[s0 + k] / rk
+            ukz = dz[s0 + k] / rk
+            c = umx * ukx + umy * uky + umz * ukz
+            ex = dx[s0 + k] - dx[s0 + m]
+            ey = dy[s0 + k] - dy[s0 + m]
+            ez = dz[s0 + k] - dz[s0 + m]
+            rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
+            for k_ in range(nk):
+                rep = rkey_sf[e, k_]
+                if rk < krc[k_]:
+                    fk[k_], dfk[k_] = _pair_radial(fpe, ipe, rep, rk)
+                if rjk < krc[k_]:
+                    fjk[k_], dfjk[k_] = _pair_radial(fpe, ipe, rep, rjk)
+            # d c/d r_m = (u_k - c u_m) / r_m;  d rjk/d r_m = -(r_k - r_m) / rjk
+            cmx = (ukx - c * umx) / rm
+            cmy = (uky - c * umy) / rm
+            cmz = (ukz - c * umz) / rm
+            for u in range(nsubset[p]):
+                s = subset[p, u]
+                t = ipe[s, I_TYPE]
+                if t == 2 or t == 12 or t == 20 or t == 23:
+                    continue
+                rc = fpe[s, P_RC]
+                if rm >= rc or rk >= rc:
+                    continue
                 narrow = t == 3 or t == 13 or t == 21 or t == 24
-                weighted = t == 13 or t == 24 or t == 25
-                e1 = ipe[s, I_E1]
-                e2 = ipe[s, I_E2]
-                if weighted or em == e1 or em == e2:
-                    fm, dfm = _pair_radial(fpe, ipe, s, rm)
-                    for k in range(n):
-                        if k == m:
-                            continue
-                        rk = d[s0 + k]
-                        if rk >= rc:
-                            break
-                        ek = elem[nbj[s0 + k]]
-                        if weighted:
-                            w = z[em] * z[ek]
-                        elif (em == e1 and ek == e2) or (em == e2 and ek == e1):
-                            w = 1.0
-                        else:
-                            continue
-                        ukx = dx[s0 + k] / rk
-                        uky = dy[s0 + k] / rk
-                        ukz = dz[s0 + k] / rk
-                        c = umx * ukx + umy * uky + umz * ukz
-                        if narrow:
-                            ex = dx[s0 + k] - dx[s0 + m]
-                            ey = dy[s0 + k] - dy[s0 + m]
-                            ez = dz[s0 + k] - dz[s0 + m]
-                            rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
-                            if rjk >= rc:
-                                continue
-                            fjk, dfjk = _pair_radial(fpe, ipe, s, rjk)
-                        else:
-                            rjk = 1.0
-                            ex = ey = ez = 0.0
-                            fjk, dfjk = 1.0, 0.0
-                        fk, dfk = _pair_radial(fpe, ipe, s, rk)
-                        tv, tc, tm, tk, tjk = _angular_term(fpe, ipe, s, narrow, w, c, rm, rk,
-                                                            rjk, fm, dfm, fk, dfk, fjk, dfjk)
-                        # entry m plays "j": d rij/d r_m = u_m, d rjk/d r_m = -(r_k - r_m)/rjk,
-                        # d c/d r_m = (u_k - c u_m)/r_m
-                        gx += tm * umx + tc * (ukx - c * umx) / rm
-                        gy += tm * umy + tc * (uky - c * umy) / rm
-                        gz += tm * umz + tc * (ukz - c * umz) / rm
-                        if narrow:
-                            gx -= tjk * ex / rjk
-                            gy -= tjk * ey / rjk
-                            gz -= tjk * ez / rjk
-            out[p, u, 0] = gx
-            out[p, u, 1] = gy
-            out[p, u, 2] = gz
+                if narrow and rjk >= rc:
+                    continue
+                if t == 13 or t == 24 or t == 25:
+                    w = z[em] * z[ek]
+                else:
+                    e1 = ipe[s, I_E1]
+                    e2 = ipe[s, I_E2]
+                    if (em == e1 and ek == e2) or (em == e2 and ek == e1):
+                        w = 1.0
+                    else:
+                        continue
+                key = rkey[e, s]
+                if narrow:
+                    tv, tc, tm, tk, tjk = _angular_term(fpe, ipe, s, True, w, c, rm, rk, rjk,
+                                                        fm[key], dfm[key], fk[key], dfk[key],
+                                                        fjk[key], dfjk[key])
+                    out[p, u, 0] += tm * umx + tc * cmx - tjk * ex / rjk
+                    out[p, u, 1] += tm * umy + tc * cmy - tjk * ey / rjk
+                    out[p, u, 2] += tm * umz + tc * cmz - tjk * ez / rjk
+                else:
+                    tv, tc, tm, tk, tjk = _angular_term(fpe, ipe, s, False, w, c, rm, rk, 0.0,
+                                                        fm[key], dfm[key], fk[key], dfk[key],
+                                                        1.0, 0.0)
+                    out[p, u, 0] += tm * umx + tc * cmx
+                    out[p, u, 1] += tm * umy + tc * cmy
+                    out[p, u, 2] += tm * umz + tc * cmz

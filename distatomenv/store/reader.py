@@ -49,6 +49,10 @@ def open_store(path, *, allow_incomplete: bool = False) -> "StoreReader":
     return StoreReader(path, allow_incomplete=allow_incomplete)
 
 
+def _reopen(path, allow_incomplete):
+    return StoreReader(path, allow_incomplete=allow_incomplete)
+
+
 def _dir_size(path: str) -> int:
     total = 0
     for dirpath, _dirnames, filenames in os.walk(path):
@@ -162,6 +166,9 @@ class StoreReader:
         self._group = zarr.open_group(self.path, mode="r")
         self._arrays: dict = {}
         self._structures: dict = {}
+
+    def __reduce__(self):  # picklable: reopened from the path (e.g. on Dask workers)
+        return (_reopen, (self.path, True))
 
     # -- status ---------------------------------------------------------------
     def done_units(self) -> set[int]:

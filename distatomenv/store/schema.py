@@ -81,8 +81,9 @@ Only the coordinator writes the root group: ``creating`` while it creates the
 metadata, ``incomplete`` once every array exists, ``complete`` after it has
 checked that every work unit's marker exists.  A unit's marker is its own
 group ``units/<id>``, written after all its rows, so writers never share an
-object; LocalStore writes each file atomically (temporary file + rename), so
-an existing marker is a whole marker.  A run that dies leaves ``incomplete``
+object.  Markers (and, through zarr's LocalStore, chunks and metadata) are
+written atomically: temporary file, then rename; an existing marker is a whole
+marker, and a writer killed mid-chunk leaves no marker, so resume redoes it.  A run that dies leaves ``incomplete``
 and the markers of the units it finished: re-running with resume redoes only
 the missing units.  Readers refuse a store that is not ``complete`` unless
 asked explicitly.
@@ -485,13 +486,22 @@ class StoreLayout:
             COUNTS: ((s, ne), "int64"),
         }[name]
 
-    def compressors(self):
-        """The zarr codec list for every array (``None``: uncompressed)."""
+    def compressors(self, name: str | None = None):
+        """The zarr codec of array ``name`` (``None``: uncompressed).
+
+        G gets Blosc blocks of up to 4 MiB instead of Blosc's default (a few
+        hundred KiB): a row's neighbour blocks repeat other rows' own SFs,
+        usually within the same structure, and a block that holds the whole
+        structure lets zstd find them (measured on H2O: ratio 5.7 instead of
+        4.2, and faster).
+        """
         if self.compressor == "none":
             return None
         from zarr.codecs import BloscCodec
 
-        return BloscCodec(cname=self.compressor, clevel=self.compression_level, shuffle=self.shuffle)
+        blocksize = 1 << 22 if name == G else 0
+        return BloscCodec(cname=self.compressor, clevel=self.compression_level,
+                          shuffle=self.shuffle, blocksize=blocksize)
 
     def describe_compressor(self) -> str:
         if self.compressor == "none":

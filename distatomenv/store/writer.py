@@ -345,7 +345,6 @@ def _create(path, layout, structures, meta, n_units):
             "history": [{"event": "created", "time": _now(), "command": meta.get("command")}],
         },
     )
-    compressors = layout.compressors()
     for e in layout.elements:
         root.create_group(f"{ELEMENTS_GROUP}/{e}")
         for name in layout.array_names():
@@ -356,7 +355,7 @@ def _create(path, layout, structures, meta, n_units):
                 shape=shape,
                 chunks=layout.array_chunks(e, name),
                 dtype=dtype,
-                compressors=compressors,
+                compressors=layout.compressors(name),
                 fill_value=layout.fill_value(dtype),
                 dimension_names=("row",) if len(shape) == 1 else ("row", "column"),
             )
@@ -368,7 +367,7 @@ def _create(path, layout, structures, meta, n_units):
             shape=shape,
             chunks=(max(1, min(shape[0], STRUCTURE_CHUNK)),) + shape[1:],
             dtype=dtype,
-            compressors=compressors,
+            compressors=layout.compressors(name),
             fill_value=False if dtype == "bool" else layout.fill_value(dtype),
         )
         if structures[name].size:

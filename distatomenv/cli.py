@@ -1,0 +1,180 @@
+"""The ``distatomenv`` command line: argument parsing only.
+
+Every subcommand delegates to the public Python API (:mod:`distatomenv.pipeline`);
+no logic lives here.  Errors of type DistatomenvError are printed as one line
+(``distatomenv: error: FILE:LINE: ...``) with exit status 2.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+
+from . import __version__
+from .errors import DistatomenvError
+
+
+def cmd_compute(args):
+    from .pipeline import compute
+    command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    bar = None
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(unit="atom", unit_scale=True, desc="compute", dynamic_ncols=True)
+
+        def progress(structures, atoms):
+            bar.update(atoms)
+    try:
+        store = compute(args.data, settings=args.settings, scaling=args.scaling,
+                        neighbors=args.neighbors, out=args.output, dtype=args.dtype,
+                        chunk_rows=args.chunk_rows, overwrite=args.overwrite, resume=args.resume,
+                        threads=args.threads, progress=progress, command=command)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        t = store.timings
+        atoms = sum(store.n_rows(e) for e in store.elements)
+        phases = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k != "total")
+        print(f"distatomenv: {atoms} atoms in {store.layout.n_structures} structures -> "
+              f"{store.path} ({t['total']:.2f} s, {atoms / max(t['total'], 1e-9):.0f} atoms/s; "
+              f"{phases})")
+    return 0
+
+
+def cmd_export(args):
+    from .pipeline import export
+    paths = export(args.store, args.output, format=args.format)
+    if not args.quiet:
+        for p in paths:
+            print(p)
+    return 0
+
+
+def cmd_info(args):
+    from .pipeline import info
+    print(info(args.store))
+    return 0
+
+
+def cmd_scaling(args):
+    from .io.scaling import write_scaling
+    from .io.settings import read_settings
+    from .pipeline import _beside, scaling_pass
+    table = scaling_pass(args.data, settings=args.settings, threads=args.threads)
+    write_scaling(args.output, table, read_settings(_beside(args.data, args.settings,
+                                                            "input.nn")).sfset)
+    if not args.quiet:
+        print(args.output)
+    return 0
+
+
+def cmd_demo(args):
+    from .pipeline import compute, export, info
+    from .synth import write_lj_dataset
+    t0 = time.perf_counter()
+    d = args.directory
+    os.makedirs(d, exist_ok=True)
+    paths = write_lj_dataset(d, n_structures=args.structures, n_atoms=args.atoms, seed=args.seed,
+                             overwrite=True)
+    print(f"demo: generated {args.structures} Lennard-Jones configurations of {args.atoms} "
+          f"atoms with exact forces: {paths['input.data']}, {paths['input.nn']}")
+    store_path = os.path.join(d, "store.zarr")
+    store = compute(paths["input.data"], neighbors=args.neighbors, out=store_path,
+                    overwrite=True, threads=args.threads,
+                    command="distatomenv demo")
+    print(f"demo: computed environments of {sum(store.n_rows(e) for e in store.elements)} "
+          f"atoms into {store_path} ({store.timings['total']:.1f} s)")
+    out = os.path.join(d, "n2p2")
+    written = export(store_path, out)
+    print(f"demo: exported n2p2 nnp-atomenv files: {', '.join(os.path.basename(p) for p in written)}"
+          f" in {out}")
+    print(info(store_path))
+    print(f"demo: done in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="distatomenv",
+        description="Atomic environment descriptors (n2p2 symmetry functions) at any scale: "
+                    "compute them into a Zarr store, export n2p2's nnp-atomenv files.")
+    p.add_argument("--version", action="version", version=f"distatomenv {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("compute", help="compute environment vectors into a store",
+                       description="Compute every atom's symmetry functions, their derivatives "
+                                   "and its environment vector into a Zarr v3 store.")
+    c.add_argument("data", help="n2p2 input.data file")
+    c.add_argument("--settings", help="input.nn (default: input.nn beside DATA)")
+    c.add_argument("--scaling", help="scaling.data (default: scaling.data beside DATA; "
+                                     "computed from DATA when there is none)")
+    c.add_argument("--neighbors", required=True, metavar="SPEC",
+                   help='neighbour counts per element pair, n2p2 style "6 2 4 4" '
+                        '(elements in atomic-number order) or "H-H=6,H-O=2,O-H=4,O-O=4"')
+    c.add_argument("-o", "--output", required=True, metavar="STORE", help="store to write")
+    c.add_argument("--dtype", choices=["float64", "float32"], default="float64",
+                   help="floating type of G and dG (default float64)")
+    c.add_argument("--chunk-rows", type=int, default=2048, help="rows per chunk (default 2048)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing store")
+    c.add_argument("--resume", action="store_true",
+                   help="continue an incomplete store: compute only the missing work units")
+    c.add_argument("--threads", type=int, help="numba threads (default: all cores)")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    c.set_defaults(func=cmd_compute)
+
+    e = sub.add_parser("export", help="write n2p2 nnp-atomenv files from a store",
+                       description="Write atomic-env.G, atomic-env.dGdx/dGdy/dGdz and "
+                                   "neighbor-list.data in nnp-atomenv's exact format.")
+    e.add_argument("store")
+    e.add_argument("--format", choices=["n2p2"], default="n2p2")
+    e.add_argument("-o", "--output", required=True, metavar="DIR")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_export)
+
+    i = sub.add_parser("info", help="describe a store",
+                       description="Elements, atom counts, arrays, chunks, settings, provenance.")
+    i.add_argument("store")
+    i.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("scaling", help="compute scaling.data (like n2p2's nnp-scaling)",
+                       description="SF minimum, maximum, mean and sigma over every atom.")
+    s.add_argument("data")
+    s.add_argument("--settings", help="input.nn (default: beside DATA)")
+    s.add_argument("-o", "--output", required=True, metavar="FILE")
+    s.add_argument("--threads", type=int)
+    s.add_argument("-q", "--quiet", action="store_true")
+    s.set_defaults(func=cmd_scaling)
+
+    d = sub.add_parser("demo", help="generate Lennard-Jones data, compute, export, info",
+                       description="The embedded default: a binary Lennard-Jones liquid with "
+                                   "exact forces, run through compute, export and info.")
+    d.add_argument("--directory", default="distatomenv-demo", help="where to write everything")
+    d.add_argument("--structures", type=int, default=20)
+    d.add_argument("--atoms", type=int, default=64)
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--neighbors", default="2 2 2 2",
+                   help='neighbour counts, default "2 2 2 2" (Ar-Ar, Ar-Kr, Kr-Ar, Kr-Kr)')
+    d.add_argument("--threads", type=int)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except DistatomenvError as exc:
+        print(f"distatomenv: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("distatomenv: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The plan: every row owned by exactly one unit, in whole chunks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distatomenv.plan import default_units, first_rows, make_plan
+
+
+def _check(counts, chunk, n_units):
+    units = make_plan(counts, chunk, n_units)
+    total = counts.sum(axis=0)
+    fr = first_rows(counts)
+    assert [u.id for u in units] == list(range(n_units))
+    for e in range(counts.shape[1]):
+        owned = np.zeros(total[e], dtype=int)
+        for u in units:
+            a, b = u.rows[e]
+            if b == a:
+                continue                  # owns nothing of this element
+            assert a % chunk == 0, "a unit's rows must start on a chunk boundary"
+            assert b % chunk == 0 or b == total[e], "and end on one or at the end"
+            owned[a:b] += 1
+        assert (owned == 1).all(), "every row is owned by exactly one unit"
+    # each unit's owned atoms, over the structures it reads, are exactly its rows
+    for u in units:
+        got = {e: [] for e in range(counts.shape[1])}
+        for s in range(u.first, u.last):
+            elem = np.repeat(np.arange(counts.shape[1]), counts[s])
+            mask = u.owned_atoms(fr[s], counts[s], elem)
+            for e in range(counts.shape[1]):
+                rows = fr[s, e] + np.arange(counts[s, e])
+                got[e].extend(rows[mask[elem == e]])
+        for e, (a, b) in enumerate(u.rows):
+            assert got[e] == list(range(a, b))
+        assert u.atoms == sum(b - a for a, b in u.rows)
+    return units
+
+
+@pytest.mark.parametrize("n_units", [1, 2, 3, 5, 17, 64])
+@pytest.mark.parametrize("chunk", [1, 4, 64])
+def test_uneven_structures(n_units, chunk):
+    rng = np.random.default_rng(n_units * 100 + chunk)
+    counts = rng.integers(0, 40, size=(53, 3))
+    counts[7] = [300, 0, 2]           # one big structure
+    counts[20] = 0                    # an empty one
+    _check(counts, chunk, n_units)
+
+
+def test_more_units_than_structures_leaves_empty_units():
+    counts = np.array([[5, 3], [2, 2]])
+    units = _check(counts, 2, 6)
+    assert sum(u.empty for u in units) >= 3
+    assert sum(u.atoms for u in units) == counts.sum()
+
+
+def test_balance_many_structures():
+    counts = np.full((1000, 2), [64, 32])
+    units = _check(counts, 128, 8)
+    loads = np.array([u.atoms for u in units])
+    assert loads.max() / loads.mean() <= 1.05
+
+
+def test_plan_is_deterministic():
+    counts = np.random.default_rng(0).integers(1, 50, size=(100, 2))
+    a = [u.to_dict() for u in make_plan(counts, 16, 7)]
+    b = [u.to_dict() for u in make_plan(counts.copy(), 16, 7)]
+    assert a == b
+
+
+def test_default_units():
+    assert default_units(1000, 1, 2048) == 1
+    assert default_units(10_000_000, 1, 2048) == 200
+    assert default_units(10_000_000, 4, 2048) == 200
+    assert default_units(100, 8, 2048) == 8
