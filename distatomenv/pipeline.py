@@ -470,6 +470,45 @@ def _structure_positions(rows, els, s, natoms):
 
 # ----------------------------------------------------------------------------- info
 def info(store) -> str:
-    """Human-readable summary of a store (also for incomplete stores)."""
+    """Human-readable summary of a store (also of an incomplete one): elements,
+    atom counts, arrays with shapes and chunks, settings and provenance."""
     rd = open_store(store, allow_incomplete=True)
-    return rd.summary()
+    lines = [rd.summary(meta=False)]
+    meta = rd.meta or {}
+    st = meta.get("settings")
+    if st:
+        from .descriptors.symfuncs import CUTOFF_TYPES, SymmetryFunction
+        lines += ["", "settings:"]
+        lines.append(f"  cutoff: type {st['cutoff_type']} ({CUTOFF_TYPES[st['cutoff_type']]}), "
+                     f"alpha {st['cutoff_alpha']:g}; largest SF cutoff "
+                     f"{meta['neighbors']['rc_max']:g}")
+        scale = st["scaling"]
+        if scale in ("scale", "scalecenter", "sigma"):
+            scale += f" to [{st['scale_min']:g}, {st['scale_max']:g}]"
+        lines.append(f"  scaling: {scale}; normalisation: "
+                     + (f"conv_length {st['conv_length']!r}" if st["normalize"] else "none")
+                     + f"; derivatives: {'yes' if st['use_short_forces'] else 'no'}")
+        els = st["elements"]
+        ncut = meta["neighbors"]["ncut"]
+        pairs = ", ".join(f"{a}-{b}={ncut[i][j]}" for i, a in enumerate(els)
+                          for j, b in enumerate(els))
+        lines.append(f"  neighbours: {pairs}  (--neighbors \"{meta['neighbors']['spec']}\")")
+        funcs = [SymmetryFunction.from_dict(f) for f in st["sfset"]["functions"]]
+        for e in els:
+            mine = [f for f in funcs if f.element == e]
+            lines.append(f"  symmetry functions of {e} ({len(mine)}, n2p2 order):")
+            for k, f in enumerate(mine, 1):
+                lines.append(f"    {k:3d}  {f.describe()}  (input.nn line {f.line})")
+    if meta:
+        lines += ["", "provenance:"]
+        lines.append(f"  made by distatomenv {meta.get('version')} on {meta.get('host')} at "
+                     f"{meta.get('created')}")
+        lines.append(f"  command: {meta.get('command')}")
+        for name, d in meta.get("inputs", {}).items():
+            if d.get("computed"):
+                lines.append(f"  {name}: computed from the data (scaling pass)")
+            else:
+                lines.append(f"  {name}: {d.get('path')}  sha256 {d.get('sha256')}")
+        for k, v in meta.get("units", {}).items():
+            lines.append(f"  unit of {k}: {v}")
+    return "\n".join(lines)

@@ -287,8 +287,9 @@ class StoreReader:
         return _dir_size(self.path)
 
     # -- text -----------------------------------------------------------------
-    def summary(self) -> str:
-        """Human-readable description (``distatomenv info``)."""
+    def summary(self, meta: bool = True) -> str:
+        """Human-readable description; ``meta=False`` leaves out the raw meta dump
+        (``distatomenv info`` prints its own reading of it)."""
         lay = self.layout
         lines = [f"distatomenv store {self.path}"]
         lines.append(f"status: {self.status} ({self._units_text()})")
@@ -331,9 +332,10 @@ class StoreReader:
             f"total on disk: {_human(on_disk)}; element arrays {_human(total_raw)} "
             f"uncompressed{ratio}"
         )
-        lines.append("")
-        lines.append("meta:")
-        lines.extend(format_meta(self.meta, level=1) if self.meta else ["  (none)"])
+        if meta:
+            lines.append("")
+            lines.append("meta:")
+            lines.extend(format_meta(self.meta, level=1) if self.meta else ["  (none)"])
         return "\n".join(lines)
 
     def __repr__(self):

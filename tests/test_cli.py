@@ -1,0 +1,89 @@
+"""The command-line contract, run as a user would: real subprocesses."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXE = [sys.executable, "-m", "distatomenv.cli"]
+
+
+def run(*args, cwd=None, ok=True):
+    p = subprocess.run(EXE + [str(a) for a in args], cwd=cwd, capture_output=True, text=True,
+                       timeout=600)
+    if ok:
+        assert p.returncode == 0, p.stderr
+    return p
+
+
+@pytest.mark.parametrize("sub", ["compute", "export", "info", "demo", "scaling"])
+def test_help(sub):
+    p = run(sub, "--help")
+    assert f"usage: distatomenv {sub}" in p.stdout
+
+
+def test_compute_export_info_on_reference(reference_dir, tmp_path):
+    case = reference_dir / "H2O_RPBE-D3"
+    # settings and scaling are found beside the data by default
+    p = run("compute", case / "input.data", "--neighbors", "H-H=6,H-O=2,O-H=4,O-O=4", "-o",
+            tmp_path / "s.zarr")
+    assert "336 atoms in 4 structures" in p.stdout
+    run("export", tmp_path / "s.zarr", "--format", "n2p2", "-o", tmp_path / "out")
+    import gzip
+    got = (tmp_path / "out" / "neighbor-list.data").read_text()
+    assert got == gzip.open(case / "expected" / "neighbor-list.data.gz", "rt").read()
+    assert len((tmp_path / "out" / "atomic-env.dGdz").read_text().splitlines()) == 336
+    info = run("info", tmp_path / "s.zarr").stdout
+    for word in ("element H: 224 rows", "element O: 112 rows", "(224, 249)", "TANHU",
+                 "scalecenter", "H-H=6", "sha256", "status: complete"):
+        assert word in info, word
+    # a second compute refuses to overwrite, exit status 2 and one clear line
+    p = run("compute", case / "input.data", "--neighbors", "6 2 4 4", "-o", tmp_path / "s.zarr",
+            ok=False)
+    assert p.returncode == 2
+    assert "overwrite" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_bad_input_names_file_and_line(tmp_path, reference_dir):
+    case = reference_dir / "H2O_RPBE-D3"
+    bad = tmp_path / "input.data"
+    lines = (case / "input.data").read_text().splitlines()
+    lines[7] = lines[7].replace("O", "X", 1) if " O " in lines[7] else lines[7] + " junk"
+    bad.write_text("\n".join(lines) + "\n")
+    p = run("compute", bad, "--settings", case / "input.nn", "--scaling", case / "scaling.data",
+            "--neighbors", "6 2 4 4", "-o", tmp_path / "s.zarr", ok=False)
+    assert p.returncode == 2
+    assert f"{bad}:8:" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "s.zarr").exists(), "bad input is found before any store is made"
+
+
+def test_bad_neighbor_spec(reference_dir, tmp_path):
+    case = reference_dir / "H2O_RPBE-D3"
+    p = run("compute", case / "input.data", "--neighbors", "6 2 4", "-o", tmp_path / "s.zarr",
+            ok=False)
+    assert p.returncode == 2 and "expected 4" in p.stderr and "H-H, H-O, O-H, O-O" in p.stderr
+
+
+def test_scaling_command(reference_dir, tmp_path):
+    case = reference_dir / "LJ"
+    run("scaling", case / "input.data", "-o", tmp_path / "scaling.data")
+    ours = [line.split() for line in (tmp_path / "scaling.data").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    ref = [line.split() for line in (case / "expected" / "scaling.data").read_text().splitlines()
+           if line.strip() and not line.startswith("#")]
+    assert [r[:2] for r in ours] == [r[:2] for r in ref]
+    for a, b in zip(ours, ref):
+        for x, y in zip(a[2:], b[2:]):
+            assert abs(float(x) - float(y)) <= 1e-9 * abs(float(y))
+
+
+def test_demo_small(tmp_path):
+    p = run("demo", "--directory", tmp_path / "demo", "--structures", "3", "--atoms", "64")
+    assert "demo: done" in p.stdout
+    out = Path(tmp_path / "demo" / "n2p2")
+    assert sorted(os.listdir(out)) == ["atomic-env.G", "atomic-env.dGdx", "atomic-env.dGdy",
+                                       "atomic-env.dGdz", "neighbor-list.data", "scaling.data"]
+    assert len((out / "atomic-env.G").read_text().splitlines()) == 3 * 64
