@@ -262,9 +262,45 @@ class _RowBuffer:
         yield start, out
 
 
+def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
+              chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
+              resume=False, command=None):
+    """Coordinator's first half of a run: prepare, then create (or resume) the store.
+
+    Returns ``(job, todo, timings)``: the job for the workers, the units still to
+    compute (all of them, or the missing ones on resume), and seconds per phase.
+    Only one process (the serial process, MPI rank 0, the Dask client) calls this.
+    """
+    job, structures, meta, timings = prepare(
+        data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
+        chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command)
+    t0 = time.perf_counter()
+    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
+                 n_units=len(job.units))
+    timings["create store"] = time.perf_counter() - t0
+    done = StoreWriter(out).done_units()
+    todo = [u for u in job.units if u.id not in done and not u.empty]
+    for u in job.units:                       # empty units have nothing to write
+        if u.empty and u.id not in done:
+            StoreWriter(out).mark_unit_done(u.id, {"atoms": 0})
+    return job, todo, timings
+
+
+def finish_run(job, timings, stats, t_start):
+    """Coordinator's second half: mark the store complete, return its reader."""
+    t0 = time.perf_counter()
+    finalize_store(job.out, len(job.units))
+    timings["finalize"] = time.perf_counter() - t0
+    timings.update(stats)
+    timings["total"] = time.perf_counter() - t_start
+    reader = open_store(job.out)
+    reader.timings = timings
+    return reader
+
+
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
-            backend="serial", threads=None, progress=None, command=None):
+            backend="serial", threads=None, progress=None, command=None, **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
 
     Parameters
@@ -275,37 +311,31 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     out : store path.
     dtype : "float64" (default) or "float32" for G and dG.
     chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
-    backend : "serial" (others arrive with the MPI and Dask backends).
+    backend : "serial"; the distributed backends plug in through
+        ``distatomenv.backends.<name>.compute`` with ``backend_options``.
     threads : numba threads (default: all cores of this process).
 
     Returns the :class:`~distatomenv.store.reader.StoreReader` of the finished store.
     """
-    from .backends import serial
+    options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
+                   chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
+                   command=command)
     if backend != "serial":
-        raise DistatomenvError(f"unknown backend {backend!r}; this version has: serial")
+        import importlib
+        try:
+            mod = importlib.import_module(f".backends.{backend}", __package__)
+        except ModuleNotFoundError:
+            raise DistatomenvError(f"unknown backend {backend!r}") from None
+        return mod.compute(data, threads=threads, progress=progress, **options, **backend_options)
+    from .backends import serial
     t_start = time.perf_counter()
-    job, structures, meta, timings = prepare(
-        data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
-        chunk_rows=chunk_rows, n_units=n_units, command=command)
-    t0 = time.perf_counter()
-    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
-                 n_units=len(job.units))
-    timings["create store"] = time.perf_counter() - t0
-    writer = StoreWriter(out)
-    todo = [u for u in job.units if u.id not in writer.done_units()]
+    job, todo, timings = start_run(data, **options)
     try:
         stats = serial.run(job, todo, threads=threads, progress=progress)
     except BaseException as exc:
         mark_failed(out, f"{type(exc).__name__}: {exc}")
         raise
-    t0 = time.perf_counter()
-    finalize_store(out, len(job.units))
-    timings["finalize"] = time.perf_counter() - t0
-    timings.update(stats)
-    timings["total"] = time.perf_counter() - t_start
-    reader = open_store(out)
-    reader.timings = timings
-    return reader
+    return finish_run(job, timings, stats, t_start)
 
 
 # ----------------------------------------------------------------------------- scaling
