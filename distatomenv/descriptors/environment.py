@@ -82,7 +82,7 @@ def _count(value, context):
     except ValueError:
         raise NeighborSpecError(
             f"--neighbors: {value.strip()!r} in {context!r} is not a number") from None
-    if f < 0 or f != int(f):
+    if not (0 <= f < 2 ** 31) or f != int(f):
         raise NeighborSpecError(
             f"--neighbors: {value.strip()!r} in {context!r} must be a whole number >= 0")
     return int(f)

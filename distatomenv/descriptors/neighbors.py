@@ -117,9 +117,12 @@ def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, st
                         j = catoms[q]
                         if j == i and sa == 0 and sb == 0 and sc == 0:
                             continue
-                        ddx = (pos[j, 0] + tx) - xi
-                        ddy = (pos[j, 1] + ty) - yi
-                        ddz = (pos[j, 2] + tz) - zi
+                        # (r_j - r_i) + T: a self-image vector is then exactly +-T,
+                        # so the +T and -T images tie exactly and the documented
+                        # tie-break decides, whatever the atom's position
+                        ddx = (pos[j, 0] - xi) + tx
+                        ddy = (pos[j, 1] - yi) + ty
+                        ddz = (pos[j, 2] - zi) + tz
                         r2 = ddx * ddx + ddy * ddy + ddz * ddz
                         if r2 <= rc2:
                             if not count_only:
