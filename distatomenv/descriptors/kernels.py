@@ -76,6 +76,9 @@ def pack_tables(sfset, conv_length=1.0):
             else:
                 rad[a, nrad[a]] = s
                 nrad[a] += 1
+        # members with equal (eta, rs) next to each other share one Gaussian
+        for key in groups:
+            groups[key].sort(key=lambda s_: (f[s_, P_ETA], f[s_, P_RS]))
         pos = 0
         for g, sfs in enumerate(groups.values()):
             grp[a, g] = (pos, pos + len(sfs))
@@ -106,11 +109,24 @@ def _pair_radial(fp, ip, s, r):
 
 
 @_inline
-def _angular_term(fp, ip, s, narrow, w, c, rij, rik, rjk, fij, dfij, fik, dfik, fjk, dfjk):
+def _gaussian(eta, xij, xik, xjk, narrow):
+    """exp(-eta (xij^2 + xik^2 [+ xjk^2])) with x = r - rs."""
+    arg = xij * xij + xik * xik
+    if narrow:
+        arg += xjk * xjk
+    return math.exp(-eta * arg)
+
+
+@_inline
+def _angular_term(fp, ip, s, narrow, w, c, rij, rik, rjk, fij, dfij, fik, dfik, fjk, dfjk,
+                  expo=-1.0):
     """One angular term of SF s and its partial derivatives.
 
     fij/dfij etc. are the pair radial factors from _pair_radial (fjk = 1,
-    dfjk = 0 for wide types).  Returns (T, dT/dc, dT/drij, dT/drik, dT/drjk).
+    dfjk = 0 for wide types).  ``expo``: the Gaussian factor of exponential
+    types if the caller has it already (SFs of a group sorted by eta and rs
+    share it), or -1 to compute it here.
+    Returns (T, dT/dc, dT/drij, dT/drik, dT/drjk).
     """
     t = ip[s, I_TYPE]
     if t >= 20:
@@ -148,13 +164,10 @@ def _angular_term(fp, ip, s, narrow, w, c, rij, rik, rjk, fij, dfij, fik, dfik, 
         dpz = zeta * lam * pz / p
     xij = rij - rs
     xik = rik - rs
-    arg = xij * xij + xik * xik
-    if narrow:
-        xjk = rjk - rs
-        arg += xjk * xjk
-    else:
-        xjk = 0.0
-    a = w * fp[s, P_PREF] * math.exp(-eta * arg)
+    xjk = rjk - rs if narrow else 0.0
+    if expo < 0.0:
+        expo = _gaussian(eta, xij, xik, xjk, narrow)
+    a = w * fp[s, P_PREF] * expo
     ap = a * pz
     return (ap * fij * fik * fjk,
             a * dpz * fij * fik * fjk,
@@ -324,11 +337,21 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                     cix = (ux[qk] - c * ux[qj]) / rij + (ux[qj] - c * ux[qk]) / rik
                     ciy = (uy[qk] - c * uy[qj]) / rij + (uy[qj] - c * uy[qk]) / rik
                     ciz = (uz[qk] - c * uz[qj]) / rij + (uz[qj] - c * uz[qk]) / rik
+                    prev_eta = -1.0
+                    prev_rs = 0.0
+                    expo = -1.0
                     for mm in range(m0, m1):
                         s = members[e, mm]
+                        if t < 20:
+                            eta = fpe[s, P_ETA]
+                            rs = fpe[s, P_RS]
+                            if eta != prev_eta or rs != prev_rs:
+                                expo = _gaussian(eta, rij - rs, rik - rs, rjk - rs, narrow)
+                                prev_eta = eta
+                                prev_rs = rs
                         tv, tc, tij, tik, tjk = _angular_term(
                             fpe, ipe, s, narrow, w, c, rij, rik, rjk, fr[qj], dfr[qj], fr[qk],
-                            dfr[qk], fjk, dfjk)
+                            dfr[qk], fjk, dfjk, expo)
                         G[i, s] += tv
                         dG[i, s, 0] -= tij * ux[qj] + tik * ux[qk] + tc * cix
                         dG[i, s, 1] -= tij * uy[qj] + tik * uy[qk] + tc * ciy
