@@ -16,6 +16,16 @@ from . import __version__
 from .errors import DistatomenvError
 
 
+def detect_backend() -> str:
+    """"mpi" when this process was started by an MPI launcher with more than one
+    rank (MPICH/Hydra, Open MPI, Slurm PMI), else "serial"."""
+    for var in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS"):
+        v = os.environ.get(var)
+        if v and v.isdigit() and int(v) > 1:
+            return "mpi"
+    return "serial"
+
+
 def cmd_compute(args):
     from .pipeline import compute
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -27,11 +37,18 @@ def cmd_compute(args):
 
         def progress(structures, atoms):
             bar.update(atoms)
+    backend = args.backend
+    options = {}
+    if backend is None:
+        backend = "dask" if (args.workers or args.scheduler) else detect_backend()
+    if backend == "dask":
+        options = {"workers": args.workers, "scheduler": args.scheduler}
     try:
         store = compute(args.data, settings=args.settings, scaling=args.scaling,
                         neighbors=args.neighbors, out=args.output, dtype=args.dtype,
                         chunk_rows=args.chunk_rows, overwrite=args.overwrite, resume=args.resume,
-                        threads=args.threads, progress=progress, command=command)
+                        threads=args.threads, progress=progress, command=command,
+                        backend=backend, **options)
     finally:
         if bar is not None:
             bar.close()
@@ -122,7 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
     c.add_argument("--resume", action="store_true",
                    help="continue an incomplete store: compute only the missing work units")
-    c.add_argument("--threads", type=int, help="numba threads (default: all cores)")
+    c.add_argument("--threads", type=int, help="numba threads per process (default: all cores "
+                                                "of this process, divided among ranks/workers)")
+    c.add_argument("--backend", choices=["serial", "mpi", "dask"], default=None,
+                   help="where units run (default: mpi when started under mpiexec, else serial)")
+    c.add_argument("--workers", type=int,
+                   help="dask: start a local cluster of this many worker processes")
+    c.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: join an existing cluster, e.g. tcp://HOST:8786")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     c.set_defaults(func=cmd_compute)
 
