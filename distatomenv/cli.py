@@ -26,17 +26,24 @@ def detect_backend() -> str:
     return "serial"
 
 
+def launcher_rank() -> int:
+    """This process's rank as set by an MPI launcher (0 when not under MPI)."""
+    for var in ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+        v = os.environ.get(var)
+        if v and v.isdigit():
+            return int(v)
+    return 0
+
+
 def cmd_compute(args):
     from .pipeline import compute
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    quiet = args.quiet or launcher_rank() > 0        # under MPI only rank 0 reports
     bar = None
-    progress = None
-    if not args.quiet and sys.stderr.isatty():
+    if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
         bar = tqdm(unit="atom", unit_scale=True, desc="compute", dynamic_ncols=True)
-
-        def progress(structures, atoms):
-            bar.update(atoms)
+    progress = (lambda structures, atoms: bar.update(atoms)) if bar is not None else None
     backend = args.backend
     options = {}
     if backend is None:
@@ -52,7 +59,7 @@ def cmd_compute(args):
     finally:
         if bar is not None:
             bar.close()
-    if not args.quiet:
+    if not quiet:
         t = store.timings
         atoms = sum(store.n_rows(e) for e in store.elements)
         phases = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k != "total")

@@ -44,6 +44,7 @@ import numpy as np
 
 from ..elements import SYMBOLS
 from ..errors import DataFileError
+from .fields import finite_float
 
 __all__ = [
     "Structure",
@@ -257,15 +258,7 @@ def _text(tok: bytes) -> str:
 
 def _number(tok: bytes, col: int, name: str, path, lineno: int) -> float:
     """float(tok) or a DataFileError naming line, column and text."""
-    try:
-        value = float(tok)
-    except ValueError:
-        raise DataFileError(path, lineno, f"found '{_text(tok)}' in column {col} ({name}), "
-                                          "expected a number") from None
-    if not math.isfinite(value):
-        raise DataFileError(path, lineno, f"found '{_text(tok)}' in column {col} ({name}), "
-                                          "expected a finite number")
-    return value
+    return finite_float(tok, DataFileError, path, lineno, col, name)
 
 
 def _numbers(toks, names, path, lineno) -> list[float]:

@@ -33,13 +33,13 @@ A factor of 0 would erase the SF and its derivatives, which we avoid.
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import ScalingFileError
+from .fields import finite_float, integer
 
 __all__ = ["ScalingTable", "read_scaling", "write_scaling", "SCALING_MODES"]
 
@@ -144,23 +144,11 @@ class ScalingTable:
 
 
 def _int(path, line, tok, col) -> int:
-    try:
-        return int(tok)
-    except ValueError:
-        raise ScalingFileError(path, line, f"found '{tok}' in column {col} ({_COLUMNS[col - 1]}), "
-                                           "expected an integer") from None
+    return integer(tok, ScalingFileError, path, line, col, _COLUMNS[col - 1])
 
 
 def _float(path, line, tok, col) -> float:
-    try:
-        value = float(tok)
-    except ValueError:
-        raise ScalingFileError(path, line, f"found '{tok}' in column {col} ({_COLUMNS[col - 1]}), "
-                                           "expected a number") from None
-    if not math.isfinite(value):
-        raise ScalingFileError(path, line, f"found '{tok}' in column {col} ({_COLUMNS[col - 1]}), "
-                                           "expected a finite number")
-    return value
+    return finite_float(tok, ScalingFileError, path, line, col, _COLUMNS[col - 1])
 
 
 def read_scaling(path, sfset) -> ScalingTable:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import math
 import os
 import warnings as _warnings
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from ..descriptors.symfuncs import (COMPACT_SUBTYPES, CUTOFF_TYPES, SymmetryFunc
                                     SymmetryFunctionSet)
 from ..elements import ATOMIC_NUMBER, sort_by_atomic_number
 from ..errors import SettingsError
+from .fields import finite_float, integer
 from .scaling import SCALING_MODES
 
 __all__ = ["Settings", "read_settings", "IGNORED_KEYWORDS", "SCALING_MODES", "SF_SYNTAX"]
@@ -163,24 +163,10 @@ class _Reader:
 
     def number(self, toks, k, name, line) -> float:
         """Float in token k (column k+1 of the line, counting the keyword)."""
-        tok = toks[k]
-        try:
-            value = float(tok)
-        except ValueError:
-            raise self.error(line, f"found '{tok}' in column {k + 1} ({name}), "
-                                   "expected a number") from None
-        if not math.isfinite(value):
-            raise self.error(line, f"found '{tok}' in column {k + 1} ({name}), "
-                                   "expected a finite number")
-        return value
+        return finite_float(toks[k], SettingsError, self.path, line, k + 1, name)
 
     def integer(self, toks, k, name, line) -> int:
-        tok = toks[k]
-        try:
-            return int(tok)
-        except ValueError:
-            raise self.error(line, f"found '{tok}' in column {k + 1} ({name}), "
-                                   "expected an integer") from None
+        return integer(toks[k], SettingsError, self.path, line, k + 1, name)
 
     def nargs(self, toks, n, line, syntax):
         if len(toks) - 1 != n:
