@@ -246,8 +246,11 @@ def test_float32_option_and_no_derivatives(tmp_path):
     assert not os.path.exists(os.path.join(path, "elements", "H", "dGdx"))
     with pytest.raises(StoreError, match="no array 'dGdx' for element H .this store has no derivatives"):
         rd.array("H", "dGdx")
-    codec = rd.array("H", "G").compressors[0]
+    codec = rd.array("H", "forces").compressors[0]
     assert codec.cname.value == "lz4" and codec.clevel == 3
+    # G: same compressor at level 1 with 4 MiB blocks (schema.StoreLayout.compressors)
+    codec = rd.array("H", "G").compressors[0]
+    assert codec.cname.value == "lz4" and codec.clevel == 1 and codec.blocksize == 1 << 22
 
 
 def test_uncompressed_option(tmp_path):
