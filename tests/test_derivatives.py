@@ -84,6 +84,7 @@ from distatomenv.descriptors.kernels import pack_tables, sf_entry_derivatives, s
 from distatomenv.descriptors.neighbors import neighbor_list
 from distatomenv.descriptors.symfuncs import (COMPACT_SUBTYPES, SymmetryFunction,
                                               SymmetryFunctionSet)
+from structures import ELEMENTS, LATTICE_SMALL, LATTICE_TRICLINIC, random_structure
 
 #: Central-difference step, length units.
 FD_STEP = 1e-5
@@ -100,7 +101,6 @@ NONZERO = 1e-6
 #: beyond an SF's cutoff are checked too (their derivative must be 0).
 R_LIST = 5.6
 
-ELEMENTS = ["H", "C", "O"]          # atomic-number order
 Z = np.array([1.0, 6.0, 8.0])
 
 EXPONENTIAL_TYPES = (2, 3, 9, 12, 13)
@@ -112,56 +112,10 @@ CUTOFFS = [(c, a) for c in range(9) for a in (0.0, 0.3)]
 
 
 # ----------------------------------------------------------------------------- structures
-def wrap(positions, lattice):
-    """Positions remapped into the cell (fractional f -= floor(f))."""
-    f = np.asarray(positions) @ np.linalg.inv(lattice)
-    f -= np.floor(f)
-    return f @ lattice
-
-
-def _min_distance(pos, lattice):
-    shifts = [np.zeros(3)]
-    if lattice is not None:
-        shifts = [a * lattice[0] + b * lattice[1] + c * lattice[2]
-                  for a in range(-2, 3) for b in range(-2, 3) for c in range(-2, 3)]
-    best = np.inf
-    for i in range(len(pos)):
-        for T in shifts:
-            d = np.linalg.norm(pos + T - pos[i], axis=1)
-            if not T.any():
-                d[i] = np.inf
-            best = min(best, d.min())
-    return best
-
-
-def random_structure(seed, symbols, lattice=None, box=None, dmin=0.8, fixed=()):
-    """Random positions, every pair (and image) at least dmin apart; the first
-    atoms are at the positions ``fixed``, a cluster's random atoms lie in
-    ``box`` = (lower corner, upper corner)."""
-    rng = np.random.default_rng(seed)
-    pos = np.array(fixed, dtype=np.float64).reshape(-1, 3)
-    assert len(pos) < 2 or _min_distance(pos, lattice) >= dmin
-    while len(pos) < len(symbols):
-        if lattice is not None:
-            p = rng.random(3) @ lattice
-        else:
-            p = box[0] + rng.random(3) * (box[1] - box[0])
-        cand = np.vstack([pos, p])
-        if _min_distance(cand, lattice) >= dmin:
-            pos = cand
-    if lattice is not None:
-        pos = wrap(pos, lattice)
-    elem = np.array([ELEMENTS.index(s) for s in symbols], dtype=np.int64)
-    return elem, pos, lattice
-
-
-#: A triclinic cell (heights < 2 rc), a small triclinic cell (lattice vectors
-#: shorter than rc, so atoms see their own images) and a non-periodic cluster
-#: whose first atoms form a slightly bent chain H H H C H O H, so every
-#: element has an H-X-H triplet at 160-175 degrees (needed for the narrow
-#: SFs with the (150, 210) window).
-LATTICE_TRICLINIC = np.array([[6.4, 0.0, 0.0], [1.3, 5.9, 0.0], [-0.9, 0.7, 6.2]])
-LATTICE_SMALL = np.array([[3.5, 0.0, 0.0], [0.6, 3.3, 0.0], [-0.4, 0.5, 3.7]])
+#: The triclinic cell, the small cell (self-images) and a non-periodic cluster
+#: whose first atoms form a slightly bent chain H H H C H O H, so every element
+#: has an H-X-H triplet at 160-175 degrees (needed for the narrow SFs with the
+#: (150, 210) window).
 CHAIN = [[0.0, 0.0, 0.0], [1.05, 0.12, 0.03], [2.1, 0.02, 0.21], [3.2, 0.15, 0.1],
          [4.25, -0.04, 0.02], [5.35, 0.1, -0.12], [6.4, 0.05, 0.11]]
 

@@ -32,60 +32,23 @@ import pytest
 
 from distatomenv.descriptors.environment import EnvironmentCalculator, parse_neighbor_spec
 from distatomenv.descriptors.neighbors import neighbor_list
+from distatomenv.io.data import remap_positions
 from distatomenv.descriptors.symfuncs import SymmetryFunction, SymmetryFunctionSet
 from distatomenv.errors import NeighborSpecError, NotEnoughNeighborsError
+from structures import ELEMENTS, LATTICE_SMALL, LATTICE_TRICLINIC, random_structure
 
 RTOL = 1e-10
 ATOL = 1e-10
 
-ELEMENTS = ["H", "C", "O"]          # atomic-number order
 
 
 # ----------------------------------------------------------------------------- fixtures
-def wrap(positions, lattice):
-    """Positions remapped into the cell: fractional f -= floor(f)."""
-    f = np.asarray(positions) @ np.linalg.inv(lattice)
-    f -= np.floor(f)
-    return f @ lattice
-
-
-def _min_distance(pos, lattice):
-    shifts = [np.zeros(3)]
-    if lattice is not None:
-        shifts = [a * lattice[0] + b * lattice[1] + c * lattice[2]
-                  for a in range(-2, 3) for b in range(-2, 3) for c in range(-2, 3)]
-    best = np.inf
-    for i in range(len(pos)):
-        for T in shifts:
-            d = np.linalg.norm(pos + T - pos[i], axis=1)
-            if not T.any():
-                d[i] = np.inf
-            best = min(best, d.min())
-    return best
-
-
-def random_structure(seed, symbols, lattice=None, box=None, dmin=0.8):
-    """Random positions at least dmin apart (images included), wrapped into the cell."""
-    rng = np.random.default_rng(seed)
-    pos = np.zeros((0, 3))
-    while len(pos) < len(symbols):
-        p = rng.random(3) @ lattice if lattice is not None else rng.random(3) * box
-        cand = np.vstack([pos, p])
-        if _min_distance(cand, lattice) >= dmin:
-            pos = cand
-    if lattice is not None:
-        pos = wrap(pos, lattice)
-    return np.array([ELEMENTS.index(s) for s in symbols], dtype=np.int64), pos, lattice
-
-
-LATTICE_TRICLINIC = np.array([[6.4, 0.0, 0.0], [1.3, 5.9, 0.0], [-0.9, 0.7, 6.2]])
-#: Lattice vectors shorter than the cutoffs: every atom sees its own images.
-LATTICE_SMALL = np.array([[3.5, 0.0, 0.0], [0.6, 3.3, 0.0], [-0.4, 0.5, 3.7]])
 
 STRUCTURES = {
     "triclinic": random_structure(13, list("HOCHOHCOHHOC"), lattice=LATTICE_TRICLINIC),
     "small_cell": random_structure(5, list("OHCH"), lattice=LATTICE_SMALL),
-    "cluster": random_structure(7, list("OHHCOHCHOHHO"), box=np.array([4.2, 3.8, 4.0])),
+    "cluster": random_structure(7, list("OHHCOHCHOHHO"),
+                                box=np.array([[0.0, 0.0, 0.0], [4.2, 3.8, 4.0]])),
 }
 PERIODIC = ["triclinic", "small_cell"]
 
@@ -180,7 +143,7 @@ def test_translation_cluster(calc, shift):
 def test_translation_periodic(calc, name, shift):
     _, pos, lat = STRUCTURES[name]
     ref = _compute(calc, name)
-    moved = wrap(pos + np.array(shift), lat)
+    moved = remap_positions(pos + np.array(shift), lat)
     if np.abs(shift).max() > 10:
         assert not np.allclose(moved, pos + np.array(shift))    # atoms were remapped
     assert_same_rows(ref, _compute(calc, name, moved), f"{name} shifted by {shift}")
@@ -195,7 +158,7 @@ def test_self_image_tie_order_is_translation_invariant(shift):
     first wherever the atom sits in the cell, or the dG block changes when the
     structure is translated (test_translation_periodic[small_cell])."""
     _, pos, lat = STRUCTURES["small_cell"]
-    moved = wrap(pos + np.array(shift), lat)
+    moved = remap_positions(pos + np.array(shift), lat)
     nl = neighbor_list(moved, lat, 5.4)
     for i in range(len(pos)):
         sl = nl.of(i)
@@ -253,7 +216,7 @@ def test_lattice_vector_moves(calc, name):
     ints = np.zeros((n, 3))
     ints[::2] = np.array([[1, -2, 3], [-1, 0, 2], [4, 1, -1], [0, -3, 0], [2, 2, 2], [-5, 1, 0]]
                          )[: len(ints[::2])]
-    moved = wrap(pos + ints @ lat, lat)
+    moved = remap_positions(pos + ints @ lat, lat)
     np.testing.assert_allclose(moved, pos, atol=1e-12)
     assert_same_rows(_compute(calc, name), _compute(calc, name, moved),
                      f"{name} atoms moved by lattice vectors")
