@@ -62,7 +62,8 @@ def cmd_compute(args):
     if not quiet:
         t = store.timings
         atoms = sum(store.n_rows(e) for e in store.elements)
-        phases = ", ".join(f"{k} {v:.2f} s" for k, v in t.items() if k != "total")
+        phases = ", ".join(f"{k} {v:.2f} s" if k not in ("ranks", "workers", "load balance")
+                           else f"{k} {v:g}" for k, v in t.items() if k != "total")
         print(f"distatomenv: {atoms} atoms in {store.layout.n_structures} structures -> "
               f"{store.path} ({t['total']:.2f} s, {atoms / max(t['total'], 1e-9):.0f} atoms/s; "
               f"{phases})")

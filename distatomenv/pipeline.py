@@ -271,6 +271,13 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
     compute (all of them, or the missing ones on resume), and seconds per phase.
     Only one process (the serial process, MPI rank 0, the Dask client) calls this.
     """
+    if resume and n_units is None:
+        # the default unit count depends on the number of workers: resume with
+        # the store's own plan, whatever runs it now (serial, MPI, Dask)
+        from .store.schema import read_root_attrs
+        stored = (read_root_attrs(out) or {}).get("n_units")
+        if isinstance(stored, int) and stored > 0:
+            n_units = stored
     job, structures, meta, timings = prepare(
         data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
         chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command)

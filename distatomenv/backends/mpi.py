@@ -1,0 +1,339 @@
+"""The MPI backend: every rank of ``mpiexec -n N distatomenv compute ...`` runs units.
+
+All ranks call :func:`compute` with the same arguments (the CLI picks this
+backend itself when started by an MPI launcher with more than one rank)::
+
+    mpiexec -n 4 distatomenv compute input.data --neighbors "6 2 4 4" -o store.zarr
+
+or from Python, on every rank: ``distatomenv.compute(..., backend="mpi")``.
+
+How a run goes:
+
+1. Rank 0 prepares the run and creates (or resumes) the store with
+   :func:`~distatomenv.pipeline.start_run`; the plan has at least one unit per
+   rank.  If that fails (bad input, store exists, ...) every rank raises the
+   same error (rank 0 the original exception).  Otherwise the job and the
+   units still to do are broadcast.
+2. Each rank sets numba's thread count: ``threads`` if given, else the cores
+   this process may use divided by the ranks on its node.
+3. Unit ``k`` of the to-do list runs on rank ``k % size`` (static; the store
+   is bit-identical whatever runs where, because the plan fixes which rows
+   each unit writes).
+4. Errors: a rank whose unit raises skips its remaining units, so nothing
+   hangs; then all ranks exchange (failed?, message).  If any rank failed,
+   rank 0 records the failure in the store (:func:`mark_failed`), the failing
+   rank re-raises its original exception and every other rank raises
+   :class:`RankFailedError` naming the failing rank, unit and message.  The
+   store stays incomplete; ``--resume`` computes the missing units.  A rank
+   that dies outright (signal, out of memory) is handled by the launcher,
+   which ends the whole job.
+5. Progress: after each unit the other ranks send rank 0 a small message
+   (non-blocking send); rank 0 forwards them to ``progress(structures,
+   atoms)`` between its own units and, once its own units are done, until
+   every rank has said it is finished.
+6. Rank 0 finalises the store (:func:`~distatomenv.pipeline.finish_run`) with
+   per-phase seconds (maximum over ranks), ``"load balance"`` (largest rank
+   load in atoms / mean rank load) and ``"ranks"`` in ``timings``; the other
+   ranks then open the finished store.  Every rank returns its reader.
+
+mpi4py is imported inside the functions only (DESIGN §5).
+
+Test hook: when the environment variable ``DISTATOMENV_TEST_FAIL_UNIT`` holds a
+unit id, the rank that is about to run that unit raises instead.  It exists
+only so that the test suite can make a rank fail deterministically; never set
+it otherwise.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import time
+
+from ..errors import DistatomenvError
+
+#: Environment variable of the failure test hook (see the module docstring).
+TEST_FAIL_ENV = "DISTATOMENV_TEST_FAIL_UNIT"
+
+_TAG_PROGRESS = 71          # point-to-point messages rank > 0 -> rank 0
+
+
+class RankFailedError(DistatomenvError, RuntimeError):
+    """Another MPI rank failed while running its units.
+
+    Attributes
+    ----------
+    failures : list of (rank, unit id or None, exception type name, message).
+    """
+
+    def __init__(self, message, failures=()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+
+def _mpi():
+    try:
+        from mpi4py import MPI
+    except ImportError as exc:          # pragma: no cover - depends on the install
+        raise DistatomenvError(
+            f"the MPI backend needs mpi4py ({exc}); install it with "
+            "pip install 'distatomenv[mpi]'") from None
+    return MPI
+
+
+# ----------------------------------------------------------------------------- errors
+def _pack_error(exc):
+    """A picklable description of ``exc``: the exception itself when it pickles
+    and unpickles cleanly, else (type, message)."""
+    try:
+        again = pickle.loads(pickle.dumps(exc))
+        if type(again) is type(exc) and str(again) == str(exc):
+            return ("exc", pickle.dumps(exc))
+    except Exception:
+        pass
+    try:
+        pickle.dumps(type(exc))
+        return ("type", type(exc), str(exc))
+    except Exception:
+        return ("type", None, f"{type(exc).__name__}: {exc}")
+
+
+def _unpack_error(packed):
+    """Rebuild the exception described by :func:`_pack_error`."""
+    if packed[0] == "exc":
+        try:
+            return pickle.loads(packed[1])
+        except Exception as exc:        # pragma: no cover - checked on the sender
+            return DistatomenvError(f"error on rank 0 (could not be rebuilt: {exc})")
+    _, cls, message = packed
+    if cls is not None and issubclass(cls, BaseException):
+        try:                            # same type and message, without calling __init__
+            err = cls.__new__(cls)
+            BaseException.__init__(err, message)
+            if str(err) == message:
+                return err
+        except Exception:
+            pass
+    return DistatomenvError(message)
+
+
+def _describe(exc) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+# ----------------------------------------------------------------------------- threads
+def _ranks_on_node(comm) -> int:
+    """Number of ranks of ``comm`` that share this node (collective)."""
+    MPI = _mpi()
+    local = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    try:
+        return local.Get_size()
+    finally:
+        local.Free()
+
+
+def _threads_for_rank(threads, n_local) -> int:
+    """``threads``, or the cores this process may use divided by the ranks on its node."""
+    if threads is not None:
+        return threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:               # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, n_local))
+
+
+# ----------------------------------------------------------------------------- progress
+class _ProgressSink:
+    """Rank 0's end of the progress messages; a callback that raises is
+    remembered (and treated as rank 0's failure), never left to break the
+    message exchange."""
+
+    def __init__(self, comm, progress):
+        self.comm = comm
+        self.progress = progress
+        self.error = None
+        self.finished = 1 if comm.Get_rank() == 0 else 0   # rank 0 counts itself
+        self.size = comm.Get_size()
+
+    def report(self, structures, atoms):
+        if self.progress is None or self.error is not None:
+            return
+        try:
+            self.progress(structures, atoms)
+        except Exception as exc:
+            self.error = exc
+
+    def _receive(self, status):
+        msg = self.comm.recv(source=status.Get_source(), tag=_TAG_PROGRESS)
+        if msg is None:
+            self.finished += 1
+        else:
+            self.report(*msg)
+
+    def poll(self):
+        """Forward every message that has arrived (never blocks)."""
+        MPI = _mpi()
+        status = MPI.Status()
+        while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_PROGRESS, status=status):
+            self._receive(status)
+
+    def wait_all(self):
+        """Forward messages until every other rank has said it is done."""
+        MPI = _mpi()
+        status = MPI.Status()
+        while self.finished < self.size:
+            self.comm.Probe(source=MPI.ANY_SOURCE, tag=_TAG_PROGRESS, status=status)
+            self._receive(status)
+
+
+# ----------------------------------------------------------------------------- units
+def _run_units(comm, job, units, sink, threads, failure=None):
+    """Set numba's threads and run ``units`` here.  Never raises (so no rank
+    leaves the others waiting): returns (stats, atoms, failure) where failure
+    is None or (unit id or None, exception); a failure given on entry skips
+    the units."""
+    from ..pipeline import UnitRunner
+    from .serial import set_threads
+    rank = comm.Get_rank()
+    fail_unit = os.environ.get(TEST_FAIL_ENV)
+    fail_unit = int(fail_unit) if fail_unit and fail_unit.strip().lstrip("-").isdigit() else None
+    requests = []
+    t_setup = t_write = t_run = 0.0
+    atoms = 0
+    current = None
+    runner = None
+    try:
+        if failure is not None:          # e.g. the job could not be unpickled here
+            raise failure[1]
+        set_threads(threads)
+        t0 = time.perf_counter()
+        runner = UnitRunner(job)
+        t_setup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        for unit in units:
+            current = unit.id
+            if fail_unit is not None and unit.id == fail_unit:
+                raise DistatomenvError(
+                    f"unit {unit.id} failed on purpose on MPI rank {rank} "
+                    f"(test hook {TEST_FAIL_ENV}={fail_unit})")
+            stats = runner.run(unit)
+            t_write += stats["write"]
+            atoms += stats["atoms"]
+            if rank == 0:
+                sink.report(stats["structures"], stats["atoms"])
+                sink.poll()
+            else:
+                requests.append(comm.isend((stats["structures"], stats["atoms"]), dest=0,
+                                           tag=_TAG_PROGRESS))
+        current = None
+        runner, r = None, runner
+        r.close()
+        t_run = time.perf_counter() - t1
+    except Exception as exc:
+        failure = failure or (current, exc)
+        if runner is not None:
+            try:
+                runner.close()
+            except Exception:
+                pass
+    # tell rank 0 we are done (it waits for this before any collective call)
+    if rank == 0:
+        sink.wait_all()
+        if failure is None and sink.error is not None:
+            failure = (None, sink.error)
+    else:
+        requests.append(comm.isend(None, dest=0, tag=_TAG_PROGRESS))
+    _mpi().Request.Waitall(requests)
+    stats = {"setup": t_setup, "compute": max(0.0, t_run - t_write), "write": t_write}
+    return stats, atoms, failure
+
+
+# ----------------------------------------------------------------------------- compute
+def compute(data, *, threads=None, progress=None, comm=None, **options):
+    """Run ``distatomenv.compute`` on every rank of ``comm`` (default COMM_WORLD).
+
+    Must be called by every rank with the same arguments; ``options`` are those
+    of :func:`distatomenv.pipeline.start_run` (settings, scaling, neighbors,
+    out, dtype, chunk_rows, n_units, overwrite, resume, command).  ``progress``
+    is called on rank 0 only.  Returns the finished store's reader on every rank.
+    """
+    from .. import pipeline
+    from ..store.reader import open_store
+    from ..store.writer import mark_failed
+    MPI = _mpi()
+    comm = (comm if comm is not None else MPI.COMM_WORLD).Dup()
+    try:
+        rank, size = comm.Get_rank(), comm.Get_size()
+        t_start = time.perf_counter()
+
+        # 1. rank 0 prepares and creates the store; everybody learns the outcome
+        payload = None
+        if rank == 0:
+            try:
+                job, todo, timings = pipeline.start_run(data, n_workers=size, **options)
+                payload = ("ok", pickle.dumps((job, todo)))
+            except Exception as exc:
+                comm.bcast(("error", _pack_error(exc)), root=0)
+                raise
+        payload = comm.bcast(payload, root=0)
+        if payload[0] == "error":
+            raise _unpack_error(payload[1])
+        failure = None
+        if rank != 0:
+            try:
+                job, todo = pickle.loads(payload[1])
+            except Exception as exc:        # must still join the collective calls
+                job, todo, failure = None, [], (None, exc)
+
+        # 2. threads; 3. static assignment
+        n_threads = _threads_for_rank(threads, _ranks_on_node(comm))
+        mine = [u for k, u in enumerate(todo) if k % size == rank]
+        sink = _ProgressSink(comm, progress) if rank == 0 else None
+        stats, atoms, failure = _run_units(comm, job, mine, sink, n_threads, failure)
+
+        # 4. everybody learns whether anybody failed
+        me = None if failure is None else (rank, failure[0], type(failure[1]).__name__,
+                                           str(failure[1]))
+        gathered = comm.allgather((me, stats, atoms))
+        failures = [g[0] for g in gathered if g[0] is not None]
+        if failures:
+            message = "; ".join(
+                f"MPI rank {r} failed" + (f" in unit {u}" if u is not None else "")
+                + f": {t}: {m}" for r, u, t, m in failures)
+            if rank == 0:
+                try:
+                    mark_failed(job.out, message)
+                except Exception as exc:    # keep the run's own error in front
+                    message += f" (and recording the failure in the store failed: {exc})"
+            if failure is not None:
+                exc = failure[1]
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"(on MPI rank {rank} of {size}; the store is incomplete, "
+                                 "re-run with --resume)")
+                raise exc
+            raise RankFailedError(message, failures)
+
+        # 6. rank 0 finalises; the others open the finished store
+        result = None
+        if rank == 0:
+            loads = [g[2] for g in gathered]
+            mean = sum(loads) / len(loads)
+            summary = {k: max(g[1][k] for g in gathered) for k in ("setup", "compute", "write")}
+            summary["load balance"] = (max(loads) / mean) if mean > 0 else 1.0
+            summary["ranks"] = size
+            try:
+                reader = pipeline.finish_run(job, timings, summary, t_start)
+                result = ("ok", dict(reader.timings))
+            except Exception as exc:
+                comm.bcast(("error", _pack_error(exc)), root=0)
+                raise
+        result = comm.bcast(result, root=0)
+        if result[0] == "error":
+            raise _unpack_error(result[1])
+        if rank == 0:
+            return reader
+        reader = open_store(job.out)
+        reader.timings = dict(result[1])
+        return reader
+    finally:
+        comm.Free()

@@ -1,0 +1,200 @@
+"""The MPI backend, with real ranks: ``mpiexec -n N python -m distatomenv.cli compute``.
+
+Every store made under MPI must be bit-identical to the serial store; a rank
+that fails must end the run on every rank (no hang) and leave an incomplete
+store that ``--resume`` completes.  The launcher is the venv's own ``mpiexec``
+(the ``mpi`` extra's MPICH): another MPI's launcher would start independent
+size-1 processes.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from distatomenv import open_store
+from distatomenv.errors import InputFileError, StoreIncompleteError
+from distatomenv.synth import write_lj_dataset
+
+MPIEXEC = Path(sys.executable).parent / "mpiexec"
+NEIGHBORS = "2 2 2 2"
+TIMEOUT = 120
+
+pytestmark = pytest.mark.skipif(
+    not MPIEXEC.exists(),
+    reason=f"no mpiexec beside the Python interpreter ({MPIEXEC}); "
+           "install the mpi extra: pip install -e '.[mpi]'")
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_"))
+           and k != "DISTATOMENV_TEST_FAIL_UNIT"}
+    env["NUMBA_NUM_THREADS"] = "1"
+    env.update(extra)
+    return env
+
+
+def _compute(data, out, *, ranks=None, args=(), env=None, check=True):
+    """Run ``distatomenv compute`` (under ``mpiexec -n ranks`` when given)."""
+    cmd = [sys.executable, "-m", "distatomenv.cli", "compute", str(data),
+           "--neighbors", NEIGHBORS, "--chunk-rows", "16", "--threads", "1",
+           "-o", str(out), *args]
+    if ranks is not None:
+        cmd = [str(MPIEXEC), "-n", str(ranks), *cmd]
+    proc = subprocess.run(cmd, env=env or _env(), stdin=subprocess.DEVNULL,
+                          capture_output=True, text=True, timeout=TIMEOUT)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\n"
+                    f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def _arrays(path):
+    """Every array of the store: elements/<E>/<name> and structures/<name>."""
+    open_store(path)                                  # complete, or this raises
+    root = zarr.open_group(str(path), mode="r")
+    out = {}
+    for e, group in root["elements"].groups():
+        for name, arr in group.arrays():
+            out[f"elements/{e}/{name}"] = arr[...]
+    for name, arr in root["structures"].arrays():
+        out[f"structures/{name}"] = arr[...]
+    assert any(k.startswith("elements/") for k in out) and any(
+        k.startswith("structures/") for k in out)
+    return out
+
+
+def _assert_same(path, reference):
+    got = _arrays(path)
+    assert got.keys() == reference.keys()
+    for k, ref in reference.items():
+        assert got[k].dtype == ref.dtype, k
+        np.testing.assert_array_equal(got[k], ref, err_msg=k)
+
+
+@pytest.fixture(scope="module")
+def lj7(tmp_path_factory):
+    """7 structures of 64 atoms (uneven over 2 and 3 ranks) and their serial store.
+
+    The serial run also fills numba's on-disk cache, so the ranks load the
+    kernels instead of each compiling them.
+    """
+    d = tmp_path_factory.mktemp("lj7")
+    paths = write_lj_dataset(d, n_structures=7, n_atoms=64, seed=1)
+    _compute(paths["input.data"], d / "serial.zarr", args=["--backend", "serial"])
+    return paths["input.data"], _arrays(d / "serial.zarr")
+
+
+@pytest.fixture(scope="module")
+def lj2(tmp_path_factory):
+    """2 structures: fewer structures than ranks."""
+    d = tmp_path_factory.mktemp("lj2")
+    paths = write_lj_dataset(d, n_structures=2, n_atoms=64, seed=1)
+    _compute(paths["input.data"], d / "serial.zarr", args=["--backend", "serial"])
+    return paths["input.data"], _arrays(d / "serial.zarr")
+
+
+@pytest.fixture(scope="module")
+def mpi2_store(lj7, tmp_path_factory):
+    """A store made by ``mpiexec -n 2`` without --backend (the CLI detects MPI)."""
+    out = tmp_path_factory.mktemp("mpi2") / "mpi2.zarr"
+    _compute(lj7[0], out, ranks=2)
+    return out
+
+
+def test_two_ranks_bit_identical_to_serial(lj7, mpi2_store):
+    _assert_same(mpi2_store, lj7[1])
+
+
+def test_detects_mpi_and_uses_every_rank(mpi2_store):
+    rd = open_store(mpi2_store)
+    pids = {rd.unit_info(u)["pid"] for u in range(rd.n_units)
+            if rd.unit_info(u).get("atoms")}
+    assert rd.n_units >= 2
+    assert len(pids) == 2, f"units ran in {len(pids)} process(es), expected 2 ranks"
+
+
+def test_three_ranks_bit_identical_to_serial(lj7, tmp_path):
+    proc = _compute(lj7[0], tmp_path / "mpi3.zarr", ranks=3, args=["--backend", "mpi"])
+    _assert_same(tmp_path / "mpi3.zarr", lj7[1])
+    assert "ranks 3" in proc.stdout                  # rank 0's summary line
+
+
+def test_more_ranks_than_structures(lj2, tmp_path):
+    _compute(lj2[0], tmp_path / "mpi3.zarr", ranks=3)
+    _assert_same(tmp_path / "mpi3.zarr", lj2[1])
+
+
+def test_failing_rank_stops_every_rank_then_resume(lj7, tmp_path):
+    out = tmp_path / "fail.zarr"
+    proc = _compute(lj7[0], out, ranks=2, check=False,
+                    env=_env(DISTATOMENV_TEST_FAIL_UNIT="1"))   # unit 1 runs on rank 1
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    assert "unit 1" in proc.stderr and "rank 1" in proc.stderr, proc.stderr
+    # both ranks report the failure (rank 0 names the failing rank)
+    assert proc.stderr.count("distatomenv: error:") == 2, proc.stderr
+    with pytest.raises(StoreIncompleteError, match="rank 1"):
+        open_store(out)
+    rd = open_store(out, allow_incomplete=True)
+    assert rd.missing_units() == [1]
+    _compute(lj7[0], out, ranks=2, args=["--resume"])
+    _assert_same(out, lj7[1])
+
+
+def test_bad_input_fails_on_every_rank(lj7, tmp_path):
+    """An error of rank 0's preparation (here: a complete store exists) is raised
+    on every rank, so no rank waits for a broadcast that never comes."""
+    out = tmp_path / "exists.zarr"
+    _compute(lj7[0], out, ranks=2)
+    proc = _compute(lj7[0], out, ranks=2, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("already exists") == 2, proc.stderr
+
+
+def test_errors_cross_ranks_with_type_and_message():
+    from distatomenv.backends.mpi import _pack_error, _unpack_error
+    err = InputFileError("input.data", 7, "expected a number, found 'abc'")
+    again = _unpack_error(_pack_error(err))
+    assert type(again) is InputFileError and str(again) == str(err)
+    again = _unpack_error(_pack_error(ValueError("plain")))
+    assert type(again) is ValueError and str(again) == "plain"
+
+
+def test_mpi4py_imported_lazily():
+    code = ("import sys, distatomenv, distatomenv.cli, distatomenv.backends.mpi; "
+            "assert 'mpi4py' not in sys.modules, 'mpi4py imported at import time'")
+    subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=TIMEOUT)
+
+
+PROGRESS_SCRIPT = """
+import json, sys
+import distatomenv
+calls = []
+rd = distatomenv.compute(sys.argv[1], neighbors="2 2 2 2", out=sys.argv[2], chunk_rows=16,
+                         n_units=5, backend="mpi", threads=1,
+                         progress=lambda s, a: calls.append(a))
+from mpi4py import MPI
+rank = MPI.COMM_WORLD.Get_rank()
+json.dump({"atoms": sum(calls), "calls": len(calls), "ranks": rd.timings["ranks"],
+           "complete": rd.status}, open(f"{sys.argv[2]}.rank{rank}.json", "w"))
+"""
+
+
+def test_python_api_progress_reaches_rank_0(lj7, tmp_path):
+    import json
+    script = tmp_path / "run.py"
+    script.write_text(PROGRESS_SCRIPT)
+    out = tmp_path / "api.zarr"
+    subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script), str(lj7[0]), str(out)],
+                   check=True, env=_env(), stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+    r0 = json.loads(Path(f"{out}.rank0.json").read_text())
+    r1 = json.loads(Path(f"{out}.rank1.json").read_text())
+    assert r0 == {"atoms": 7 * 64, "calls": 5, "ranks": 2, "complete": "complete"}
+    assert r1 == {"atoms": 0, "calls": 0, "ranks": 2, "complete": "complete"}
+    _assert_same(out, lj7[1])
