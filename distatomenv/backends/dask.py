@@ -1,0 +1,374 @@
+"""The Dask backend: the units of a run are tasks on a ``distributed`` cluster.
+
+Start a local cluster of worker processes, or join a running one::
+
+    distatomenv compute input.data --neighbors "6 2 4 4" -o store.zarr --workers 4
+    distatomenv compute input.data --neighbors "6 2 4 4" -o store.zarr \\
+        --scheduler tcp://HOST:8786
+
+or from Python: ``distatomenv.compute(..., backend="dask", workers=4)`` (or
+``scheduler="tcp://HOST:8786"``).  Exactly one of ``workers`` and ``scheduler``
+must be given.  The workers must import the same distatomenv and see the
+input files and the store at the same paths (a shared file system).
+
+How a run goes:
+
+1. The client process (the one calling :func:`compute`) prepares the run and
+   creates (or resumes) the store with :func:`~distatomenv.pipeline.start_run`,
+   planned for the number of workers.  With ``workers=N`` this happens before
+   the cluster starts, so bad input fails fast; with ``scheduler=`` the client
+   first connects (and waits up to a minute for a first worker).
+2. The job is sent to the cluster once, as the result of a small task that is
+   then replicated to every worker (like ``scatter(broadcast=True)``, but the
+   scheduler can recompute it if every worker holding it dies, which it
+   cannot do for scattered data), and every unit still to do becomes one task
+   ``distatomenv-unit-<id>-<token>`` with ``retries=2`` that takes the job.
+3. On a worker, :func:`_run_unit` keeps one
+   :class:`~distatomenv.pipeline.UnitRunner` per worker thread and run, sets
+   numba's thread count (``threads``, default 1 per Dask worker thread), runs
+   the unit (its writes are drained before it returns) and returns its
+   counters.
+4. Units are idempotent: a unit writes only whole chunks it owns, so a unit
+   that runs again (a retry, or a worker that died and whose tasks the
+   scheduler reschedules) rewrites the same bytes.  A worker process that dies
+   is restarted by its nanny; the run completes.
+5. Progress: ``progress(structures, atoms)`` is called in the client as tasks
+   complete.
+6. Errors: when a unit fails for good (after its retries, or after its workers
+   died ``distributed.scheduler.allowed-failures`` times), the other tasks are
+   cancelled, the failure is recorded in the store
+   (:func:`~distatomenv.store.writer.mark_failed`) and :class:`UnitFailedError`
+   names the unit, the worker and the original error.  The store stays
+   incomplete; ``--resume`` computes the missing units.
+7. The client finalises the store (:func:`~distatomenv.pipeline.finish_run`)
+   with per-phase seconds summed over units, ``"workers"`` and ``"load
+   balance"`` (largest per-worker load in atoms / mean) in ``timings``, and
+   closes the client and the local cluster it started (never an external one).
+
+``distributed`` is imported inside the functions only (DESIGN §5).
+
+Numba note: with more than one thread per Dask worker, units run concurrently
+in one process; numba's ``omp`` and ``tbb`` threading layers allow that, its
+``workqueue`` fallback does not (use one thread per worker there).
+
+Test hook: when the environment variable ``DISTATOMENV_TEST_KILL_UNIT`` holds a
+unit id and ``DISTATOMENV_TEST_KILL_MARKER`` a file path, the worker process
+that has just run that unit (its rows are written) exits at once with
+``os._exit(1)`` before reporting it, unless the marker file exists; it creates
+the marker first, so the rescheduled unit does not die again.  It exists only
+so that the test suite can kill a worker deterministically; never set it
+otherwise.
+"""
+from __future__ import annotations
+
+import collections
+import os
+import pickle
+import threading
+import time
+import uuid
+
+from ..errors import DistatomenvError
+
+#: Environment variables of the worker-kill test hook (see the module docstring).
+TEST_KILL_ENV = "DISTATOMENV_TEST_KILL_UNIT"
+TEST_KILL_MARKER_ENV = "DISTATOMENV_TEST_KILL_MARKER"
+
+#: Retries of a unit whose task raised (a worker that dies is handled by the scheduler).
+RETRIES = 2
+#: Seconds to wait for a first worker of an external cluster.
+WAIT_FOR_WORKERS_S = 60
+
+
+class UnitFailedError(DistatomenvError, RuntimeError):
+    """A work unit failed on a Dask worker (after its retries).
+
+    Attributes
+    ----------
+    unit : the unit id.
+    error_type : name of the original exception's type.
+    worker : address of the worker it failed on (None if unknown).
+    """
+
+    def __init__(self, message, unit=None, error_type=None, worker=None):
+        super().__init__(message)
+        self.unit = unit
+        self.error_type = error_type
+        self.worker = worker
+
+    def __reduce__(self):                # picklable whatever the signature
+        return (type(self), (str(self), self.unit, self.error_type, self.worker))
+
+
+# ----------------------------------------------------------------------------- worker side
+_LOCAL = threading.local()       # per Dask worker thread: {token: UnitRunner}
+_KEEP_RUNNERS = 2                # runs whose runner a worker thread keeps open
+
+
+def _load_job(blob):
+    """The job from its pickle (a task, so that the scheduler can recompute it)."""
+    return pickle.loads(blob)
+
+
+def _worker_address():
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except Exception:                    # not inside a worker (tests calling directly)
+        return None
+
+
+def _runner(job, token):
+    """This thread's UnitRunner of run ``token`` (created on first use); returns
+    (runner, seconds spent creating it)."""
+    from ..pipeline import UnitRunner
+    cache = getattr(_LOCAL, "runners", None)
+    if cache is None:
+        cache = _LOCAL.runners = collections.OrderedDict()
+    runner = cache.get(token)
+    if runner is not None:
+        cache.move_to_end(token)
+        return runner, 0.0
+    t0 = time.perf_counter()
+    runner = cache[token] = UnitRunner(job)
+    while len(cache) > _KEEP_RUNNERS:    # only this thread uses them: safe to close
+        _, old = cache.popitem(last=False)
+        _close_quietly(old)
+    return runner, time.perf_counter() - t0
+
+
+def _drop_runner(token):
+    cache = getattr(_LOCAL, "runners", None)
+    if cache is not None and token in cache:
+        _close_quietly(cache.pop(token))
+
+
+def _close_quietly(runner):
+    try:
+        runner.close()
+    except Exception:
+        pass
+
+
+def _kill_hook(unit_id):
+    """The test hook of the module docstring."""
+    want = os.environ.get(TEST_KILL_ENV, "").strip()
+    marker = os.environ.get(TEST_KILL_MARKER_ENV)
+    if not marker or not want.isdigit() or int(want) != unit_id:
+        return
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, f"{os.getpid()}\n".encode())
+    os.close(fd)
+    os._exit(1)
+
+
+def _run_unit(job, unit_id, token, threads):
+    """Task body: run unit ``unit_id`` of ``job`` on this worker; returns its counters.
+
+    Any error is re-raised as a picklable :class:`UnitFailedError` naming the
+    unit, the worker and the original error.
+    """
+    from .serial import set_threads
+    worker = _worker_address()
+    try:
+        # numba's thread count is per calling thread: set it on every task
+        n_threads = set_threads(1 if threads is None else threads)
+        runner, setup = _runner(job, token)
+        unit = next(u for u in job.units if u.id == unit_id)
+        try:
+            stats = runner.run(unit)     # drains its writes before it returns
+        except BaseException:
+            _drop_runner(token)          # a retry starts with a fresh runner
+            raise
+    except UnitFailedError:
+        raise
+    except Exception as exc:
+        where = f"dask worker {worker}" if worker else f"process {os.getpid()}"
+        raise UnitFailedError(
+            f"unit {unit_id} failed on {where}: {type(exc).__name__}: {exc}",
+            unit_id, type(exc).__name__, worker) from None
+    _kill_hook(unit_id)
+    stats.update(setup=setup, worker=worker or f"pid {os.getpid()}", pid=os.getpid(),
+                 threads=n_threads)
+    return stats
+
+
+# ----------------------------------------------------------------------------- client side
+def _distributed():
+    try:
+        import distributed
+    except ImportError as exc:           # pragma: no cover - depends on the install
+        raise DistatomenvError(
+            f"the dask backend needs dask.distributed ({exc}); install it with "
+            "pip install 'dask[distributed]'") from None
+    return distributed
+
+
+def _connect(address):
+    """A client of the external cluster at ``address`` and its worker count."""
+    distributed = _distributed()
+    try:
+        client = distributed.Client(address, set_as_default=False)
+    except Exception as exc:
+        raise DistatomenvError(f"cannot connect to the dask scheduler {address}: "
+                               f"{type(exc).__name__}: {exc}") from None
+    try:
+        client.wait_for_workers(1, timeout=WAIT_FOR_WORKERS_S)
+    except Exception:
+        client.close()
+        raise DistatomenvError(f"the dask scheduler {address} has no workers (waited "
+                               f"{WAIT_FOR_WORKERS_S} s); start some with "
+                               f"'dask worker {address}'") from None
+    return client, len(client.scheduler_info(n_workers=-1)["workers"])
+
+
+def _local_cluster(n_workers):
+    distributed = _distributed()
+    cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None)
+    try:
+        client = distributed.Client(cluster, set_as_default=False)
+    except BaseException:
+        cluster.close()
+        raise
+    return cluster, client
+
+
+def _run(client, job, todo, threads, progress, n_workers):
+    """Submit one task per unit, collect their counters; returns the stats dict."""
+    distributed = _distributed()
+    token = uuid.uuid4().hex[:12]
+    job_future = client.submit(_load_job, pickle.dumps(job), key=f"distatomenv-job-{token}",
+                               pure=False)
+    # a copy on every worker: the scheduler places a task only on workers that
+    # hold its inputs (stealing rebalances later, slowly); should the job
+    # task fail, the unit tasks fail with its error and are reported below
+    try:
+        client.replicate([job_future])
+    except Exception:
+        pass
+    futures = {client.submit(_run_unit, job_future, unit.id, token, threads,
+                             key=f"distatomenv-unit-{unit.id}-{token}", pure=False,
+                             retries=RETRIES): unit.id
+               for unit in todo}
+    sums = {"setup": 0.0, "compute": 0.0, "write": 0.0}
+    loads = collections.Counter()
+    try:
+        for future in distributed.as_completed(list(futures), loop=client.loop):
+            unit_id = futures.pop(future)
+            if future.status != "finished":
+                raise _failure(future, unit_id)
+            stats = future.result()
+            future.release()
+            sums["setup"] += stats["setup"]
+            sums["write"] += stats["write"]
+            sums["compute"] += max(0.0, stats["seconds"] - stats["write"])
+            loads[stats["worker"]] += stats["atoms"]
+            if progress is not None:
+                progress(stats["structures"], stats["atoms"])
+    except BaseException:
+        if futures:
+            try:
+                client.cancel(list(futures))
+            except Exception:
+                pass
+        raise
+    finally:
+        job_future.release()
+    n = max(n_workers, len(loads), 1)
+    mean = sum(loads.values()) / n
+    sums["workers"] = n_workers
+    sums["load balance"] = (max(loads.values()) / mean) if mean > 0 else 1.0
+    return sums
+
+
+def _failure(future, unit_id):
+    """The UnitFailedError of a task that did not finish."""
+    if future.status == "error":
+        try:
+            exc = future.exception()
+        except Exception as err:         # the exception itself could not be rebuilt
+            exc = err
+        if isinstance(exc, UnitFailedError):
+            return exc
+        return UnitFailedError(f"unit {unit_id} failed on the dask cluster: "
+                               f"{type(exc).__name__}: {exc}", unit_id, type(exc).__name__)
+    return UnitFailedError(f"unit {unit_id} did not finish: its task was {future.status}",
+                           unit_id, future.status)
+
+
+def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, **options):
+    """Run ``distatomenv.compute`` with the units as tasks on a Dask cluster.
+
+    Parameters
+    ----------
+    workers : start a local cluster of this many worker processes (one thread each).
+    scheduler : address of a running scheduler to join instead, e.g. ``tcp://HOST:8786``.
+    threads : numba threads per Dask worker thread (default 1).
+    progress : optional callable(structures, atoms), called as units finish.
+    options : those of :func:`distatomenv.pipeline.start_run` (settings, scaling,
+        neighbors, out, dtype, chunk_rows, n_units, overwrite, resume, command).
+
+    Returns the finished store's :class:`~distatomenv.store.reader.StoreReader`;
+    its ``timings`` hold per-phase seconds summed over units, ``"workers"`` and
+    ``"load balance"``.
+    """
+    from .. import pipeline
+    from ..store.writer import mark_failed
+    if (workers is None) == (scheduler is None):
+        raise DistatomenvError(
+            "the dask backend needs either workers=N (--workers N: start a local cluster) "
+            "or scheduler=ADDRESS (--scheduler tcp://HOST:PORT: join a running one)"
+            + (", not both" if workers is not None else ""))
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise DistatomenvError(f"--workers must be a positive integer, got {workers!r}")
+    if threads is not None and int(threads) < 1:
+        raise DistatomenvError(f"--threads must be a positive integer, got {threads!r}")
+    t_start = time.perf_counter()
+    client = cluster = None
+    try:
+        if scheduler is not None:
+            t0 = time.perf_counter()
+            client, n_workers = _connect(scheduler)
+            t_cluster = time.perf_counter() - t0
+        else:
+            n_workers = workers
+        job, todo, timings = pipeline.start_run(data, n_workers=n_workers, **options)
+        try:
+            if not todo:                 # resuming a store whose units are all done
+                stats = {"setup": 0.0, "compute": 0.0, "write": 0.0,
+                         "workers": n_workers, "load balance": 1.0}
+                return pipeline.finish_run(job, timings, stats, t_start)
+            if client is None:
+                t0 = time.perf_counter()
+                cluster, client = _local_cluster(n_workers)
+                t_cluster = time.perf_counter() - t0
+            timings["start cluster" if cluster is not None else "connect"] = t_cluster
+            stats = _run(client, job, todo, threads, progress, n_workers)
+        except BaseException as exc:
+            message = str(exc) if isinstance(exc, UnitFailedError) else \
+                f"{type(exc).__name__}: {exc}"
+            try:
+                mark_failed(job.out, message)
+            except Exception as err:     # keep the run's own error in front
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"(recording the failure in the store failed: {err})")
+            if isinstance(exc, UnitFailedError) and hasattr(exc, "add_note"):
+                exc.add_note("(the store is incomplete; re-run with --resume once the "
+                             "cause is fixed)")
+            raise
+    finally:
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+        if cluster is not None:
+            try:
+                cluster.close()
+            except Exception:
+                pass
+    return pipeline.finish_run(job, timings, stats, t_start)
