@@ -16,9 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-import zarr
 
 pytest.importorskip("distributed")
 
@@ -26,6 +24,7 @@ import distatomenv                                    # noqa: E402
 from distatomenv import open_store                    # noqa: E402
 from distatomenv.errors import DistatomenvError, StoreIncompleteError  # noqa: E402
 from distatomenv.synth import write_lj_dataset        # noqa: E402
+from stores import assert_same_store, store_arrays  # noqa: E402
 
 DASK = Path(sys.executable).parent / "dask"
 NEIGHBORS = "2 2 2 2"
@@ -52,29 +51,6 @@ def worker_env():
         yield mp
 
 
-def _arrays(path):
-    """Every array of the store: elements/<E>/<name> and structures/<name>."""
-    open_store(path)                                  # complete, or this raises
-    root = zarr.open_group(str(path), mode="r")
-    out = {}
-    for e, group in root["elements"].groups():
-        for name, arr in group.arrays():
-            out[f"elements/{e}/{name}"] = arr[...]
-    for name, arr in root["structures"].arrays():
-        out[f"structures/{name}"] = arr[...]
-    assert any(k.startswith("elements/") for k in out) and any(
-        k.startswith("structures/") for k in out)
-    return out
-
-
-def _assert_same(path, reference):
-    got = _arrays(path)
-    assert got.keys() == reference.keys()
-    for k, ref in reference.items():
-        assert got[k].dtype == ref.dtype, k
-        np.testing.assert_array_equal(got[k], ref, err_msg=k)
-
-
 @pytest.fixture(scope="module")
 def lj7(tmp_path_factory):
     """7 structures of 64 atoms and their serial store.
@@ -86,7 +62,7 @@ def lj7(tmp_path_factory):
     paths = write_lj_dataset(d, n_structures=7, n_atoms=64, seed=1)
     distatomenv.compute(paths["input.data"], neighbors=NEIGHBORS, out=d / "serial.zarr",
                         chunk_rows=CHUNK, threads=1)
-    return paths["input.data"], _arrays(d / "serial.zarr")
+    return paths["input.data"], store_arrays(d / "serial.zarr")
 
 
 def _pids(path):
@@ -113,7 +89,7 @@ def test_local_cluster_bit_identical_to_serial(lj7, tmp_path):
     store = distatomenv.compute(data, neighbors=NEIGHBORS, out=out, chunk_rows=CHUNK,
                                 n_units=4, backend="dask", workers=2,
                                 progress=lambda s, a: seen.append((s, a)))
-    _assert_same(out, reference)
+    assert_same_store(out, reference)
     assert len(seen) == 4 and sum(a for _, a in seen) == 7 * 64
     t = store.timings
     assert t["workers"] == 2 and t["load balance"] >= 1.0
@@ -140,7 +116,7 @@ def test_worker_killed_mid_run_completes(lj7, tmp_path, worker_env):
         worker_env.delenv("DISTATOMENV_TEST_KILL_MARKER")
     assert marker.exists(), "the test hook did not fire"
     killed_pid = int(marker.read_text())
-    _assert_same(out, reference)
+    assert_same_store(out, reference)
     assert _pids(out)[1] != killed_pid        # unit 1 was redone by another process
 
 
@@ -176,7 +152,7 @@ def test_resume_computes_only_missing_units(lj7, tmp_path):
         open_store(out)
     distatomenv.compute(data, neighbors=NEIGHBORS, out=out, chunk_rows=CHUNK, resume=True,
                         backend="dask", workers=2)
-    _assert_same(out, reference)
+    assert_same_store(out, reference)
     pids = _pids(out)
     assert sorted(pids) == [0, 1, 2, 3]
     assert [u for u, p in pids.items() if p != os.getpid()] == [2]
@@ -243,7 +219,7 @@ def test_cli_external_scheduler_bit_identical_to_serial(lj7, tmp_path):
         if proc.returncode != 0:
             pytest.fail(f"{' '.join(cmd)} exited {proc.returncode}\nstdout:\n{proc.stdout}\n"
                         f"stderr:\n{proc.stderr}\n{_logs(logs)}")
-        _assert_same(out, reference)
+        assert_same_store(out, reference)
         assert len(set(_pids(out).values())) == 2
     finally:
         for p in reversed(procs):            # workers first, then the scheduler

@@ -13,13 +13,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import zarr
 
 from distatomenv import open_store
 from distatomenv.errors import InputFileError, StoreIncompleteError
 from distatomenv.synth import write_lj_dataset
+from stores import assert_same_store, store_arrays
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 NEIGHBORS = "2 2 2 2"
@@ -55,29 +54,6 @@ def _compute(data, out, *, ranks=None, args=(), env=None, check=True):
     return proc
 
 
-def _arrays(path):
-    """Every array of the store: elements/<E>/<name> and structures/<name>."""
-    open_store(path)                                  # complete, or this raises
-    root = zarr.open_group(str(path), mode="r")
-    out = {}
-    for e, group in root["elements"].groups():
-        for name, arr in group.arrays():
-            out[f"elements/{e}/{name}"] = arr[...]
-    for name, arr in root["structures"].arrays():
-        out[f"structures/{name}"] = arr[...]
-    assert any(k.startswith("elements/") for k in out) and any(
-        k.startswith("structures/") for k in out)
-    return out
-
-
-def _assert_same(path, reference):
-    got = _arrays(path)
-    assert got.keys() == reference.keys()
-    for k, ref in reference.items():
-        assert got[k].dtype == ref.dtype, k
-        np.testing.assert_array_equal(got[k], ref, err_msg=k)
-
-
 @pytest.fixture(scope="module")
 def lj7(tmp_path_factory):
     """7 structures of 64 atoms (uneven over 2 and 3 ranks) and their serial store.
@@ -88,7 +64,7 @@ def lj7(tmp_path_factory):
     d = tmp_path_factory.mktemp("lj7")
     paths = write_lj_dataset(d, n_structures=7, n_atoms=64, seed=1)
     _compute(paths["input.data"], d / "serial.zarr", args=["--backend", "serial"])
-    return paths["input.data"], _arrays(d / "serial.zarr")
+    return paths["input.data"], store_arrays(d / "serial.zarr")
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +73,7 @@ def lj2(tmp_path_factory):
     d = tmp_path_factory.mktemp("lj2")
     paths = write_lj_dataset(d, n_structures=2, n_atoms=64, seed=1)
     _compute(paths["input.data"], d / "serial.zarr", args=["--backend", "serial"])
-    return paths["input.data"], _arrays(d / "serial.zarr")
+    return paths["input.data"], store_arrays(d / "serial.zarr")
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +85,7 @@ def mpi2_store(lj7, tmp_path_factory):
 
 
 def test_two_ranks_bit_identical_to_serial(lj7, mpi2_store):
-    _assert_same(mpi2_store, lj7[1])
+    assert_same_store(mpi2_store, lj7[1])
 
 
 def test_detects_mpi_and_uses_every_rank(mpi2_store):
@@ -122,13 +98,13 @@ def test_detects_mpi_and_uses_every_rank(mpi2_store):
 
 def test_three_ranks_bit_identical_to_serial(lj7, tmp_path):
     proc = _compute(lj7[0], tmp_path / "mpi3.zarr", ranks=3, args=["--backend", "mpi"])
-    _assert_same(tmp_path / "mpi3.zarr", lj7[1])
+    assert_same_store(tmp_path / "mpi3.zarr", lj7[1])
     assert "ranks 3" in proc.stdout                  # rank 0's summary line
 
 
 def test_more_ranks_than_structures(lj2, tmp_path):
     _compute(lj2[0], tmp_path / "mpi3.zarr", ranks=3)
-    _assert_same(tmp_path / "mpi3.zarr", lj2[1])
+    assert_same_store(tmp_path / "mpi3.zarr", lj2[1])
 
 
 def test_failing_rank_stops_every_rank_then_resume(lj7, tmp_path):
@@ -144,7 +120,7 @@ def test_failing_rank_stops_every_rank_then_resume(lj7, tmp_path):
     rd = open_store(out, allow_incomplete=True)
     assert rd.missing_units() == [1]
     _compute(lj7[0], out, ranks=2, args=["--resume"])
-    _assert_same(out, lj7[1])
+    assert_same_store(out, lj7[1])
 
 
 def test_bad_input_fails_on_every_rank(lj7, tmp_path):
@@ -197,4 +173,4 @@ def test_python_api_progress_reaches_rank_0(lj7, tmp_path):
     r1 = json.loads(Path(f"{out}.rank1.json").read_text())
     assert r0 == {"atoms": 7 * 64, "calls": 5, "ranks": 2, "complete": "complete"}
     assert r1 == {"atoms": 0, "calls": 0, "ranks": 2, "complete": "complete"}
-    _assert_same(out, lj7[1])
+    assert_same_store(out, lj7[1])

@@ -15,9 +15,8 @@ from distatomenv.io.scaling import read_scaling
 from distatomenv.io.settings import read_settings
 from distatomenv.store.reader import open_store
 from distatomenv.synth import write_lj_dataset
+from stores import assert_same_store, store_arrays
 
-ARRAYS = ["G", "dGdx", "dGdy", "dGdz", "forces", "positions", "structure", "atom", "nb_atom",
-          "nb_order"]
 
 
 @pytest.fixture(scope="module")
@@ -26,25 +25,13 @@ def lj(tmp_path_factory):
     return write_lj_dataset(d, n_structures=6, n_atoms=64, seed=3)
 
 
-def _arrays(path):
-    rd = open_store(path)
-    return {(e, n): rd.read(e, n) for e in rd.elements for n in ARRAYS}
-
-
-def _same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
-        assert a[k].dtype == b[k].dtype, k
-        np.testing.assert_array_equal(a[k], b[k], err_msg=str(k))
-
-
 def test_many_units_bit_identical_to_one(lj, tmp_path):
     one = distatomenv.compute(lj["input.data"], neighbors="3 3 3 3", out=tmp_path / "one.zarr",
                               chunk_rows=16, n_units=1)
     many = distatomenv.compute(lj["input.data"], neighbors="Ar-Ar=3,Ar-Kr=3,Kr-Ar=3,Kr-Kr=3",
                                out=tmp_path / "many.zarr", chunk_rows=16, n_units=7)
     assert many.n_units == 7 and one.n_units == 1
-    _same(_arrays(one.path), _arrays(many.path))
+    assert_same_store(many.path, store_arrays(one.path))
     rows = sum(one.n_rows(e) for e in one.elements)
     assert rows == 6 * 64
 
@@ -120,7 +107,7 @@ def test_resume_computes_only_missing_units(lj, tmp_path, monkeypatch):
     distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, chunk_rows=16,
                         n_units=5, resume=True)
     assert ran == [3, 4]
-    _same(_arrays(clean.path), _arrays(out))
+    assert_same_store(out, store_arrays(clean.path))
 
 
 def test_complete_store_not_overwritten(lj, tmp_path):

@@ -1,0 +1,32 @@
+"""Reading whole stores back in tests: the bit-for-bit backend comparisons."""
+from __future__ import annotations
+
+import numpy as np
+import zarr
+
+from distatomenv.store.reader import open_store
+
+
+def store_arrays(path) -> dict:
+    """Every array of a complete store: ``elements/<E>/<name>`` and ``structures/<name>``."""
+    open_store(path)                                  # complete, or this raises
+    root = zarr.open_group(str(path), mode="r")
+    out = {}
+    for e, group in root["elements"].groups():
+        for name, arr in group.arrays():
+            out[f"elements/{e}/{name}"] = arr[...]
+    for name, arr in root["structures"].arrays():
+        out[f"structures/{name}"] = arr[...]
+    assert any(k.startswith("elements/") for k in out) and any(
+        k.startswith("structures/") for k in out)
+    return out
+
+
+def assert_same_store(path, reference: dict):
+    """The store at ``path`` holds exactly ``reference`` (from :func:`store_arrays`),
+    same names, dtypes and bits."""
+    got = store_arrays(path)
+    assert got.keys() == reference.keys()
+    for k, ref in reference.items():
+        assert got[k].dtype == ref.dtype, k
+        np.testing.assert_array_equal(got[k], ref, err_msg=k)
