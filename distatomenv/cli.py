@@ -89,9 +89,9 @@ def cmd_scaling(args):
     from .io.scaling import write_scaling
     from .io.settings import read_settings
     from .pipeline import _beside, scaling_pass
-    table = scaling_pass(args.data, settings=args.settings, threads=args.threads)
-    write_scaling(args.output, table, read_settings(_beside(args.data, args.settings,
-                                                            "input.nn")).sfset)
+    st = read_settings(_beside(args.data, args.settings, "input.nn"))
+    table = scaling_pass(args.data, settings=st, threads=args.threads)
+    write_scaling(args.output, table, st.sfset)
     if not args.quiet:
         print(args.output)
     return 0

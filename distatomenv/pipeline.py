@@ -79,19 +79,20 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     settings_path = _beside(data, settings, "input.nn")
     scaling_path = _beside(data, scaling, "scaling.data")
     st = read_settings(settings_path)
+    table = None
     if os.path.exists(scaling_path):
         table = read_scaling(scaling_path, st.sfset)
         scaling_info = {"path": os.path.abspath(scaling_path), "sha256": _sha256(scaling_path)}
     elif scaling is not None:
         raise ScalingFileError(scaling_path, None, "file not found (given with --scaling)")
-    else:
-        # no scaling.data beside the data: compute it, as n2p2's nnp-scaling would
-        table = scaling_pass(data, settings=settings_path)
-        scaling_info = {"path": None, "computed": True}
     ncut = parse_neighbor_spec(neighbors, st.elements)
     t1 = time.perf_counter()
     index = index_file(data, st.elements)
     t2 = time.perf_counter()
+    if table is None:
+        # no scaling.data beside the data: compute it, as n2p2's nnp-scaling would
+        table = scaling_pass(data, settings=st, index=index)
+        scaling_info = {"path": None, "computed": True}
     calc_layout = EnvironmentLayout.from_sfset(st.sfset, ncut, st.use_short_forces)
     layout = StoreLayout(
         elements=list(st.elements),
@@ -388,16 +389,21 @@ class MomentAccumulator:
         return np.sqrt(self.m2 / max(self.count - 1, 1))
 
 
-def scaling_pass(data, *, settings=None, threads=None):
+def scaling_pass(data, *, settings=None, threads=None, index=None):
     """SF min, max, mean and sigma over every atom of input.data (``nnp-scaling``).
 
+    settings : input.nn path (default: beside ``data``) or a Settings already read.
+    index : the DataIndex of ``data`` if the caller has it (saves a pass).
     Returns a :class:`~distatomenv.io.scaling.ScalingTable`.
     """
     from .backends.serial import set_threads
     from .io.scaling import ScalingTable
+    from .io.settings import Settings
     set_threads(threads)
-    st = read_settings(_beside(data, settings, "input.nn"))
-    index = index_file(data, st.elements)
+    st = settings if isinstance(settings, Settings) else \
+        read_settings(_beside(data, settings, "input.nn"))
+    if index is None:
+        index = index_file(data, st.elements)
     ne = len(st.elements)
     ident = {e: (np.zeros(st.sfset.n_sf(e)), np.ones(st.sfset.n_sf(e)), np.zeros(st.sfset.n_sf(e)))
              for e in st.elements}
