@@ -97,6 +97,27 @@ def _pack_error(exc):
         return ("type", None, f"{type(exc).__name__}: {exc}")
 
 
+def _root_then_bcast(comm, fn):
+    """Run ``fn()`` on rank 0 and tell every rank how it went (collective).
+
+    ``fn`` returns (local, shared).  Rank 0 gets (local, shared); the other ranks
+    get (None, shared).  If ``fn`` raises, rank 0 re-raises it and every other
+    rank raises the same error type and message, so no rank is left waiting.
+    """
+    outcome = None
+    if comm.Get_rank() == 0:
+        try:
+            local, shared = fn()
+        except Exception as exc:
+            comm.bcast(("error", _pack_error(exc)), root=0)
+            raise
+        outcome = ("ok", shared)
+    outcome = comm.bcast(outcome, root=0)
+    if outcome[0] == "error":
+        raise _unpack_error(outcome[1])
+    return (local if comm.Get_rank() == 0 else None), outcome[1]
+
+
 def _unpack_error(packed):
     """Rebuild the exception described by :func:`_pack_error`."""
     if packed[0] == "exc":
@@ -267,21 +288,16 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
         t_start = time.perf_counter()
 
         # 1. rank 0 prepares and creates the store; everybody learns the outcome
-        payload = None
-        if rank == 0:
-            try:
-                job, todo, timings = pipeline.start_run(data, n_workers=size, **options)
-                payload = ("ok", pickle.dumps((job, todo)))
-            except Exception as exc:
-                comm.bcast(("error", _pack_error(exc)), root=0)
-                raise
-        payload = comm.bcast(payload, root=0)
-        if payload[0] == "error":
-            raise _unpack_error(payload[1])
+        def start():
+            job, todo, timings = pipeline.start_run(data, n_workers=size, **options)
+            return (job, todo, timings), pickle.dumps((job, todo))
+        started, blob = _root_then_bcast(comm, start)
         failure = None
-        if rank != 0:
+        if rank == 0:
+            job, todo, timings = started
+        else:
             try:
-                job, todo = pickle.loads(payload[1])
+                job, todo = pickle.loads(blob)
             except Exception as exc:        # must still join the collective calls
                 job, todo, failure = None, [], (None, exc)
 
@@ -314,26 +330,19 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
             raise RankFailedError(message, failures)
 
         # 6. rank 0 finalises; the others open the finished store
-        result = None
-        if rank == 0:
+        def finish():
             loads = [g[2] for g in gathered]
             mean = sum(loads) / len(loads)
             summary = {k: max(g[1][k] for g in gathered) for k in ("setup", "compute", "write")}
             summary["load balance"] = (max(loads) / mean) if mean > 0 else 1.0
             summary["ranks"] = size
-            try:
-                reader = pipeline.finish_run(job, timings, summary, t_start)
-                result = ("ok", dict(reader.timings))
-            except Exception as exc:
-                comm.bcast(("error", _pack_error(exc)), root=0)
-                raise
-        result = comm.bcast(result, root=0)
-        if result[0] == "error":
-            raise _unpack_error(result[1])
+            reader = pipeline.finish_run(job, timings, summary, t_start)
+            return reader, dict(reader.timings)
+        reader, shared_timings = _root_then_bcast(comm, finish)
         if rank == 0:
             return reader
         reader = open_store(job.out)
-        reader.timings = dict(result[1])
+        reader.timings = dict(shared_timings)
         return reader
     finally:
         comm.Free()
