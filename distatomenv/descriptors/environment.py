@@ -76,6 +76,12 @@ def parse_neighbor_spec(spec, elements) -> np.ndarray:
     return ncut
 
 
+def format_neighbor_spec(ncut) -> str:
+    """The n2p2-style ``--neighbors`` string of ``ncut`` (inverse of
+    :func:`parse_neighbor_spec` for the list form): ``[[6, 2], [4, 4]]`` -> ``"6 2 4 4"``."""
+    return " ".join(str(int(v)) for v in np.asarray(ncut).ravel())
+
+
 def _count(value, context):
     try:
         f = float(value)
