@@ -36,6 +36,9 @@ class InputFileError(DistatomenvError, ValueError):
         where = self.path if line is None else f"{self.path}:{line}"
         super().__init__(f"{where}: {message}")
 
+    def __reduce__(self):        # picklable (sent between MPI ranks and Dask workers)
+        return (type(self), (self.path, self.line, self.message))
+
 
 class DataFileError(InputFileError):
     """Error in an n2p2 ``input.data`` file."""
@@ -63,12 +66,17 @@ class NotEnoughNeighborsError(DistatomenvError, ValueError):
         self.neighbor = neighbor
         self.found = found
         self.requested = requested
+        self.path = path
         where = f"{os.fspath(path)}: " if path is not None else ""
         super().__init__(
             f"{where}structure {structure} (1-based), atom {atom} (1-based, element {central}) "
             f"has only {found} {neighbor} neighbour(s) within the cutoff, but {requested} were "
             f"requested for the pair {central}-{neighbor}; reduce --neighbors for {central}-{neighbor}"
         )
+
+    def __reduce__(self):
+        return (type(self), (self.structure, self.atom, self.central, self.neighbor,
+                             self.found, self.requested, self.path))
 
 
 class StoreError(DistatomenvError, RuntimeError):
@@ -81,3 +89,9 @@ class StoreIncompleteError(StoreError):
 
 class StoreExistsError(StoreError, FileExistsError):
     """Refusing to overwrite a complete store without ``overwrite=True``."""
+
+
+class AnalysisError(DistatomenvError, ValueError):
+    """Analysis options that do not fit the store: an unknown element, a
+    derivative descriptor in a store without derivatives, more clusters than
+    rows, non-finite forces, an unknown method or component, ..."""

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from distatomenv.errors import DataFileError
-from distatomenv.io.data import (DataIndex, Structure, count_newlines, index_file,
-                                 read_structure, read_structures, write_structures)
+from distatomenv.io.data import (DataIndex, Structure, count_newlines, file_digest,
+                                 index_data, index_file, read_structure, read_structures,
+                                 write_structures)
 
 HO = ["H", "O"]
 
@@ -457,6 +458,53 @@ def test_error_in_a_range_names_the_real_line(tmp_path):
     with expect(p, 31, r"found 'x' in column 2 \(energy\)"):
         index_file(p, HO, start=start)
     assert index_file(p, HO, start=0, stop=start).n_structures == 2
+
+
+def block_digest(data: bytes, block: int) -> str:
+    """The recorded checksum, written out: sha256 over the blocks' sha256 digests."""
+    h = hashlib.sha256()
+    for a in range(0, max(len(data), 1), block):
+        h.update(hashlib.sha256(data[a:a + block]).digest())
+    return h.hexdigest()
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 333, 10 ** 6])
+def test_index_data_over_blocks_matches_whole_file(tmp_path, block):
+    p = write(tmp_path, GAPPY * 3)
+    whole = index_file(p, HO)
+    calls = []
+
+    def mapper(fn, items, shared):           # what a backend does, in reverse order
+        items = list(items)
+        calls.append(len(items))
+        return [r for r in reversed([fn(shared, it) for it in reversed(items)])]
+    idx = index_data(p, HO, mapper=mapper, block_bytes=block)
+    all_index_fields_equal(idx, whole)
+    data = p.read_bytes()
+    assert calls == [-(-len(data) // block)]
+    assert idx.digest == block_digest(data, block) == file_digest(p, block)
+    assert index_data(p, HO).digest == block_digest(data, 16 << 20)
+
+
+@pytest.mark.parametrize("block", [1, 50, 10 ** 6])
+def test_index_data_reports_the_first_error_with_its_line(tmp_path, block):
+    text = RECORD + RECORD.replace("energy -1.5", "energy x") + RECORD + "\nfoo\n"
+    p = write(tmp_path, text)
+    with expect(p, 20, r"found 'x' in column 2 \(energy\)"):
+        index_data(p, HO, block_bytes=block)
+    p2 = write(tmp_path, RECORD + RECORD + "\n\nfoo bar\n", name="b.data")
+    with expect(p2, 25, "'foo' outside a 'begin' ... 'end' record"):
+        index_data(p2, HO, block_bytes=block)
+    p3 = write(tmp_path, RECORD + RECORD.replace("end", ""), name="c.data")
+    with expect(p3, 12, "has no 'end' before the end of the file"):
+        index_data(p3, HO, block_bytes=block)
+
+
+def test_index_data_empty_and_missing_files(tmp_path):
+    with pytest.raises(DataFileError, match="no structures found"):
+        index_data(write(tmp_path, "\n\n"), HO, block_bytes=1)
+    with pytest.raises(DataFileError, match="file not found"):
+        index_data(tmp_path / "nope.data", HO)
 
 
 def test_gap_after_last_record_is_checked_by_its_owner(tmp_path):

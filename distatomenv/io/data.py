@@ -50,6 +50,8 @@ __all__ = [
     "Structure",
     "DataIndex",
     "index_file",
+    "index_data",
+    "file_digest",
     "count_newlines",
     "read_structure",
     "read_structures",
@@ -185,6 +187,7 @@ class DataIndex:
     elements : element symbols, the columns of ``counts``.
     file_size : size of the file in bytes when it was indexed.
     sha256 : hex digest of the whole file, or None for an index of a byte range.
+    digest : :func:`file_digest` of the file, set by :func:`index_data`.
     """
 
     offset: np.ndarray
@@ -200,6 +203,7 @@ class DataIndex:
     elements: list[str] = field(default_factory=list)
     file_size: int = 0
     sha256: str | None = None
+    digest: str | None = None
 
     @property
     def n_structures(self) -> int:
@@ -368,15 +372,52 @@ class _Record:
         return values, symbols
 
 
+class _RangeDigest:
+    """sha256 and newline count of the bytes [start, stop) of a file, fed with
+    the buffers a scan reads anyway (``stop=None``: to the end of the file)."""
+
+    def __init__(self, start: int, stop: int | None):
+        self.start, self.stop = start, stop
+        self.sha = hashlib.sha256()
+        self.newlines = 0
+        self.end = start              # bytes [start, end) are in the digest
+
+    def update(self, pos: int, buf: bytes):
+        if pos != self.end:           # buffers arrive in order, without gaps
+            return
+        hi = len(buf) if self.stop is None else min(self.stop - pos, len(buf))
+        if hi > 0:
+            part = buf[:hi] if hi < len(buf) else buf
+            self.sha.update(part)
+            self.newlines += part.count(b"\n")
+            self.end += hi
+
+    def complete(self, path, file_size: int):
+        """Read whatever of [start, stop) the scan did not (it may stop early)."""
+        stop = file_size if self.stop is None else min(self.stop, file_size)
+        if self.end >= stop:
+            return
+        with open(path, "rb") as f:
+            f.seek(self.end)
+            while self.end < stop:
+                buf = f.read(min(_CHUNK, stop - self.end))
+                if not buf:
+                    break
+                self.update(self.end, buf)
+
+
 def _lines(f, pos: int, lineno: int, hasher=None):
-    """Yield (byte offset, 1-based line number, line without b"\\n") from f's position."""
+    """Yield (byte offset, 1-based line number, line without b"\\n") from f's position.
+
+    ``hasher``: a :class:`_RangeDigest` fed with every buffer read."""
     rest = b""
     while True:
+        at = f.tell()
         buf = f.read(_CHUNK)
         if not buf:
             break
         if hasher is not None:
-            hasher.update(buf)
+            hasher.update(at, buf)
         parts = (rest + buf).split(b"\n")
         rest = parts.pop()
         for line in parts:
@@ -483,7 +524,8 @@ def count_newlines(path, start: int = 0, stop: int | None = None) -> int:
 
 
 def index_file(path, elements, *, start: int = 0, stop: int | None = None,
-               line_offset: int | None = None, validate_atoms: bool = False) -> DataIndex:
+               line_offset: int | None = None, validate_atoms: bool = False,
+               _track: list | None = None) -> DataIndex:
     """Index the records of an input.data file whose ``begin`` lies in [start, stop).
 
     Parameters
@@ -515,13 +557,14 @@ def index_file(path, elements, *, start: int = 0, stop: int | None = None,
     """
     path = os.fspath(path)
     eidx = _element_map(elements)
+    track = _track is not None
     if start < 0 or (stop is not None and stop < start):
         raise ValueError(f"invalid byte range [{start}, {stop})")
     file_size = os.path.getsize(path)
     whole = start == 0 and (stop is None or stop >= file_size)
     if line_offset is None:
         line_offset = count_newlines(path, 0, start) if start > 0 else 0
-    hasher = hashlib.sha256() if whole else None
+    hasher = _RangeDigest(start, stop) if (whole or track) else None
 
     offsets, nbytes, lines, natoms, counts = [], [], [], [], []
     periodic, lattices, energies, charges = [], [], [], []
@@ -551,6 +594,9 @@ def index_file(path, elements, *, start: int = 0, stop: int | None = None,
     if whole and not offsets:
         raise DataFileError(path, None, "no structures found (the file is empty or has only "
                                         "blank lines)")
+    if track:
+        hasher.complete(path, file_size)
+        _track.append(hasher)
     n_el = len(eidx)
     return DataIndex(
         offset=np.array(offsets, dtype=np.int64),
@@ -565,8 +611,135 @@ def index_file(path, elements, *, start: int = 0, stop: int | None = None,
         path=path,
         elements=[e.decode() for e in eidx],
         file_size=file_size,
-        sha256=hasher.hexdigest() if whole else None,
+        sha256=hasher.sha.hexdigest() if whole else None,
     )
+
+
+# ----------------------------------------------------------------------------
+# Parallel index over fixed blocks
+# ----------------------------------------------------------------------------
+#: Bytes per block of the parallel index, and of the data file's checksum.
+#: Fixed (not derived from the number of workers) so that the checksum is the
+#: same whatever indexed the file.
+INDEX_BLOCK_BYTES = 16 << 20
+#: Name of the checksum of :func:`file_digest` (recorded with the digest).
+DIGEST_NAME = "sha256 of the sha256 digests of 16 MiB blocks"
+
+
+@dataclass(eq=False)
+class BlockIndex:
+    """The index of the records that begin in one block [start, stop) of a file.
+
+    ``index`` has line numbers counted from the block's first byte (line 1 is
+    the line holding ``start``); :func:`merge_blocks` makes them absolute.
+    ``error`` is (line relative to the block or None, message) of a
+    DataFileError met in the block, with ``index`` None.
+    """
+
+    start: int
+    stop: int
+    newlines: int
+    sha256: bytes
+    index: "DataIndex | None" = None
+    error: tuple | None = None
+
+
+def file_blocks(path, block_bytes: int = INDEX_BLOCK_BYTES) -> list[tuple[int, int]]:
+    """The byte ranges [start, stop) of the blocks of a file (at least one)."""
+    size = os.path.getsize(path)
+    return [(a, min(a + block_bytes, size)) for a in range(0, max(size, 1), block_bytes)]
+
+
+def index_block(path, elements, block) -> BlockIndex:
+    """Index the records that begin in ``block`` = (start, stop); never raises
+    DataFileError (it is returned in ``error``), so a parallel driver can report
+    the first error of the file with its absolute line number."""
+    start, stop = block
+    track: list = []
+    try:
+        idx = index_file(path, elements, start=start, stop=stop, line_offset=0, _track=track)
+        idx.sha256 = None
+        err = None
+    except DataFileError as exc:
+        idx, err = None, (exc.line, exc.message)
+    if not track:                              # the scan failed before completing its digest
+        d = _RangeDigest(start, stop)
+        d.complete(path, os.path.getsize(path))
+        track.append(d)
+    return BlockIndex(start=start, stop=stop, newlines=track[0].newlines,
+                      sha256=track[0].sha.digest(), index=idx, error=err)
+
+
+def merge_blocks(path, parts) -> "DataIndex":
+    """The whole file's DataIndex from the :class:`BlockIndex` of every block, in
+    order.  Line numbers become absolute, the first error of the file (by line)
+    is raised as DataFileError, and ``digest`` is set (see :func:`file_digest`)."""
+    parts = list(parts)
+    path = os.fspath(path)
+    before = np.concatenate([[0], np.cumsum([p.newlines for p in parts])]).astype(np.int64)
+    errors = [(before[k] + line if line is not None else None, msg)
+              for k, p in enumerate(parts) if p.error is not None for line, msg in [p.error]]
+    if errors:
+        line, msg = min(errors, key=lambda e: (e[0] is None, e[0] or 0))
+        raise DataFileError(path, None if line is None else int(line), msg)
+    for k, p in enumerate(parts):
+        p.index.line = p.index.line + before[k]
+    merged = DataIndex.merge([p.index for p in parts])
+    merged.digest = _combine_digests([p.sha256 for p in parts])
+    return merged
+
+
+def _combine_digests(digests) -> str:
+    h = hashlib.sha256()
+    for d in digests:
+        h.update(d)
+    return h.hexdigest()
+
+
+def file_digest(path, block_bytes: int = INDEX_BLOCK_BYTES) -> str:
+    """The checksum distatomenv records for a data file: the sha256 of the
+    concatenated sha256 digests of its 16 MiB blocks (:data:`DIGEST_NAME`).
+    Unlike a plain sha256 it can be computed by many processes at once.  In a
+    shell: ``split -b 16M -d -a 4 FILE blk. && for b in blk.*; do sha256sum $b | cut -c1-64
+    | xxd -r -p; done | sha256sum``."""
+    parts = []
+    for a, b in file_blocks(path, block_bytes):
+        d = _RangeDigest(a, b)
+        d.complete(path, os.path.getsize(path))
+        parts.append(d.sha.digest())
+    return _combine_digests(parts)
+
+
+def index_data(path, elements, mapper=None, block_bytes: int = INDEX_BLOCK_BYTES) -> "DataIndex":
+    """Index a whole input.data file block by block, in parallel when ``mapper``
+    runs the blocks on many processes.
+
+    mapper : callable ``(fn, items, shared) -> [fn(shared, item) for item in
+        items]`` (default: in this process, one block after the other).  The
+        backends provide ones that spread the items over MPI ranks or Dask workers.
+
+    block_bytes : block size; the recorded checksum uses the default, other
+        sizes are for tests.
+
+    Returns the DataIndex with absolute line numbers and ``digest`` set;
+    raises the file's first DataFileError.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise DataFileError(path, None, "file not found")
+    blocks = file_blocks(path, block_bytes)
+    run = mapper or _local_map
+    parts = run(_index_block_task, blocks, (path, list(elements)))
+    return merge_blocks(path, parts)
+
+
+def _index_block_task(shared, block):
+    path, elements = shared
+    return index_block(path, elements, block)
+
+
+def _local_map(fn, items, shared):
+    return [fn(shared, item) for item in items]
 
 
 def _structure(rec: _Record, cell, index: int) -> Structure:
