@@ -11,10 +11,20 @@ Public API::
     print(distatomenv.info("run.zarr"))
     distatomenv.export("run.zarr", "out/")
     reader = distatomenv.open_store("run.zarr")
+    result = distatomenv.analyze("run.zarr", "report/")   # clusters + statistics + plots
 """
 __version__ = "0.1.0"
 
 from .pipeline import compute, export, info  # noqa: E402
 from .store.reader import open_store  # noqa: E402
 
-__all__ = ["__version__", "compute", "export", "info", "open_store"]
+
+def analyze(store, out_dir, **params):
+    """Cluster the store's environments, test each cluster's forces and write
+    the report into ``out_dir``; see :func:`distatomenv.analysis.analyze`."""
+    from .analysis import analyze as _analyze
+
+    return _analyze(store, out_dir, **params)
+
+
+__all__ = ["__version__", "analyze", "compute", "export", "info", "open_store"]

@@ -122,6 +122,85 @@ def cmd_demo(args):
     return 0
 
 
+def _k_list(text):
+    """argparse type of --clusters: "3,5,10" -> [3, 5, 10]."""
+    try:
+        ks = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 3,5,10, got {text!r}")
+    if not ks:
+        raise argparse.ArgumentTypeError("expected at least one number of clusters")
+    return ks
+
+
+def cmd_analyze(args):
+    from .analysis import analyze
+    command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    result = analyze(args.store, args.output, command=command, elements=args.element,
+                     descriptor=args.descriptor, component=args.component, method=args.method,
+                     clusters=args.clusters, alpha=args.alpha, seed=args.seed, seeds=args.seeds,
+                     standardize=args.standardize, permutations=args.permutations,
+                     sample=args.sample, pca=args.pca, min_cluster_size=args.min_cluster_size,
+                     map_k=args.map_k, tsne=args.tsne, write_labels=args.write_labels,
+                     scheduler=args.scheduler, workers=args.workers, threads=args.threads,
+                     progress=not args.quiet and sys.stderr.isatty())
+    if not args.quiet:
+        print(result.summary())
+        print(f"distatomenv: report in {result.files['report.html']} "
+              f"({result.timings['total']:.1f} s)")
+    return 0
+
+
+def _add_analyze_parser(sub):
+    a = sub.add_parser("analyze", help="cluster the environments and test the forces per cluster",
+                       description="Do the descriptors encode the forces?  Clusters each element's "
+                                   "rows in descriptor space (k-means sweep or HDBSCAN) and tests "
+                                   "each cluster's forces against the rest (Welch's t-test), as "
+                                   "n2p2's descriptor-analysis notebook, with corrected p-values, "
+                                   "effect sizes, a permutation null and stability over seeds.")
+    a.add_argument("store")
+    a.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
+                   help="folder for report.json, clusters.csv, plots and report.html")
+    a.add_argument("--element", action="append", metavar="E",
+                   help="element to analyse (repeatable; default: every element, each separately)")
+    a.add_argument("--descriptor", choices=["G", "dGdx", "dGdy", "dGdz"], default=None,
+                   help="descriptor space (default: the derivative matching each force "
+                        "component, dGdx for x ...; G: the symmetry functions for every component)")
+    a.add_argument("--component", choices=["x", "y", "z", "all"], default="all",
+                   help="force component(s) to test (default all)")
+    a.add_argument("--method", choices=["minibatch", "kmeans", "hdbscan"], default="minibatch",
+                   help="minibatch: mini-batch k-means over the store's chunks (default); "
+                        "kmeans: dask-ml k-means||; hdbscan: HDBSCAN on a sample")
+    a.add_argument("--clusters", type=_k_list, metavar="K,K,...",
+                   help="numbers of clusters to sweep (default 3,5,10,20,50,100,150,200)")
+    a.add_argument("--alpha", type=float,
+                   help="significance threshold per cluster (default 0.0027, 3 sigma)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    a.add_argument("--seeds", type=int, default=3,
+                   help="models per k for the stability (adjusted Rand index); 1 = off (default 3)")
+    a.add_argument("--standardize", action="store_true",
+                   help="scale descriptor columns to zero mean, unit variance before clustering")
+    a.add_argument("--permutations", type=int, default=100, metavar="N",
+                   help="rounds of the shuffled-label null (default 100; 0 = none)")
+    a.add_argument("--sample", type=int, default=10000, metavar="N",
+                   help="rows of the random sample: initial centres, HDBSCAN fit, stability, "
+                        "map (default 10000)")
+    a.add_argument("--pca", type=int, metavar="N", help="hdbscan: reduce to N principal components first")
+    a.add_argument("--min-cluster-size", type=int, metavar="N",
+                   help="hdbscan: min_cluster_size (default max(10, sample/200))")
+    a.add_argument("--map-k", type=int, metavar="K",
+                   help="k shown in the map and the per-cluster histograms (default 10)")
+    a.add_argument("--tsne", action="store_true", help="also a t-SNE map of the sample")
+    a.add_argument("--write-labels", nargs="?", const="latest", default=None, metavar="RUN",
+                   help="write the cluster labels into the store under analysis/RUN/ "
+                        "(default RUN: latest)")
+    a.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
+    a.add_argument("--scheduler", metavar="ADDRESS", help="join a Dask cluster, e.g. tcp://HOST:8786")
+    a.add_argument("--threads", type=int, help="threads of this process (default: all cores)")
+    a.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    a.set_defaults(func=cmd_analyze)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="distatomenv",
@@ -192,6 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help='neighbour counts, default "2 2 2 2" (Ar-Ar, Ar-Kr, Kr-Ar, Kr-Kr)')
     d.add_argument("--threads", type=int)
     d.set_defaults(func=cmd_demo)
+    _add_analyze_parser(sub)
     return p
 
 

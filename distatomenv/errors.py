@@ -95,3 +95,9 @@ class AnalysisError(DistatomenvError, ValueError):
     """Analysis options that do not fit the store: an unknown element, a
     derivative descriptor in a store without derivatives, more clusters than
     rows, non-finite forces, an unknown method or component, ..."""
+
+
+class AnalysisError(DistatomenvError, ValueError):
+    """Analysis options that do not fit the store: an unknown element, a
+    derivative descriptor in a store without derivatives, more clusters than
+    rows, non-finite forces, an unknown method or component, ..."""

@@ -1,0 +1,778 @@
+"""``distatomenv analyze``: do the descriptors encode the forces?
+
+n2p2's descriptor-analysis notebook at any scale.  For each element, force
+component and descriptor (G or the derivative matching the component), the
+rows are clustered in descriptor space for every k of a sweep, and each
+cluster's forces are compared with all other forces (Welch's t-test).  The
+share of clusters whose forces differ significantly tells how much force
+information the descriptors carry.
+
+The store is never loaded whole.  Per (element, descriptor) the rows are read
+in blocks of whole chunks, in passes:
+
+A. **scan** (parallel): feature moments (for ``standardize``), force moments,
+   a uniform random sample of rows, non-finite check;
+B. **fit**: mini-batch k-means of every k and seed in one sequential pass
+   (or dask-ml k-means||, or HDBSCAN on the sample);
+C. **label** (parallel): nearest centre / ``approximate_predict`` of every
+   row, per-cluster force moments (Chan-merged) and histograms; labels
+   optionally written back to the store;
+D. **permutation null** (parallel over rounds): labels shuffled over all rows,
+   streamed from the forces alone (:class:`~.statistics.PermutationNull`).
+
+Memory: a few blocks of rows (``block_rows`` x features) plus the sample plus
+O(k) statistics per model -- independent of the number of rows.
+
+Parallelism: threads of this process by default; ``workers=N`` starts a
+local Dask cluster of N processes, ``scheduler=ADDRESS`` joins one.  Pass B
+(mini-batch) is sequential by nature; its reads are prefetched.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from distatomenv.errors import AnalysisError, StoreIncompleteError
+from distatomenv.store.reader import StoreReader, open_store
+
+from .clustering import DaskKMeansSweep, FeatureScaler, SampleHDBSCAN, StreamingKMeans, nearest_center
+from .moments import GroupMoments
+from .statistics import PermutationNull, cluster_tests, eta_squared, significant_share
+
+__all__ = ["Analyzer", "DEFAULT_CLUSTERS", "ALPHA_3SIGMA", "DESCRIPTORS", "COMPONENTS", "METHODS"]
+
+#: n2p2's notebook sweep.
+DEFAULT_CLUSTERS = (3, 5, 10, 20, 50, 100, 150, 200)
+#: Two-sided p of 3 sigma, the notebook's threshold (2 * norm.sf(3)).
+ALPHA_3SIGMA = 0.0026997960632601866
+DESCRIPTORS = ("G", "dGdx", "dGdy", "dGdz")
+COMPONENTS = ("x", "y", "z")
+METHODS = ("minibatch", "kmeans", "hdbscan")
+#: Histogram bins of the force plots.
+N_BINS = 60
+
+
+@dataclass
+class Job:
+    """One clustering: the rows of ``element`` in the space of ``descriptor``,
+    tested on the force ``components``."""
+
+    element: str
+    descriptor: str
+    components: list = field(default_factory=list)
+
+    @property
+    def comp_index(self):
+        return [COMPONENTS.index(c) for c in self.components]
+
+
+# ----------------------------------------------------------------------------
+# Where tasks run
+# ----------------------------------------------------------------------------
+class _Runner:
+    """Run block tasks on threads of this process or on a Dask cluster."""
+
+    def __init__(self, scheduler=None, workers=None, threads=None):
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads = threads
+        self.client = self._cluster = self._pool = None
+
+    def __enter__(self):
+        if self.scheduler or self.workers:
+            import logging
+
+            from distributed import Client, LocalCluster
+
+            if self.scheduler:
+                self.client = Client(self.scheduler)
+            else:
+                self._cluster = LocalCluster(n_workers=int(self.workers), threads_per_worker=1,
+                                             processes=True, dashboard_address=None,
+                                             silence_logs=logging.ERROR)
+                self.client = Client(self._cluster)
+            self.n_parallel = max(1, sum(self.client.nthreads().values()))
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self.n_parallel = int(self.threads or os.cpu_count() or 1)
+            self._pool = ThreadPoolExecutor(max_workers=self.n_parallel)
+        return self
+
+    def __exit__(self, *exc):
+        if self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def share(self, obj):
+        """Make a large object available to every task (scattered once to workers)."""
+        if self.client is not None:
+            return self.client.scatter(obj, broadcast=True, hash=False)
+        return obj
+
+    def map(self, fn, items, **kwargs):
+        """Yield ``fn(item, **kwargs)`` for each item, in completion order."""
+        items = list(items)
+        if self.client is not None:
+            from distributed import as_completed
+
+            futures = self.client.map(fn, items, pure=False, **kwargs)
+            try:
+                for fut in as_completed(futures):
+                    yield fut.result()
+                    fut.release()
+            finally:
+                self.client.cancel(futures)
+        else:
+            from concurrent.futures import as_completed
+
+            futures = [self._pool.submit(fn, it, **kwargs) for it in items]
+            try:
+                for fut in as_completed(futures):
+                    yield fut.result()
+            finally:
+                for f in futures:
+                    f.cancel()
+
+
+@functools.lru_cache(maxsize=8)
+def _reader(path) -> StoreReader:
+    return open_store(path, allow_incomplete=True)
+
+
+def _read(path, element, name, start, stop, columns=None):
+    a = _reader(path).read(element, name, slice(start, stop))
+    if columns is not None:
+        a = a[:, columns]
+    return np.asarray(a)
+
+
+# ----------------------------------------------------------------------------
+# Block tasks (module-level so that Dask can pickle them)
+# ----------------------------------------------------------------------------
+def _scan_task(block, *, path, element, descriptor, sample_rows):
+    start, stop = block
+    X = _read(path, element, descriptor, start, stop).astype(np.float64, copy=False)
+    F = _read(path, element, "forces", start, stop)
+    lo, hi = np.searchsorted(sample_rows, [start, stop])
+    take = sample_rows[lo:hi] - start
+    return {
+        "x": GroupMoments.from_values(X),
+        "f": GroupMoments.from_values(F),
+        "bad_x": int(np.count_nonzero(~np.isfinite(X))),
+        "bad_f": int(np.count_nonzero(~np.isfinite(F))),
+        "sample_rows": sample_rows[lo:hi],
+        "sample_x": X[take],
+        "sample_f": F[take],
+    }
+
+
+def _label_task(block, *, path, element, descriptor, comps, scaler, models, edges, write):
+    """models: list of (key, kind, payload, n_groups): kind "centers" (payload
+    (k, p) array) or "hdbscan" (payload SampleHDBSCAN; noise -> last group)."""
+    start, stop = block
+    X = scaler.transform(_read(path, element, descriptor, start, stop))
+    F = _read(path, element, "forces", start, stop, comps)
+    nb = edges.shape[1] - 1
+    bins = np.empty(F.shape, dtype=np.intp)
+    for j in range(F.shape[1]):
+        bins[:, j] = np.clip(np.searchsorted(edges[j], F[:, j], side="right") - 1, 0, nb - 1)
+    out = {}
+    for key, kind, payload, n_groups in models:
+        if kind == "centers":
+            labels = nearest_center(X, payload)
+            groups = labels
+        else:
+            labels = payload.predict(X)
+            groups = np.where(labels < 0, n_groups - 1, labels)
+        mom = GroupMoments.from_values(F, groups, n_groups)
+        hist = np.empty((n_groups, F.shape[1], nb), dtype=np.int64)
+        for j in range(F.shape[1]):
+            hist[:, j, :] = np.bincount(groups * nb + bins[:, j], minlength=n_groups * nb).reshape(n_groups, nb)
+        out[key] = (mom, hist)
+        if write is not None:
+            from distatomenv.store.labels import write_label_rows
+
+            run, name_of = write
+            write_label_rows(path, run, element, descriptor, name_of[key], start, labels)
+    return out
+
+
+def _null_task(seed, *, path, element, comps, blocks, sizes, rounds, alpha, counted, shift):
+    nulls = {key: PermutationNull(sizes[key], rounds=rounds, alpha=alpha, counted=counted[key],
+                                  seed=np.random.default_rng(seed).integers(2**63)).start(
+                                      (len(comps),), shift)
+             for key in sizes}
+    for start, stop in blocks:
+        F = _read(path, element, "forces", start, stop, comps)
+        for null in nulls.values():
+            null.add(F)
+    return {key: null.finish().shares_ for key, null in nulls.items()}
+
+
+def _progress_bar(enabled, total, desc, unit="row"):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
+
+
+# ----------------------------------------------------------------------------
+# The estimator
+# ----------------------------------------------------------------------------
+class Analyzer:
+    """Cluster descriptor rows and test the forces of each cluster.
+
+    Parameters
+    ----------
+    elements : list of str or None
+        Elements to analyse, each separately (default: all of the store).
+    descriptor : {"G", "dGdx", "dGdy", "dGdz"} or None
+        Descriptor space.  None (default, as n2p2's notebook): the derivative
+        matching each force component (x with dGdx, ...).  "G" clusters once
+        and tests every component; an explicit derivative is used for every
+        requested component.
+    component : {"x", "y", "z", "all"}
+        Force component(s) tested (default "all").
+    method : {"minibatch", "kmeans", "hdbscan"}
+    clusters : sequence of int or None
+        The k of the sweep (k-means methods; ignored by HDBSCAN); None:
+        :data:`DEFAULT_CLUSTERS`, n2p2's 3, 5, 10, 20, 50, 100, 150, 200.
+    alpha : float or None
+        Significance threshold of each cluster's raw p-value (None: 3 sigma,
+        0.0027).  The significant share counts raw p < alpha as the notebook
+        does; the Holm and BH shares are reported beside it.
+    seed : int
+        Seed of everything random (sample, initial centres, shuffles).
+    seeds : int
+        Models per k with seeds seed, seed+1, ...; the first labels the data,
+        the adjusted Rand index against the others (on the sample) measures
+        stability.  1 turns stability off.
+    standardize : bool
+        Scale every descriptor column to zero mean and unit variance
+        (moments of all rows) before clustering.
+    permutations : int
+        Rounds of the shuffled-label null (0: none).
+    sample : int
+        Rows of the random sample (k-means++ initial centres, HDBSCAN fit,
+        stability, descriptor-space map).
+    pca : int or None
+        HDBSCAN: principal components fitted on the sample first.
+    min_cluster_size, min_samples : HDBSCAN parameters (default
+        min_cluster_size = max(10, sample rows / 200)).
+    batch_size, epochs : mini-batch k-means.
+    max_iter : dask-ml k-means Lloyd iterations.
+    map_k : int or None
+        k shown in the descriptor map and the per-cluster histograms
+        (default 10 when swept, else the middle k).
+    tsne : bool
+        Also a t-SNE map of (at most 3000 rows of) the sample.
+    write_labels : bool or str
+        Write the labels into the store under ``analysis/<run>/`` (a str
+        names the run; True: "latest").
+    scheduler, workers, threads : where block tasks run (see module doc).
+    block_rows : int or None
+        Rows per task, rounded to whole chunks (default ~32k rows).
+    progress : bool
+        tqdm progress bars.
+
+    Attributes (after :meth:`fit`)
+    ------------------------------
+    results_ : list of dict
+        One entry per element, component and k (the ``results`` of report.json).
+    elements_ : dict element -> dict (rows, force moments and histograms)
+    maps_ : dict (element, descriptor) -> dict (sample map coordinates and labels)
+    hists_ : dict (element, descriptor, key) -> (edges, counts (groups, comps, bins))
+    store_ : dict (path, elements, rows, layout, meta)
+    timings_ : dict phase -> seconds
+    jobs_ : list of Job
+    """
+
+    def __init__(self, elements=None, descriptor=None, component="all", method="minibatch",
+                 clusters=DEFAULT_CLUSTERS, alpha=ALPHA_3SIGMA, seed=0, seeds=3, standardize=False,
+                 permutations=100, sample=10000, pca=None, min_cluster_size=None, min_samples=None,
+                 batch_size=4096, epochs=1, max_iter=100, map_k=None, tsne=False,
+                 write_labels=False, scheduler=None, workers=None, threads=None, block_rows=None,
+                 progress=False):
+        self.elements = elements
+        self.descriptor = descriptor
+        self.component = component
+        self.method = method
+        self.clusters = clusters
+        self.alpha = alpha
+        self.seed = seed
+        self.seeds = seeds
+        self.standardize = standardize
+        self.permutations = permutations
+        self.sample = sample
+        self.pca = pca
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.max_iter = max_iter
+        self.map_k = map_k
+        self.tsne = tsne
+        self.write_labels = write_labels
+        self.scheduler = scheduler
+        self.workers = workers
+        self.threads = threads
+        self.block_rows = block_rows
+        self.progress = progress
+
+    # -- validation -----------------------------------------------------------
+    def get_params(self) -> dict:
+        return {k: getattr(self, k) for k in (
+            "elements", "descriptor", "component", "method", "clusters", "alpha", "seed", "seeds",
+            "standardize", "permutations", "sample", "pca", "min_cluster_size", "min_samples",
+            "batch_size", "epochs", "max_iter", "map_k", "tsne", "write_labels", "scheduler",
+            "workers", "threads", "block_rows")}
+
+    def _check_params(self):
+        def positive_int(name, value, minimum=1, allow_none=False):
+            if value is None and allow_none:
+                return None
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+                raise AnalysisError(f"{name} must be an integer >= {minimum}, got {value!r}")
+            return int(value)
+
+        if self.method not in METHODS:
+            raise AnalysisError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
+        if self.component not in COMPONENTS + ("all",):
+            raise AnalysisError(f"unknown force component {self.component!r}; choose x, y, z or all")
+        if self.descriptor is not None and self.descriptor not in DESCRIPTORS:
+            raise AnalysisError(f"unknown descriptor {self.descriptor!r}; choose one of {list(DESCRIPTORS)}")
+        ks = DEFAULT_CLUSTERS if self.clusters is None else self.clusters
+        if isinstance(ks, (int, np.integer)):
+            ks = [ks]
+        ks = [positive_int("each number of clusters", k, 2) for k in ks]
+        if not ks and self.method != "hdbscan":
+            raise AnalysisError("clusters is empty: give at least one number of clusters (k >= 2)")
+        self._ks = sorted(set(ks))
+        a = ALPHA_3SIGMA if self.alpha is None else self.alpha
+        self._alpha = a
+        if not isinstance(a, (float, int)) or isinstance(a, bool) or not 0 < a < 1:
+            raise AnalysisError(f"alpha must be a number strictly between 0 and 1, got {a!r}")
+        positive_int("seed", self.seed, 0)
+        positive_int("seeds", self.seeds, 1)
+        positive_int("permutations", self.permutations, 0)
+        positive_int("sample", self.sample, 2)
+        positive_int("pca", self.pca, 1, allow_none=True)
+        positive_int("min_cluster_size", self.min_cluster_size, 2, allow_none=True)
+        positive_int("min_samples", self.min_samples, 1, allow_none=True)
+        positive_int("batch_size", self.batch_size, 1)
+        positive_int("epochs", self.epochs, 1)
+        positive_int("max_iter", self.max_iter, 1)
+        positive_int("workers", self.workers, 1, allow_none=True)
+        positive_int("threads", self.threads, 1, allow_none=True)
+        positive_int("block_rows", self.block_rows, 1, allow_none=True)
+        if self.scheduler and self.workers:
+            raise AnalysisError("scheduler and workers exclude each other: join a cluster or start one")
+
+    def _plan(self, reader: StoreReader) -> list[Job]:
+        elements = self.elements
+        if elements is None:
+            elements = list(reader.elements)
+        elif isinstance(elements, str):
+            elements = [elements]
+        for e in elements:
+            if e not in reader.elements:
+                raise AnalysisError(
+                    f"{reader.path}: element {e!r} is not in the store (elements: {reader.elements})")
+        comps = list(COMPONENTS) if self.component == "all" else [self.component]
+        jobs = []
+        for e in dict.fromkeys(elements):
+            if self.descriptor == "G":
+                jobs.append(Job(e, "G", comps))
+            elif self.descriptor is None:
+                jobs.extend(Job(e, f"dGd{c}", [c]) for c in comps)
+            else:
+                jobs.append(Job(e, self.descriptor, comps))
+        lay = reader.layout
+        for job in jobs:
+            if job.descriptor != "G" and not lay.derivatives:
+                raise AnalysisError(
+                    f"{reader.path}: descriptor {job.descriptor} needs derivatives, but this store "
+                    f"has none (it was computed without them); use descriptor G (--descriptor G)")
+            n = lay.n_rows[job.element]
+            ncols = lay.columns(job.element, job.descriptor)
+            if n < 2:
+                raise AnalysisError(f"{reader.path}: element {job.element} has {n} row(s); "
+                                    f"at least 2 are needed to test anything")
+            if not ncols:
+                raise AnalysisError(f"{reader.path}: element {job.element} has no {job.descriptor} "
+                                    f"columns to cluster")
+            if self.method != "hdbscan" and self._ks[-1] > n:
+                too_many = [k for k in self._ks if k > n]
+                raise AnalysisError(
+                    f"{reader.path}: k = {too_many} cluster(s) requested, but element {job.element} "
+                    f"has only {n} rows; choose k <= {n} (--clusters)")
+        return jobs
+
+    def _blocks(self, reader, element):
+        n = reader.layout.n_rows[element]
+        c = reader.layout.chunk_rows
+        target = self.block_rows or 32768
+        if self.block_rows is None:       # keep every worker busy on small stores
+            target = min(target, max(c, math.ceil(n / (4 * self._runner.n_parallel))))
+        step = max(1, round(target / c)) * c
+        return [(s, min(s + step, n)) for s in range(0, n, step)]
+
+    # -- fit --------------------------------------------------------------------
+    def fit(self, store):
+        """Run the analysis on ``store`` (a path or a :class:`StoreReader`)."""
+        t_all = time.perf_counter()
+        self._check_params()
+        if isinstance(store, StoreReader):
+            reader = store
+            if reader.status != "complete":
+                raise StoreIncompleteError(reader._incomplete_message())
+        else:
+            reader = open_store(store)
+        jobs = self._plan(reader)
+        self.jobs_ = jobs
+        self.results_, self.elements_, self.maps_, self.hists_ = [], {}, {}, {}
+        self.timings_ = {"scan": 0.0, "fit": 0.0, "label": 0.0, "null": 0.0, "stability": 0.0}
+        self.fits_ = {}
+        self.run_name_ = None
+        if self.write_labels:
+            self.run_name_ = self.write_labels if isinstance(self.write_labels, str) else "latest"
+        self.store_ = {
+            "path": os.path.abspath(reader.path),
+            "elements": list(reader.elements),
+            "n_rows": dict(reader.layout.n_rows),
+            "n_structures": reader.layout.n_structures,
+            "derivatives": reader.layout.derivatives,
+            "dtype": reader.layout.dtype,
+            "chunk_rows": reader.layout.chunk_rows,
+            "meta": reader.meta,
+        }
+        with _Runner(self.scheduler, self.workers, self.threads) as runner:
+            self._runner = runner
+            try:
+                for i, job in enumerate(jobs):
+                    self._fit_job(reader, job, seed_offset=i)
+            finally:
+                self._runner = None
+        self.timings_["total"] = time.perf_counter() - t_all
+        return self
+
+    def _fit_job(self, reader, job: Job, seed_offset: int):
+        path = reader.path
+        e, d = job.element, job.descriptor
+        n = reader.layout.n_rows[e]
+        blocks = self._blocks(reader, e)
+        runner = self._runner
+        rng = np.random.default_rng([self.seed, seed_offset])
+        label = f"{e} {d}"
+
+        # A: scan ---------------------------------------------------------
+        t0 = time.perf_counter()
+        n_sample = min(n, max(int(self.sample), 3 * (self._ks[-1] if self._ks else 2)))
+        sample_rows = np.sort(rng.choice(n, size=n_sample, replace=False))
+        xm = fm = None
+        bad_x = bad_f = 0
+        parts = []
+        bar = _progress_bar(self.progress, n, f"scan {label}")
+        for r in runner.map(_scan_task, blocks, path=path, element=e, descriptor=d,
+                            sample_rows=sample_rows):
+            xm = r["x"] if xm is None else xm.merge(r["x"])
+            fm = r["f"] if fm is None else fm.merge(r["f"])
+            bad_x += r["bad_x"]
+            bad_f += r["bad_f"]
+            parts.append((r["sample_rows"], r["sample_x"], r["sample_f"]))
+            if bar is not None:
+                bar.update(int(r["x"].count[0]))
+        if bar is not None:
+            bar.close()
+        if bad_f:
+            raise AnalysisError(f"{path}: element {e}: {bad_f} force value(s) are NaN or infinite; "
+                                f"the t-tests need finite forces")
+        if bad_x:
+            raise AnalysisError(f"{path}: element {e}: {bad_x} {d} value(s) are NaN or infinite")
+        parts.sort(key=lambda p: p[0][0] if len(p[0]) else -1)
+        s_x = np.concatenate([p[1] for p in parts]).astype(np.float64)
+        s_f = np.concatenate([p[2] for p in parts])
+        scaler = FeatureScaler(self.standardize).fit_moments(xm)
+        s_t = scaler.transform(s_x)
+        if e not in self.elements_:
+            std = fm.std()[0]
+            self.elements_[e] = {"n_rows": n, "forces": {
+                c: {"mean": float(fm.mean[0][i]), "std": float(std[i])} for i, c in enumerate(COMPONENTS)}}
+        self.timings_["scan"] += time.perf_counter() - t0
+
+        # B: fit ----------------------------------------------------------
+        t0 = time.perf_counter()
+        seeds = [self.seed + i for i in range(self.seeds)]
+        models = []          # (key, kind, payload, n_groups)
+        stability_models = {}  # key -> list of payloads of the other seeds
+        if self.method == "hdbscan":
+            mcs = self.min_cluster_size or max(10, n_sample // 200)
+            hd = SampleHDBSCAN(mcs, self.min_samples, self.pca, self.seed).fit(s_t)
+            models.append(("hdbscan", "hdbscan", hd, hd.n_clusters_ + 1))
+            others = []
+            for s in seeds[1:]:
+                sub = np.random.default_rng([s, seed_offset]).choice(
+                    n_sample, size=max(2, int(0.8 * n_sample)), replace=False)
+                others.append(SampleHDBSCAN(mcs, self.min_samples, self.pca, s).fit(s_t[sub]))
+            stability_models["hdbscan"] = others
+            self.fits_[(e, d)] = {"n_clusters": hd.n_clusters_, "min_cluster_size": mcs,
+                                  "sample_noise": int(np.count_nonzero(hd.sample_labels_ < 0))}
+        else:
+            if self.method == "minibatch":
+                bar = _progress_bar(self.progress, n * self.epochs, f"fit {label} (k={len(self._ks)}x{len(seeds)})")
+
+                def epoch_blocks(epoch):
+                    order = np.random.default_rng([self.seed, seed_offset, epoch]).permutation(len(blocks))
+                    for b in order:
+                        s, t = blocks[b]
+                        yield scaler.transform(_read(path, e, d, s, t))
+
+                fitter = StreamingKMeans(self._ks, seeds, self.batch_size, self.epochs).fit(
+                    epoch_blocks, s_t, progress=bar.update if bar is not None else None)
+                if bar is not None:
+                    bar.close()
+                self.fits_[(e, d)] = {"batches": fitter.n_batches_}
+            else:
+                Xd = reader.dask(e, d).astype(np.float64)
+                if self.standardize:
+                    Xd = (Xd - scaler.mean_) / scaler.scale_
+                bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {label}", unit="fit")
+                fitter = DaskKMeansSweep(self._ks, seeds, self.max_iter).fit(
+                    Xd, progress=bar.update if bar is not None else None)
+                if bar is not None:
+                    bar.close()
+                self.fits_[(e, d)] = {"n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks}}
+            for k in self._ks:
+                models.append((k, "centers", fitter.centers_[(k, seeds[0])], k))
+                stability_models[k] = [fitter.centers_[(k, s)] for s in seeds[1:]]
+        self.timings_["fit"] += time.perf_counter() - t0
+
+        # sample labels, stability, map ---------------------------------------
+        t0 = time.perf_counter()
+        from sklearn.metrics import adjusted_rand_score
+
+        sample_labels, stability = {}, {}
+        for key, kind, payload, _ in models:
+            lab = nearest_center(s_t, payload) if kind == "centers" else payload.predict(s_t)
+            sample_labels[key] = lab
+            aris = []
+            for other in stability_models.get(key, []):
+                olab = nearest_center(s_t, other) if kind == "centers" else other.predict(s_t)
+                aris.append(adjusted_rand_score(lab, olab))
+            stability[key] = aris
+        self.maps_[(e, d)] = self._map(s_t, sample_labels)
+        self.timings_["stability"] += time.perf_counter() - t0
+
+        # C: label -----------------------------------------------------------
+        t0 = time.perf_counter()
+        comps = job.comp_index
+        edges = np.empty((len(comps), N_BINS + 1))
+        for j, c in enumerate(comps):
+            lo, hi = np.quantile(s_f[:, c], [0.001, 0.999])
+            if not hi > lo:
+                lo, hi = lo - 1.0, hi + 1.0
+            pad = 0.02 * (hi - lo)
+            edges[j] = np.linspace(lo - pad, hi + pad, N_BINS + 1)
+        write = None
+        if self.run_name_:
+            from distatomenv.store.labels import create_label_group, write_centers
+
+            name_of = {key: (f"labels_k{key}" if kind == "centers" else "labels_hdbscan")
+                       for key, kind, _, _ in models}
+            create_label_group(
+                path, self.run_name_, e, d, list(name_of.values()),
+                run_attrs={"parameters": _jsonable(self.get_params()),
+                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+                attrs={"method": self.method, "clusters": self._ks, "seed": self.seed,
+                       "standardize": bool(self.standardize),
+                       "feature_mean": scaler.mean_.tolist(), "feature_scale": scaler.scale_.tolist()})
+            for key, kind, payload, _ in models:
+                if kind == "centers":
+                    write_centers(path, self.run_name_, e, d, key, payload)
+            write = (self.run_name_, name_of)
+        shared = runner.share([(k, kind, p, g) for k, kind, p, g in models])
+        acc = {}
+        bar = _progress_bar(self.progress, n, f"label {label}")
+        for r in runner.map(_label_task, blocks, path=path, element=e, descriptor=d, comps=comps,
+                            scaler=scaler, models=shared, edges=edges, write=write):
+            for key, (mom, hist) in r.items():
+                if key in acc:
+                    acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist)
+                else:
+                    acc[key] = (mom, hist)
+            if bar is not None:
+                bar.update(int(next(iter(r.values()))[0].count.sum()))
+        if bar is not None:
+            bar.close()
+        self.timings_["label"] += time.perf_counter() - t0
+
+        # D: permutation null ------------------------------------------------
+        t0 = time.perf_counter()
+        sizes, counted = {}, {}
+        for key, kind, _, g in models:
+            sizes[key] = acc[key][0].count.astype(np.int64)
+            cnt = np.ones(g, bool)
+            if kind == "hdbscan":
+                cnt[-1] = False
+            counted[key] = cnt
+        shares = {key: [] for key in sizes}
+        R = int(self.permutations)
+        if R:
+            n_tasks = max(1, min(R, runner.n_parallel))
+            per = [R // n_tasks + (1 if i < R % n_tasks else 0) for i in range(n_tasks)]
+            seeds_null = [int(s) for s in np.random.SeedSequence([self.seed, seed_offset, 99]).generate_state(n_tasks)]
+            total_mom = acc[models[0][0]][0].total()
+            bar = _progress_bar(self.progress, R, f"null {label}", unit="round")
+            tasks = [s for s, r in zip(seeds_null, per) if r]
+            rounds_of = {s: r for s, r in zip(seeds_null, per)}
+            for key_shares in runner.map(
+                    _null_task_rounds, [(s, rounds_of[s]) for s in tasks], path=path, element=e,
+                    comps=comps, blocks=blocks, sizes=sizes, alpha=self._alpha, counted=counted,
+                    shift=total_mom.mean[0]):
+                for key, sh in key_shares.items():
+                    shares[key].append(sh)
+                if bar is not None:
+                    bar.update(len(next(iter(key_shares.values()))))
+            if bar is not None:
+                bar.close()
+        self.timings_["null"] += time.perf_counter() - t0
+
+        # results ------------------------------------------------------------
+        for key, kind, payload, g in models:
+            mom, hist = acc[key]
+            self.hists_[(e, d, key)] = (edges, hist, list(job.components))
+            fam = counted[key]
+            total = mom.total()
+            tests = cluster_tests(mom, total, family=fam)
+            eta = eta_squared(mom, total)
+            sh = np.concatenate(shares[key]) if shares[key] else None
+            aris = stability[key]
+            for j, comp in enumerate(job.components):
+                entry = self._entry(job, comp, j, key, kind, g, tests, eta, sh, aris, n)
+                self.results_.append(entry)
+
+    def _entry(self, job, comp, j, key, kind, g, tests, eta, shares, aris, n):
+        counted = np.arange(g) if kind == "centers" else np.arange(g - 1)
+        p = tests["p"][counted, j]
+        n_sig, n_tested, share = significant_share(p, self._alpha)
+        _, _, share_holm = significant_share(tests["p_holm"][counted, j], self._alpha)
+        _, _, share_bh = significant_share(tests["p_bh"][counted, j], self._alpha)
+        if shares is not None:
+            col = shares[:, j]
+            null_low, null_high = np.nanpercentile(col, [2.5, 97.5])
+            null_mean = float(np.nanmean(col))
+        else:
+            null_low = null_high = null_mean = float("nan")
+
+        def cluster(i, cid):
+            return {
+                "id": int(cid),
+                "size": int(tests["size"][i]),
+                "mean": _f(tests["mean"][i, j]),
+                "std": _f(tests["std"][i, j]),
+                "t": _f(tests["t"][i, j]),
+                "df": _f(tests["df"][i, j]),
+                "p": _f(tests["p"][i, j]),
+                "p_holm": _f(tests["p_holm"][i, j]),
+                "p_bh": _f(tests["p_bh"][i, j]),
+                "hedges_g": _f(tests["hedges_g"][i, j]),
+                "significant": bool(tests["p"][i, j] < self._alpha),
+            }
+
+        entry = {
+            "element": job.element,
+            "component": comp,
+            "descriptor": job.descriptor,
+            "method": self.method,
+            "k": int(key) if kind == "centers" else int(g - 1),
+            "n_rows": int(n),
+            "significant_share": _f(share),
+            "n_significant": n_sig,
+            "n_tested": n_tested,
+            "significant_share_holm": _f(share_holm),
+            "significant_share_bh": _f(share_bh),
+            "null_low": _f(null_low),
+            "null_high": _f(null_high),
+            "null_mean": _f(null_mean),
+            "null_rounds": 0 if shares is None else int(len(shares)),
+            "eta2": _f(eta[j]),
+            "stability_ari": _f(np.mean(aris)) if aris else None,
+            "stability_ari_min": _f(np.min(aris)) if aris else None,
+            "clusters": [cluster(i, i) for i in counted],
+            "noise": cluster(g - 1, -1) if kind == "hdbscan" else None,
+        }
+        if kind == "hdbscan":
+            entry["noise"]["significant"] = None
+        return entry
+
+    def _map(self, s_t, sample_labels):
+        """2-D PCA (and optional t-SNE) coordinates of the sample."""
+        from sklearn.decomposition import PCA
+
+        out = {"labels": sample_labels}
+        if s_t.shape[1] >= 2 and len(s_t) >= 3:
+            pca = PCA(n_components=2, random_state=int(self.seed)).fit(s_t)
+            out["pca"] = pca.transform(s_t)
+            out["pca_explained"] = pca.explained_variance_ratio_.tolist()
+        else:
+            out["pca"] = np.column_stack([s_t[:, 0], np.zeros(len(s_t))])
+            out["pca_explained"] = [1.0, 0.0]
+        if self.tsne and len(s_t) >= 10:
+            from sklearn.manifold import TSNE
+
+            m = min(3000, len(s_t))
+            idx = np.random.default_rng(self.seed).choice(len(s_t), size=m, replace=False)
+            perplexity = float(min(30, max(2, (m - 1) // 3)))
+            out["tsne"] = TSNE(n_components=2, random_state=int(self.seed), init="pca",
+                               perplexity=perplexity).fit_transform(s_t[idx])
+            out["tsne_index"] = idx
+        return out
+
+    def map_key(self):
+        """Key (k or "hdbscan") of the clustering shown in maps and histograms."""
+        if self.method == "hdbscan":
+            return "hdbscan"
+        if self.map_k is not None and self.map_k in self._ks:
+            return int(self.map_k)
+        if 10 in self._ks:
+            return 10
+        return self._ks[len(self._ks) // 2]
+
+
+def _null_task_rounds(item, **kw):
+    seed, rounds = item
+    return _null_task(seed, rounds=rounds, **kw)
+
+
+def _f(x):
+    """JSON-safe float (NaN and inf -> None)."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return _f(v)
+    if isinstance(v, float):
+        return _f(v)
+    if v is None or isinstance(v, (bool, int, str)):
+        return v
+    return str(v)

@@ -1,0 +1,301 @@
+"""Clustering descriptor rows out of core.
+
+Three methods, all estimator-style (parameters in ``__init__``, fitted
+attributes with a trailing underscore):
+
+* :class:`StreamingKMeans` (``--method minibatch``, the default): scikit-learn
+  ``MiniBatchKMeans.partial_fit`` over the store's row blocks, **every k of
+  the sweep (and every stability seed) fitted in the same pass**, so the
+  store is read once per epoch however many k there are.  Centres start
+  from k-means++ on a random sample of all rows (not on the first block,
+  which would hold only the first structures).  Labels come afterwards from
+  a separate, parallel labelling pass (:func:`nearest_center`).  This is the
+  scheme dask-ml's ``Incremental(MiniBatchKMeans)`` implements for one
+  estimator; doing all estimators per block reads the data once instead of
+  once per k (see benchmarks/README.md for the measurement).
+* :class:`DaskKMeansSweep` (``--method kmeans``): dask-ml's ``KMeans`` with
+  ``init="k-means||"`` (Lloyd iterations, one pass over the dask array per
+  iteration).  Only ``cluster_centers_`` is used; labels are the nearest
+  centre, as for the other k-means.
+* :class:`SampleHDBSCAN` (``--method hdbscan``): HDBSCAN fitted on a random
+  sample (optionally after PCA) with ``prediction_data=True``; every row is
+  then labelled with ``hdbscan.approximate_predict``.  Label -1 is noise.
+
+Arrays: descriptor rows ``X`` are (n, p) in the store's units (scaled SFs or
+their derivatives, optionally standardised by :class:`FeatureScaler`).
+"""
+from __future__ import annotations
+
+import queue
+import threading
+
+import numpy as np
+
+__all__ = [
+    "FeatureScaler",
+    "nearest_center",
+    "StreamingKMeans",
+    "DaskKMeansSweep",
+    "SampleHDBSCAN",
+    "prefetch",
+]
+
+
+class FeatureScaler:
+    """Standardise columns: ``(X - mean_) / scale_``; identity when
+    ``standardize`` is False.  Columns of zero spread keep scale 1.
+
+    Parameters
+    ----------
+    standardize : bool
+    """
+
+    def __init__(self, standardize: bool = False):
+        self.standardize = standardize
+
+    def fit_moments(self, moments):
+        """Fit from the :class:`GroupMoments` (one group, p columns) of all rows."""
+        p = moments.mean.shape[-1]
+        if self.standardize:
+            self.mean_ = moments.mean[0].copy()
+            sd = moments.std(ddof=0)[0]
+            self.scale_ = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
+        else:
+            self.mean_ = np.zeros(p)
+            self.scale_ = np.ones(p)
+        return self
+
+    def transform(self, X):
+        X = np.asarray(X, dtype=np.float64)
+        if not self.standardize:
+            return X
+        return (X - self.mean_) / self.scale_
+
+
+def nearest_center(X, centers, centers_sq=None, block: int = 8192) -> np.ndarray:
+    """Index of the nearest centre (squared Euclidean distance) of each row.
+
+    X : (n, p); centers : (k, p).  Returns (n,) int32.  Works in blocks of
+    rows so that the (block, k) distance matrix stays small.
+    """
+    X = np.asarray(X, dtype=np.float64)
+    centers = np.asarray(centers, dtype=np.float64)
+    if centers_sq is None:
+        centers_sq = np.einsum("ij,ij->i", centers, centers)
+    out = np.empty(len(X), dtype=np.int32)
+    for s in range(0, len(X), block):
+        d = centers_sq[None, :] - 2.0 * (X[s : s + block] @ centers.T)
+        out[s : s + block] = np.argmin(d, axis=1)
+    return out
+
+
+def prefetch(iterable, depth: int = 2):
+    """Iterate ``iterable`` in a background thread, ``depth`` items ahead
+    (reading and decompressing the next block while this one is fitted)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    failure = []
+
+    def run():
+        try:
+            for item in iterable:
+                q.put(item)
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+        finally:
+            q.put(done)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    while True:
+        item = q.get()
+        if item is done:
+            break
+        yield item
+    t.join()
+    if failure:
+        raise failure[0]
+
+
+def _rebatch(blocks, batch_size: int, first_min: int):
+    """Regroup arrays into batches of about ``batch_size`` rows; the first
+    batch has at least ``first_min`` rows (MiniBatchKMeans' first call)."""
+    buf, n = [], 0
+    need = max(batch_size, first_min)
+    for b in blocks:
+        start = 0
+        while start < len(b):
+            take = min(len(b) - start, need - n)
+            buf.append(b[start : start + take])
+            n += take
+            start += take
+            if n >= need:
+                yield np.concatenate(buf) if len(buf) > 1 else buf[0]
+                buf, n, need = [], 0, batch_size
+    if n:
+        yield np.concatenate(buf) if len(buf) > 1 else buf[0]
+
+
+class StreamingKMeans:
+    """Mini-batch k-means for several k and seeds, fitted in one pass per epoch.
+
+    Parameters
+    ----------
+    n_clusters : sequence of int
+        The k of the sweep.
+    seeds : sequence of int
+        One model per (k, seed); the first seed's models label the data, the
+        others measure stability.
+    batch_size : int
+        Rows per ``partial_fit`` call.
+    epochs : int
+        Passes over the data.
+
+    Attributes
+    ----------
+    centers_ : dict (k, seed) -> (k, p) ndarray
+    n_batches_ : int
+        ``partial_fit`` calls per model.
+    """
+
+    def __init__(self, n_clusters=(3, 5, 10), seeds=(0,), batch_size: int = 4096, epochs: int = 1):
+        self.n_clusters = n_clusters
+        self.seeds = seeds
+        self.batch_size = batch_size
+        self.epochs = epochs
+
+    def fit(self, blocks_factory, init_sample, progress=None):
+        """Fit every model.
+
+        Parameters
+        ----------
+        blocks_factory : callable(epoch) -> iterable of (m, p) arrays
+            The (transformed) row blocks of one epoch, in any order.
+        init_sample : (s, p) array
+            Random rows of all the data; k-means++ on it gives the initial centres.
+        progress : callable(n_rows) or None
+        """
+        from sklearn.cluster import MiniBatchKMeans, kmeans_plusplus
+
+        ks = [int(k) for k in self.n_clusters]
+        models = {}
+        for seed in self.seeds:
+            for k in ks:
+                init, _ = kmeans_plusplus(init_sample, k, random_state=int(seed) * 7919 + k)
+                models[(k, int(seed))] = MiniBatchKMeans(
+                    n_clusters=k, init=init, n_init=1, batch_size=self.batch_size,
+                    random_state=int(seed), compute_labels=False)
+        n_batches = 0
+        for epoch in range(int(self.epochs)):
+            for batch in _rebatch(prefetch(blocks_factory(epoch)), self.batch_size, max(ks)):
+                for model in models.values():
+                    model.partial_fit(batch)
+                n_batches += 1
+                if progress is not None:
+                    progress(len(batch))
+        self.centers_ = {key: m.cluster_centers_.copy() for key, m in models.items()}
+        self.n_batches_ = n_batches
+        return self
+
+
+class DaskKMeansSweep:
+    """dask-ml ``KMeans(init="k-means||")`` for every (k, seed).
+
+    Parameters
+    ----------
+    n_clusters, seeds : as :class:`StreamingKMeans`
+    max_iter : int
+        Lloyd iterations (each one pass over the data).
+    tol : float
+
+    Attributes
+    ----------
+    centers_ : dict (k, seed) -> (k, p) ndarray
+    n_iter_ : dict (k, seed) -> int
+    """
+
+    def __init__(self, n_clusters=(3, 5, 10), seeds=(0,), max_iter: int = 100, tol: float = 1e-4):
+        self.n_clusters = n_clusters
+        self.seeds = seeds
+        self.max_iter = max_iter
+        self.tol = tol
+
+    def fit(self, X, progress=None):
+        """X : dask array (n, p), chunked along rows only."""
+        from dask_ml.cluster import KMeans
+
+        self.centers_, self.n_iter_ = {}, {}
+        for seed in self.seeds:
+            for k in self.n_clusters:
+                km = KMeans(n_clusters=int(k), init="k-means||", random_state=int(seed),
+                            max_iter=self.max_iter, tol=self.tol)
+                km.fit(X)
+                self.centers_[(int(k), int(seed))] = np.asarray(km.cluster_centers_, dtype=np.float64)
+                self.n_iter_[(int(k), int(seed))] = int(km.n_iter_)
+                if progress is not None:
+                    progress(1)
+        return self
+
+
+class SampleHDBSCAN:
+    """HDBSCAN on a sample, ``approximate_predict`` for every other row.
+
+    Parameters
+    ----------
+    min_cluster_size : int
+    min_samples : int or None
+    pca_components : int or None
+        Reduce to this many principal components (fitted on the sample) first.
+    seed : int
+        Only used by the PCA solver.
+
+    Attributes
+    ----------
+    pca_ : sklearn PCA or None
+    clusterer_ : hdbscan.HDBSCAN, fitted with ``prediction_data=True``
+    n_clusters_ : int
+        Clusters found (noise, label -1, not counted).
+    sample_labels_ : (s,) int
+    """
+
+    def __init__(self, min_cluster_size: int = 50, min_samples=None, pca_components=None, seed: int = 0):
+        self.min_cluster_size = min_cluster_size
+        self.min_samples = min_samples
+        self.pca_components = pca_components
+        self.seed = seed
+
+    def fit(self, sample):
+        import hdbscan
+
+        Z = np.asarray(sample, dtype=np.float64)
+        self.pca_ = None
+        if self.pca_components:
+            from sklearn.decomposition import PCA
+
+            n = min(int(self.pca_components), Z.shape[1], Z.shape[0])
+            self.pca_ = PCA(n_components=n, random_state=int(self.seed)).fit(Z)
+            Z = self.pca_.transform(Z)
+        self.clusterer_ = hdbscan.HDBSCAN(
+            min_cluster_size=int(self.min_cluster_size),
+            min_samples=None if self.min_samples is None else int(self.min_samples),
+            prediction_data=True,
+        ).fit(Z)
+        self.sample_labels_ = np.asarray(self.clusterer_.labels_, dtype=np.int32)
+        self.n_clusters_ = int(self.sample_labels_.max()) + 1 if len(self.sample_labels_) else 0
+        return self
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster of each row (-1: noise), (n,) int32."""
+        import warnings
+
+        import hdbscan
+
+        Z = np.asarray(X, dtype=np.float64)
+        if self.pca_ is not None:
+            Z = self.pca_.transform(Z)
+        if self.n_clusters_ == 0:
+            return np.full(len(Z), -1, dtype=np.int32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            labels, _ = hdbscan.approximate_predict(self.clusterer_, Z)
+        return np.asarray(labels, dtype=np.int32)
