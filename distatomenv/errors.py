@@ -52,6 +52,26 @@ class ScalingFileError(InputFileError):
     """Error in an n2p2 ``scaling.data`` file or a scaling that does not fit the settings."""
 
 
+class MoleculesFileError(InputFileError):
+    """Error in a molecules file (``distatomenv coarse-grain --molecules``)."""
+
+
+class CoarseGrainError(InputFileError):
+    """A structure that cannot be coarse-grained as asked: an atom in no
+    molecule or in two, a molecule of unexpected composition, a molecule
+    bonded to its own periodic image.  ``path``/``line`` name the data file
+    and the structure's ``begin`` line."""
+
+
+class ConversionError(InputFileError):
+    """A trajectory that cannot be converted to input.data (no forces, a
+    partly periodic cell, ...); ``line`` is None, the message names the frame."""
+
+
+class MissingDependencyError(DistatomenvError, ImportError):
+    """An optional dependency (for example ``ase``) is not installed."""
+
+
 class NeighborSpecError(DistatomenvError, ValueError):
     """A ``--neighbors`` specification that cannot be understood."""
 
@@ -97,7 +117,5 @@ class AnalysisError(DistatomenvError, ValueError):
     rows, non-finite forces, an unknown method or component, ..."""
 
 
-class AnalysisError(DistatomenvError, ValueError):
-    """Analysis options that do not fit the store: an unknown element, a
-    derivative descriptor in a store without derivatives, more clusters than
-    rows, non-finite forces, an unknown method or component, ..."""
+class HistoFileError(InputFileError):
+    """Error in a histogram file written by distatomenv (``*.histo``, ``rdf.dat``)."""
