@@ -312,7 +312,7 @@ def read_sf_histo(path) -> SFHisto:
             raise HistoFileError(path, line, f"right edge {toks[1]} is not above left edge {toks[0]}")
         if k > 0 and left != edges[k]:
             raise HistoFileError(path, line, f"left edge {toks[0]} differs from the right edge "
-                                             f"{"%.16E" % edges[k]} of the line before")
+                                             f"{edges[k]:.16E} of the line before")
         edges[k], edges[k + 1] = left, right
     total = int(counts.sum()) + nums["underflow"] + nums["overflow"]
     if total != nums["values"]:
@@ -386,7 +386,7 @@ def write_neighbors_histo(path, elements, counts, *, cutoff=None):
         f"# elements: {' '.join(elements)}",
     ]
     if cutoff is not None:
-        out.append(f"# cutoff: {"%.16E" % float(cutoff)}")
+        out.append(f"# cutoff: {float(cutoff):.16E}")
     out += [
         f"# columns: n {' '.join(names)}",
         "# Column C<-N: in the row of n, the number of atoms of element C that have exactly",
