@@ -11,12 +11,14 @@ Public API::
     print(distatomenv.info("run.zarr"))
     distatomenv.export("run.zarr", "out/")
     reader = distatomenv.open_store("run.zarr")
+    survey = distatomenv.survey_neighbors("input.data")     # before compute: --neighbors?
     result = distatomenv.analyze("run.zarr", "report/")   # clusters + statistics + plots
 """
 __version__ = "0.1.0"
 
 from .pipeline import compute, export, info  # noqa: E402
 from .store.reader import open_store  # noqa: E402
+from .survey import survey_neighbors  # noqa: E402
 
 
 def analyze(store, out_dir, **params):
@@ -27,4 +29,5 @@ def analyze(store, out_dir, **params):
     return _analyze(store, out_dir, **params)
 
 
-__all__ = ["__version__", "analyze", "compute", "export", "info", "open_store"]
+__all__ = ["__version__", "analyze", "compute", "export", "info", "open_store",
+           "survey_neighbors"]
