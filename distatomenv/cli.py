@@ -97,6 +97,29 @@ def cmd_scaling(args):
     return 0
 
 
+def cmd_neighbors(args):
+    from .survey import survey_neighbors
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(unit="structure", desc="neighbors", dynamic_ncols=True)
+    progress = (lambda structures, atoms: bar.update(structures - bar.n)) if bar else None
+    try:
+        survey = survey_neighbors(args.data, settings=args.settings, bins=args.bins,
+                                  rmax=args.rmax, structures=args.structures,
+                                  threads=args.threads, progress=progress)
+    finally:
+        if bar is not None:
+            bar.close()
+    paths = survey.write(args.output)
+    if not args.quiet:
+        print(survey.table())
+        print("wrote " + ", ".join(str(p) for p in paths.values()))
+    else:
+        print(survey.suggested)
+    return 0
+
+
 def cmd_demo(args):
     from .pipeline import compute, export, info
     from .synth import write_lj_dataset
@@ -259,6 +282,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int)
     s.add_argument("-q", "--quiet", action="store_true")
     s.set_defaults(func=cmd_scaling)
+
+    nb = sub.add_parser("neighbors", help="survey neighbour counts and g(r) before computing",
+                        description="Count every atom's neighbour entries of each element "
+                                    "within the global maximum SF cutoff (as compute does), "
+                                    "print per element pair the minimum, mean and maximum and "
+                                    "the suggested --neighbors, and write neighbors.histo, "
+                                    "rdf.dat (g(r) per pair) and neighbors.png.")
+    nb.add_argument("data", help="n2p2 input.data file")
+    nb.add_argument("--settings", help="input.nn (default: input.nn beside DATA)")
+    nb.add_argument("-o", "--output", default="neighbors-survey", metavar="DIR",
+                    help="folder for the files (default: ./neighbors-survey)")
+    nb.add_argument("--bins", type=int, default=200, help="bins of g(r) (default 200)")
+    nb.add_argument("--rmax", type=float, help="largest r of g(r) (default: the cutoff)")
+    nb.add_argument("--structures", type=int, metavar="N",
+                    help="survey only the first N structures")
+    nb.add_argument("--threads", type=int, help="numba threads (default: all cores)")
+    nb.add_argument("-q", "--quiet", action="store_true",
+                    help="print only the suggested --neighbors string")
+    nb.set_defaults(func=cmd_neighbors)
 
     d = sub.add_parser("demo", help="generate Lennard-Jones data, compute, export, info",
                        description="The embedded default: a binary Lennard-Jones liquid with "
