@@ -38,8 +38,7 @@ def plot_forces(element, hists, filename):
     plt = _plt()
     fig, axes = plt.subplots(1, len(hists), figsize=(4.2 * len(hists), 3.4), squeeze=False)
     for ax, (comp, edges, counts) in zip(axes[0], hists):
-        centers = 0.5 * (edges[:-1] + edges[1:])
-        ax.bar(centers, _density(counts, edges), width=np.diff(edges), color="#4878a8", alpha=0.85)
+        ax.stairs(_density(counts, edges), edges, fill=True, color="#4878a8", alpha=0.85)
         ax.set_xlabel(f"F{comp}")
         ax.set_ylabel("density")
         ax.set_title(f"{element}: force {comp} ({int(counts.sum())} atoms)")
@@ -49,7 +48,7 @@ def plot_forces(element, hists, filename):
     return filename
 
 
-def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 60):
+def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 30):
     """Each cluster's force histogram against the rest's (densities), green
     where the cluster differs significantly (p < alpha), red where not.
 
@@ -57,6 +56,8 @@ def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 60
     counts : (groups, bins) histogram of the same clustering (noise last for HDBSCAN)
     """
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     clusters = [c for c in entry["clusters"] if c["size"] > 0]
     clusters.sort(key=lambda c: -c["size"])
     shown = clusters[:max_panels]
@@ -64,10 +65,9 @@ def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 60
         shown = shown + [entry["noise"]]
     ncol = min(5, max(1, len(shown)))
     nrow = max(1, int(np.ceil(len(shown) / ncol)))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.3 * nrow), squeeze=False)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.0 * ncol, 2.3 * nrow), squeeze=False,
+                             sharex=True)
     total = counts.sum(axis=0)
-    centers = 0.5 * (edges[:-1] + edges[1:])
-    width = np.diff(edges)
     for ax in axes.ravel():
         ax.set_visible(False)
     for ax, c in zip(axes.ravel(), shown):
@@ -78,19 +78,22 @@ def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 60
             color = REST_COLOR
         else:
             color = SIG_COLOR if c["significant"] else NONSIG_COLOR
-        ax.bar(centers, _density(rest, edges), width=width, color=REST_COLOR, alpha=0.35, label="rest")
-        ax.step(centers, _density(row, edges), where="mid", color=color, lw=1.6, label="cluster")
+        ax.stairs(_density(rest, edges), edges, fill=True, color=REST_COLOR, alpha=0.35, label="rest")
+        ax.stairs(_density(row, edges), edges, color=color, lw=1.6, label="cluster")
         p = c["p"]
         ptxt = "p n/a" if p is None else f"p={p:.1e}"
         name = "noise" if c["id"] == -1 else f"cluster {c['id']}"
         ax.set_title(f"{name} (n={c['size']})\n{ptxt}", fontsize=8, color=color)
-        ax.tick_params(labelsize=7)
-    hidden = len(clusters) - len(shown) + (1 if entry.get("noise") else 0)
-    note = f" ({hidden} smaller clusters not shown)" if hidden > 0 and len(clusters) > max_panels else ""
+        ax.set_yticks([])                       # densities: the shapes matter, not the numbers
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.tick_params(labelsize=7, labelbottom=True)
+    hidden = len(clusters) - min(len(clusters), max_panels)
+    note = f" (the {hidden} smallest clusters not shown)" if hidden > 0 else ""
     fig.suptitle(f"{entry['element']} F{entry['component']} by {entry['descriptor']} clusters, "
                  f"k={entry['k']}: {entry['n_significant']}/{entry['n_tested']} significant{note}",
                  fontsize=10)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=1 - 0.9 / (2.3 * nrow),
+                        hspace=0.75, wspace=0.3)
     fig.savefig(filename, dpi=80)
     plt.close(fig)
     return filename

@@ -1,0 +1,292 @@
+"""`distatomenv analyze` end to end: controls, the notebook's method, HDBSCAN,
+labels in the store, bad input, the CLI (threads and a 2-worker Dask cluster)."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import distatomenv
+from distatomenv.analysis import Analyzer
+from distatomenv.cli import main
+from distatomenv.errors import AnalysisError, StoreError, StoreIncompleteError
+from distatomenv.store.labels import label_runs, read_labels
+
+from analysis_stores import blobs, write_store
+
+FAST = dict(seeds=1, permutations=0, sample=2000)
+
+
+# ----------------------------------------------------------------------------
+# Stores
+# ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def positive_store(tmp_path_factory):
+    """Forces are a function of the descriptors (plus a little noise)."""
+    X, _ = blobs(6000, n_centers=8, dim=6, seed=1)
+    rng = np.random.default_rng(2)
+    F = np.column_stack([2.0 * X[:, 0] + 0.5 * np.sin(X[:, 1]), X[:, 2] - X[:, 3], X[:, 4] ** 2])
+    F += 0.1 * rng.standard_normal(F.shape)
+    path = tmp_path_factory.mktemp("pos") / "pos.zarr"
+    return write_store(path, X, F, chunk_rows=512, derivatives=True)
+
+
+@pytest.fixture(scope="module")
+def negative_store(tmp_path_factory):
+    """Forces independent of the descriptors."""
+    X, _ = blobs(6000, n_centers=8, dim=6, seed=3)
+    F = np.random.default_rng(4).standard_normal((6000, 3))
+    path = tmp_path_factory.mktemp("neg") / "neg.zarr"
+    return write_store(path, X, F, chunk_rows=512)
+
+
+@pytest.fixture(scope="module")
+def lj_store(tmp_path_factory):
+    """A small store made by the compute path from generated LJ data."""
+    from distatomenv.synth import write_lj_dataset
+
+    d = tmp_path_factory.mktemp("lj")
+    paths = write_lj_dataset(d, n_structures=6, n_atoms=64, seed=5)
+    store = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=d / "lj.zarr")
+    return store.path
+
+
+# ----------------------------------------------------------------------------
+# Controls
+# ----------------------------------------------------------------------------
+def test_positive_control_nearly_all_clusters_significant(positive_store, tmp_path):
+    res = distatomenv.analyze(positive_store, tmp_path / "rep", descriptor="G", clusters=[5, 10, 20],
+                              seeds=2, permutations=30)
+    assert {(r["component"], r["k"]) for r in res.results} == {
+        (c, k) for c in "xyz" for k in (5, 10, 20)}
+    # nearly all: a cluster whose mean force happens to equal the rest's is
+    # rightly not significant (k=5 merges blobs), so >= 0.8 each, >= 0.9 overall
+    assert np.mean([r["significant_share"] for r in res.results]) >= 0.9
+    for r in res.results:
+        assert r["significant_share"] >= 0.8, r
+        assert r["significant_share"] > r["null_high"]
+        assert r["eta2"] > 0.3
+        assert r["n_tested"] == r["k"]
+        assert sum(c["size"] for c in r["clusters"]) == 6000
+    # the stability of well-separated blobs is high for k below their number
+    assert res.select(component="x", k=5)[0]["stability_ari"] > 0.5
+
+
+def test_negative_control_share_at_chance_and_inside_the_permutation_band(negative_store, tmp_path):
+    alpha = 0.05          # a threshold with enough expected hits to see the chance level
+    res = distatomenv.analyze(negative_store, tmp_path / "rep", descriptor="G", clusters=[20, 50],
+                              alpha=alpha, seeds=1, permutations=100, map_k=20)
+    assert len(res.results) == 6
+    inside = [r["null_low"] <= r["significant_share"] <= r["null_high"] for r in res.results]
+    # each band covers 95 % of chance outcomes: one of six outside is ordinary
+    assert sum(inside) >= 5, res.summary()
+    for r in res.results:
+        assert abs(r["null_mean"] - alpha) < 0.02          # the null is at chance level
+        assert r["null_high"] < 0.25
+        assert r["eta2"] < 0.02
+    shares = np.array([r["significant_share"] for r in res.results])
+    assert abs(shares.mean() - alpha) < 0.04, res.summary()
+
+
+# ----------------------------------------------------------------------------
+# The notebook's method on the raw arrays, via the labels written to the store
+# ----------------------------------------------------------------------------
+def test_p_values_equal_scipy_ttest_per_cluster_vs_rest(positive_store, tmp_path):
+    res = distatomenv.analyze(positive_store, tmp_path / "rep", clusters=[3, 7], component="all",
+                              write_labels="nb", **FAST)
+    reader = distatomenv.open_store(positive_store)           # still complete after labels
+    F = reader.read("H", "forces")
+    assert label_runs(positive_store) == ["nb"]
+    checked = 0
+    for r in res.results:
+        desc = r["descriptor"]
+        assert desc == f"dGd{r['component']}"                 # matched derivative by default
+        labels = read_labels(positive_store, "nb", "H", desc, f"labels_k{r['k']}")
+        assert labels.shape == (6000,) and labels.min() >= 0 and labels.max() < r["k"]
+        f = F[:, "xyz".index(r["component"])]
+        for c in r["clusters"]:
+            inside = labels == c["id"]
+            assert c["size"] == int(inside.sum())
+            if c["size"] < 2:
+                continue
+            ref = stats.ttest_ind(f[inside], f[~inside], equal_var=False)
+            assert c["t"] == pytest.approx(ref.statistic, rel=1e-10)
+            assert c["p"] == pytest.approx(ref.pvalue, rel=1e-10, abs=1e-300)
+            assert c["mean"] == pytest.approx(f[inside].mean(), rel=1e-12, abs=1e-12)
+            assert c["std"] == pytest.approx(f[inside].std(ddof=1), rel=1e-9)
+            checked += 1
+    assert checked >= 25
+
+
+def test_labels_map_to_structures_and_atoms(positive_store, tmp_path):
+    distatomenv.analyze(positive_store, tmp_path / "rep", descriptor="G", clusters=[4],
+                        component="x", write_labels=True, **FAST)
+    lab = read_labels(positive_store, "latest", "H", "G", "labels_k4", rows=slice(0, 600))
+    reader = distatomenv.open_store(positive_store)
+    s = reader.read("H", "structure", slice(0, 600))
+    a = reader.read("H", "atom", slice(0, 600))
+    assert lab.shape == s.shape == a.shape
+    assert set(np.unique(lab)) <= {0, 1, 2, 3}
+    with pytest.raises(StoreError, match="no label array"):
+        read_labels(positive_store, "latest", "H", "G", "labels_k99")
+
+
+def test_minibatch_and_dask_kmeans_find_the_blobs(positive_store):
+    _, which = blobs(6000, n_centers=8, dim=6, seed=1)
+    from sklearn.metrics import adjusted_rand_score
+
+    for method in ("minibatch", "kmeans"):
+        an = Analyzer(descriptor="G", component="x", clusters=[8], method=method, **FAST)
+        an.fit(positive_store)
+        lab = an.maps_[("H", "G")]["labels"][8]
+        rows = np.sort(np.random.default_rng([0, 0]).choice(6000, size=2000, replace=False))
+        assert adjusted_rand_score(which[rows], lab) > 0.8, method
+
+
+# ----------------------------------------------------------------------------
+# HDBSCAN
+# ----------------------------------------------------------------------------
+def test_hdbscan_end_to_end(positive_store, tmp_path):
+    res = distatomenv.analyze(positive_store, tmp_path / "rep", method="hdbscan", descriptor="G",
+                              component="x", sample=1500, pca=3, seeds=2, permutations=20,
+                              write_labels="hd")
+    (r,) = res.results
+    assert r["method"] == "hdbscan"
+    assert r["k"] >= 4 and len(r["clusters"]) == r["k"]
+    assert r["noise"] is not None and r["noise"]["id"] == -1
+    assert sum(c["size"] for c in r["clusters"]) + r["noise"]["size"] == 6000
+    assert r["n_tested"] <= r["k"]                  # noise is not a cluster
+    assert r["significant_share"] >= 0.8
+    assert r["stability_ari"] is not None
+    labels = read_labels(positive_store, "hd", "H", "G", "labels_hdbscan")
+    assert labels.min() >= -1 and labels.max() == r["k"] - 1
+    assert int((labels == -1).sum()) == r["noise"]["size"]
+    report = json.loads((tmp_path / "rep" / "report.json").read_text())
+    assert "noise" in report["noise_handling"]
+    assert (tmp_path / "rep" / "clusters_H_Fx_G_k{}.png".format(r["k"])).exists()
+
+
+# ----------------------------------------------------------------------------
+# Bad input
+# ----------------------------------------------------------------------------
+def test_missing_store(tmp_path):
+    with pytest.raises(StoreError, match="no such store"):
+        distatomenv.analyze(tmp_path / "absent.zarr", tmp_path / "rep")
+
+
+def test_incomplete_store(tmp_path):
+    X, _ = blobs(300, seed=0)
+    path = write_store(tmp_path / "inc.zarr", X, np.zeros((300, 3)), finalize=False)
+    with pytest.raises(StoreIncompleteError, match="incomplete"):
+        distatomenv.analyze(path, tmp_path / "rep")
+    reader = distatomenv.open_store(path, allow_incomplete=True)
+    with pytest.raises(StoreIncompleteError, match="incomplete"):
+        distatomenv.analyze(reader, tmp_path / "rep")
+
+
+def test_unknown_element(negative_store, tmp_path):
+    with pytest.raises(AnalysisError, match=r"element 'Xx' is not in the store \(elements: \['H'\]\)"):
+        distatomenv.analyze(negative_store, tmp_path / "rep", elements=["Xx"])
+
+
+def test_derivative_descriptor_without_derivatives(negative_store, tmp_path):
+    with pytest.raises(AnalysisError, match="descriptor dGdy needs derivatives.*--descriptor G"):
+        distatomenv.analyze(negative_store, tmp_path / "rep", descriptor="dGdy")
+    # the default (the matching derivative) too
+    with pytest.raises(AnalysisError, match="descriptor dGdx needs derivatives"):
+        distatomenv.analyze(negative_store, tmp_path / "rep")
+
+
+def test_more_clusters_than_rows(tmp_path):
+    X, _ = blobs(120, seed=0)
+    path = write_store(tmp_path / "small.zarr", X, np.zeros((120, 3)), chunk_rows=64)
+    with pytest.raises(AnalysisError, match=r"k = \[150, 200\] cluster\(s\) requested, but element H "
+                                            r"has only 120 rows"):
+        distatomenv.analyze(path, tmp_path / "rep", descriptor="G")
+
+
+def test_non_finite_forces(tmp_path):
+    X, _ = blobs(100, seed=0)
+    F = np.zeros((100, 3))
+    F[7, 1] = np.nan
+    path = write_store(tmp_path / "nan.zarr", X, F, chunk_rows=64)
+    with pytest.raises(AnalysisError, match="1 force value\\(s\\) are NaN or infinite"):
+        distatomenv.analyze(path, tmp_path / "rep", descriptor="G", clusters=[3])
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"method": "dbscan"}, "unknown method 'dbscan'"),
+    ({"component": "w"}, "unknown force component 'w'"),
+    ({"descriptor": "dGdw"}, "unknown descriptor 'dGdw'"),
+    ({"clusters": [1, 3]}, "each number of clusters must be an integer >= 2, got 1"),
+    ({"alpha": 1.5}, "alpha must be a number strictly between 0 and 1, got 1.5"),
+    ({"permutations": -1}, "permutations must be an integer >= 0"),
+    ({"workers": 2, "scheduler": "tcp://x:1"}, "scheduler and workers exclude each other"),
+])
+def test_bad_options(negative_store, tmp_path, params, message):
+    with pytest.raises(AnalysisError, match=message):
+        distatomenv.analyze(negative_store, tmp_path / "rep", **params)
+
+
+def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):
+    assert main(["analyze", str(tmp_path / "absent.zarr"), "-o", str(tmp_path / "rep")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("distatomenv: error: ") and "no such store" in err
+    with pytest.raises(SystemExit):
+        main(["analyze", "x.zarr", "-o", "r", "--clusters", "3,a"])
+    assert "expected comma-separated integers" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------
+# CLI end to end on a store from the compute path
+# ----------------------------------------------------------------------------
+def _run_cli(store, out, *extra):
+    return main(["analyze", str(store), "-o", str(out), "--clusters", "3,5", "--permutations", "20",
+                 "--seeds", "2", "--component", "x", *extra])
+
+
+def test_cli_end_to_end(lj_store, tmp_path, capsys):
+    out = tmp_path / "report"
+    assert _run_cli(lj_store, out, "--write-labels") == 0
+    printed = capsys.readouterr().out
+    assert "share" in printed and "chance 95%" in printed and "report.html" in printed
+    report = json.loads((out / "report.json").read_text())
+    assert report["format"] == "distatomenv-analysis"
+    assert report["parameters"]["clusters"] == [3, 5]
+    assert report["store"]["provenance"]["command"]
+    assert set(report["elements"]) == {"Ar", "Kr"}
+    assert len(report["results"]) == 4                       # 2 elements x 1 component x 2 k
+    for r in report["results"]:
+        for key in ("element", "component", "descriptor", "k", "significant_share", "null_low",
+                    "null_high", "eta2", "clusters"):
+            assert key in r
+        assert r["descriptor"] == "dGdx" and r["component"] == "x"
+        assert len(r["clusters"]) == r["k"]
+        for c in r["clusters"]:
+            assert set(c) >= {"id", "size", "mean", "std", "t", "p", "p_holm", "p_bh", "hedges_g"}
+        assert sum(c["size"] for c in r["clusters"]) == report["elements"][r["element"]]["n_rows"]
+    with open(out / "clusters.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 2 * (3 + 5)
+    html = (out / "report.html").read_text()
+    for name in report["plots"]:
+        assert (out / name).stat().st_size > 1000
+        assert f"src='{name}'" in html
+    # per-cluster histograms for the map k (10 when swept, else the middle k: 5 here)
+    assert {"clusters_Ar_Fx_dGdx_k5.png", "share_Ar.png", "forces_Kr.png",
+            "map_Kr_dGdx.png"} <= set(report["plots"])
+    assert "How to read this report" in html
+    assert label_runs(lj_store) == ["latest"]
+    assert distatomenv.open_store(lj_store).status == "complete"
+
+
+def test_cli_with_two_dask_workers_gives_the_same_numbers(lj_store, tmp_path, capsys):
+    assert _run_cli(lj_store, tmp_path / "threads", "-q") == 0
+    assert _run_cli(lj_store, tmp_path / "dask", "-q", "--workers", "2") == 0
+    assert capsys.readouterr().out == ""                      # -q: nothing printed
+    a = json.loads((tmp_path / "threads" / "report.json").read_text())["results"]
+    b = json.loads((tmp_path / "dask" / "report.json").read_text())["results"]
+    assert a == b
