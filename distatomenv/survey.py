@@ -53,6 +53,8 @@ __all__ = ["NeighborSurvey", "survey_neighbors", "write_rdf", "plot_survey",
 
 DEFAULT_SURVEY_BINS = 200
 DEFAULT_SURVEY_DIR = "neighbors-survey"
+#: Structures with fewer atoms are surveyed on one thread (no parallel region).
+PARALLEL_MIN_ATOMS = 4096
 RDF_NAME = "rdf.dat"
 PLOT_NAME = "neighbors.png"
 
@@ -209,8 +211,8 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
     edges = np.linspace(0.0, rmax, bins + 1)
     shells = shell_volumes(edges)
 
-    set_threads(threads)
-    nchunk = 4 * numba.get_num_threads()
+    nthreads = set_threads(threads)
+    nchunk = 4 * nthreads
     index = index_data(data, elements)
     t1 = time.perf_counter()
     n_total = index.n_structures if structures is None else min(structures, index.n_structures)
@@ -228,8 +230,13 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
         lattice = None if struct.lattice is None else struct.lattice * L
         lat, periodic, frac, nbin, reach = cell_grid(pos, lattice, search)
         counts = np.zeros((struct.natoms, n_el), dtype=np.int64)
-        survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr_n, periodic, counts,
-                      hist)
+        # a parallel region costs more than it saves on a small structure
+        numba.set_num_threads(1 if struct.natoms < PARALLEL_MIN_ATOMS else nthreads)
+        try:
+            survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr_n, periodic,
+                          counts, hist)
+        finally:
+            numba.set_num_threads(nthreads)
         hists = count_histograms(counts, elem, n_el, hists)
         for a in range(n_el):
             idx = np.flatnonzero(elem == a)
