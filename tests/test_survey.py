@@ -197,10 +197,13 @@ def test_smallbox_matches_compute_neighbour_lists(reference_dir):
     assert np.array_equal(c, lc)
 
 
-def test_cg_water_range_and_threads(reference_dir):
-    """The reference README: 22 to 39 neighbour entries per atom; any thread count."""
+def test_cg_water_range_and_threads(reference_dir, monkeypatch):
+    """The reference README: 22 to 39 neighbour entries per atom; any thread count
+    (the parallel path forced on for these 360-atom structures)."""
+    import distatomenv.survey
     data = reference_dir / "CG_water_inputs_only" / "input.data"
     survey = distatomenv.survey_neighbors(data, structures=5, threads=1)
+    monkeypatch.setattr(distatomenv.survey, "PARALLEL_MIN_ATOMS", 0)
     full = distatomenv.survey_neighbors(data, threads=2)
     p = ("Cm", "Cm")
     assert full.min[p] == 22 and full.max[p] == 39 and full.suggested == "22"
