@@ -343,7 +343,8 @@ def plot_survey(survey: NeighborSurvey, path):
         if not survey.atoms[p]:
             continue
         n = np.arange(h.size)
-        ax_n.step(n, h / h.sum(), where="mid", color=c, label=f"{pair_name(*p)} (min {survey.min[p]})")
+        ax_n.step(n, h / h.sum(), where="mid", color=c,
+                  label=f"{pair_name(*p)} (min {survey.min[p]})")
         ax_n.axvline(survey.min[p], color=c, ls="--", lw=1)
     shown = [p for p in survey.pairs if survey.atoms[p]]
     if shown:

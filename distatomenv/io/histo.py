@@ -309,7 +309,8 @@ def read_sf_histo(path) -> SFHisto:
         _float_field(toks[2], path, line, "centre")
         counts[k] = _int_field(toks[3], path, line, "count")
         if not right > left:
-            raise HistoFileError(path, line, f"right edge {toks[1]} is not above left edge {toks[0]}")
+            raise HistoFileError(path, line,
+                                 f"right edge {toks[1]} is not above left edge {toks[0]}")
         if k > 0 and left != edges[k]:
             raise HistoFileError(path, line, f"left edge {toks[0]} differs from the right edge "
                                              f"{edges[k]:.16E} of the line before")
