@@ -302,3 +302,12 @@ def test_not_enough_neighbors(calc):
                                                 np.ones(calc.sfset.n_sf(e)),
                                                 np.zeros(calc.sfset.n_sf(e)))
                                             for e in ELEMENTS}).compute(elem, pos, None)
+
+
+@pytest.mark.parametrize("pos", [[[0, 0, 0], [1, 0, 0]],                 # axis-aligned dimer
+                                 [[0, 0, 0], [1, 0, 0], [0, 1.5, 0]]])   # planar molecule
+def test_flat_non_periodic_structures_find_their_neighbours(pos):
+    pos = np.array(pos, dtype=float)
+    nl = neighbor_list(pos, None, 3.0)
+    for i in range(len(pos)):
+        assert sorted(nl.j[nl.of(i)].tolist()) == [j for j in range(len(pos)) if j != i]

@@ -213,8 +213,9 @@ def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
         nbin = np.clip(np.floor(span / rc), 1, 1 << 10).astype(np.int64)
         frac = (pos - lo) / span
         frac = np.minimum(frac, np.nextafter(1.0, 0.0))
-        reach = np.ceil(rc * nbin / span).astype(np.int64)
-        reach = np.minimum(reach, nbin)
+        # a flat direction (span ~ 0) needs one bin; clip before the cast, as
+        # rc / 1e-300 does not fit an int64
+        reach = np.minimum(np.ceil(rc * nbin / span), nbin).astype(np.int64)
     empty = np.empty(0)
     counts = _search(pos, lat, periodic, frac, nbin, reach, atoms, float(rc), True,
                      np.zeros(1, np.int64), np.empty(0, np.int32), empty, empty, empty, empty,
