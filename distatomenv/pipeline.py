@@ -27,16 +27,58 @@ from .descriptors.environment import (EnvironmentCalculator, EnvironmentLayout,
                                       parse_neighbor_spec)
 from .descriptors.neighbors import neighbor_list
 from .errors import DistatomenvError, ScalingFileError, StoreError
-from .io.data import index_file, read_structure, remap_positions
+from .io.data import INDEX_BLOCK_BYTES, digest_name, index_data, read_structure, remap_positions
 from .io.scaling import read_scaling
 from .io.settings import read_settings
 from .plan import WorkUnit, default_units, first_rows, make_plan
 from .store.reader import open_store
 from .store.schema import StoreLayout
-from .store.writer import StoreWriter, create_store, finalize_store, mark_failed
+from .store.writer import (StoreWriter, create_store, finalize_store, mark_failed,
+                           write_statistics)
 
 #: Rows per store chunk (the ownership granule of the plan).
 DEFAULT_CHUNK_ROWS = 2048
+#: Bins of the scaled-SF histograms (n2p2's nnp-atomenv takes it as first argument).
+DEFAULT_BINS = 100
+#: Atoms per part of the scaling pass.  Parts are fixed by the data alone (not by
+#: the number of workers) and merged in order, so the scaling table, and with it
+#: every G in the store, is bit-identical whatever ran the pass.
+SCALING_PART_ATOMS = 20_000
+#: Environment variables that change the granularity of the parallel index and
+#: scaling pass (tuning and tests; a different block size changes the data's
+#: recorded checksum, whose name says the size).
+BLOCK_ENV = "DISTATOMENV_INDEX_BLOCK_BYTES"
+PART_ENV = "DISTATOMENV_SCALING_PART_ATOMS"
+
+
+def _env_int(name, default) -> int:
+    v = os.environ.get(name, "").strip()
+    if not v:
+        return default
+    if not v.isdigit() or int(v) < 1:
+        raise DistatomenvError(f"environment variable {name}={v!r}: expected a positive integer")
+    return int(v)
+
+
+def local_map(fn, items, shared, report=None):
+    """The mapper of this process: ``[fn(shared, item) for item in items]``.
+
+    Backends provide mappers with the same signature that spread the items over
+    MPI ranks or Dask workers; ``report(result)`` is called as items finish.
+    """
+    out = []
+    for item in items:
+        out.append(fn(shared, item))
+        if report is not None:
+            report(out[-1])
+    return out
+
+
+def _progress_start(progress, phase, structures, atoms):
+    """Tell a progress object (if it wants to know) what the next phase's totals are."""
+    start = getattr(progress, "start", None)
+    if start is not None:
+        start(phase, structures, atoms)
 
 
 @dataclass
@@ -52,6 +94,7 @@ class Job:
     first_rows: np.ndarray
     index_offsets: object
     units: list = field(default_factory=list)
+    edges: dict = field(default_factory=dict)   # element -> (n_sf, bins+1) histogram edges
 
 
 def _sha256(path) -> str:
@@ -70,9 +113,12 @@ def _beside(data, given, name):
 
 
 def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
-            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None):
-    """Read the inputs, index the data, plan the units; no store is touched.
+            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None,
+            bins=DEFAULT_BINS, mapper=None, threads=None, progress=None):
+    """Read the inputs, index the data (and run the scaling pass if there is no
+    scaling.data), plan the units; no store is touched.
 
+    mapper : runs the index blocks and scaling parts (see :func:`local_map`).
     Returns (job, structures dict for the store, meta dict, timings dict).
     """
     t0 = time.perf_counter()
@@ -86,13 +132,21 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     elif scaling is not None:
         raise ScalingFileError(scaling_path, None, "file not found (given with --scaling)")
     ncut = parse_neighbor_spec(neighbors, st.elements)
+    bins = int(bins)
+    if bins < 1:
+        raise DistatomenvError(f"--bins must be a positive integer, got {bins}")
     t1 = time.perf_counter()
-    index = index_file(data, st.elements)
+    block = _env_int(BLOCK_ENV, INDEX_BLOCK_BYTES)
+    index = index_data(data, st.elements, mapper, block_bytes=block)
     t2 = time.perf_counter()
+    t_index = t2 - t1
     if table is None:
         # no scaling.data beside the data: compute it, as n2p2's nnp-scaling would
-        table = scaling_pass(data, settings=st, index=index)
+        table = scaling_pass(data, settings=st, index=index, mapper=mapper, threads=threads,
+                             progress=progress)
         scaling_info = {"path": None, "computed": True}
+    t_scaling = time.perf_counter() - t2
+    t2 = time.perf_counter()
     calc_layout = EnvironmentLayout.from_sfset(st.sfset, ncut, st.use_short_forces)
     layout = StoreLayout(
         elements=list(st.elements),
@@ -101,7 +155,8 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         ndG={e: calc_layout.dg_width(a) for a, e in enumerate(st.elements)},
         nblocks={e: calc_layout.nblocks(a) for a, e in enumerate(st.elements)},
         derivatives=bool(st.use_short_forces), n_structures=index.n_structures,
-        chunk_rows=int(chunk_rows), dtype=dtype)
+        chunk_rows=int(chunk_rows), dtype=dtype, hist_bins=bins,
+        n_sf={e: st.sfset.n_sf(e) for e in st.elements})
     if n_units is None:
         n_units = default_units(index.n_atoms, n_workers, chunk_rows)
     units = make_plan(index.counts, chunk_rows, n_units)
@@ -116,8 +171,8 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "host": platform.node(),
         "inputs": {
-            "data": {"path": os.path.abspath(data), "sha256": index.sha256,
-                     "bytes": int(index.file_size)},
+            "data": {"path": os.path.abspath(data), "checksum": index.digest,
+                     "checksum_type": digest_name(block), "bytes": int(index.file_size)},
             "settings": {"path": os.path.abspath(settings_path), "sha256": st.sha256},
             "scaling": scaling_info,
         },
@@ -134,11 +189,74 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
                    f"conv_length, conv_length = {st.conv_length!r}), as n2p2 writes them"),
         },
         "plan": {"n_units": len(units), "chunk_rows": int(chunk_rows)},
+        "histograms": {"bins": bins, "range": "scaled min .. scaled max of the scaling table",
+                       "neighbors": "neighbours of each element within the largest cutoff"},
     }
+    edges = histogram_edges(table, st, bins)
     job = Job(data=os.fspath(data), settings=st, scaling=table, ncut=ncut, out=os.fspath(out),
-              layout=layout, first_rows=fr, index_offsets=index, units=units)
-    timings = {"read settings": t1 - t0, "index": t2 - t1, "plan": t3 - t2}
+              layout=layout, first_rows=fr, index_offsets=index, units=units, edges=edges)
+    timings = {"read settings": t1 - t0, "index": t_index, "scaling": t_scaling,
+               "plan": t3 - t2}
+    if scaling_info.get("computed") is None:
+        timings.pop("scaling")
     return job, structures, meta, timings
+
+
+def histogram_edges(table, settings, bins) -> dict:
+    """Bin edges of the scaled-SF histograms: per element float64 (n_sf, bins+1),
+    each SF's scaled range (its scaling-table min and max, scaled) split evenly;
+    a constant SF gets the range value +- 0.5."""
+    st = settings
+    edges = {}
+    for e in st.elements:
+        shift, factor, offset = table.coefficients(e, st.scaling, st.scale_min, st.scale_max)
+        lo = (np.asarray(table.min[e]) - shift) * factor + offset
+        hi = (np.asarray(table.max[e]) - shift) * factor + offset
+        lo, hi = np.minimum(lo, hi), np.maximum(lo, hi)
+        flat = ~(hi > lo)
+        lo = np.where(flat, lo - 0.5, lo)
+        hi = np.where(flat, hi + 0.5, hi)
+        edges[e] = lo[:, None] + (hi - lo)[:, None] * (np.arange(bins + 1) / bins)[None, :]
+    return edges
+
+
+#: Relative tolerance (of each SF's range) at the outer histogram edges.
+EDGE_TOLERANCE = 1e-9
+
+
+def sf_histogram(G, edges) -> np.ndarray:
+    """Counts int64 (n_sf, bins+2) of the rows G (rows, n_sf) in the bins of
+    ``edges`` (n_sf, bins+1): column 0 counts values below the first edge,
+    column bins+1 values above the last, a value on the last edge goes in the
+    last bin.  Each value's bin depends on the value alone, so sums over any
+    partition of the rows are identical.  Values within EDGE_TOLERANCE of the
+    range of the first or last edge count in the first or last bin: the scaled
+    extremes of the scaling table and the same SF recomputed for a row may
+    differ in the last bit."""
+    n_sf, nb1 = edges.shape
+    bins = nb1 - 1
+    if G.shape[0] == 0 or n_sf == 0:
+        return np.zeros((n_sf, bins + 2), dtype=np.int64)
+    lo, hi = edges[:, 0], edges[:, -1]
+    tol = EDGE_TOLERANCE * (hi - lo)
+    x = (G - lo) * (bins / (hi - lo))
+    idx = np.clip(np.floor(x).astype(np.int64) + 1, 1, bins)
+    idx = np.where(G < lo - tol, 0, np.where(G > hi + tol, bins + 1, idx))
+    flat = idx + (bins + 2) * np.arange(n_sf)[None, :]
+    return np.bincount(flat.ravel(), minlength=n_sf * (bins + 2)).reshape(n_sf, bins + 2)
+
+
+def neighbor_histogram(counts) -> list:
+    """Per neighbour element, counts of atoms by number of neighbours (from 0):
+    ``counts`` int (rows, n_el) -> list of n_el int lists (JSON-able)."""
+    return [np.bincount(counts[:, b]).tolist() if counts.shape[0] else []
+            for b in range(counts.shape[1])]
+
+
+def _add_lists(a: list, b: list) -> list:
+    if len(b) > len(a):
+        a, b = b, a
+    return [x + (b[k] if k < len(b) else 0) for k, x in enumerate(a)]
 
 
 class UnitRunner:
@@ -167,6 +285,8 @@ class UnitRunner:
         buffers = {e: _RowBuffer(unit.rows[a][0], unit.rows[a][1], chunk) for a, e in
                    enumerate(els)}
         eindex = {e: a for a, e in enumerate(els)}
+        hist = {e: None for e in els}
+        nbh = {e: [[] for _ in els] for e in els}
         t_write = 0.0
         for s in range(unit.first, unit.last):
             st = read_structure(job.data, job.index_offsets, s)
@@ -186,6 +306,10 @@ class UnitRunner:
                 r["structure"] = np.full(at.size, s, dtype=np.int64)
                 r["forces"] = st.forces[at]
                 r["positions"] = st.positions[at]
+                if job.edges:
+                    h = sf_histogram(r["G"][:, :job.layout.n_sf[e]], job.edges[e])
+                    hist[e] = h if hist[e] is None else hist[e] + h
+                nbh[e] = [_add_lists(x, y) for x, y in zip(nbh[e], neighbor_histogram(r["nb_count"]))]
                 first = int(job.first_rows[s, a] + np.flatnonzero(elem == a).searchsorted(at[0]))
                 tw = time.perf_counter()
                 for start, arrays in buffers[e].add(first, r):
@@ -196,10 +320,15 @@ class UnitRunner:
             for start, arrays in buffers[e].flush():
                 self._write(e, start, arrays)
         self._drain(0)
+        for e, h in hist.items():
+            if h is not None and job.layout.hist_bins:
+                self.writer.write_unit_histogram(unit.id, e, h)
         t_write += time.perf_counter() - tw
         seconds = time.perf_counter() - t0
+        nb_info = {e: {b: nbh[e][k] for k, b in enumerate(els) if nbh[e][k]} for e in els}
         self.writer.mark_unit_done(unit.id, {"atoms": unit.atoms, "seconds": seconds,
-                                             "host": platform.node(), "pid": os.getpid()})
+                                             "host": platform.node(), "pid": os.getpid(),
+                                             "nb_hist": nb_info})
         return {"unit": unit.id, "atoms": unit.atoms,
                 "structures": unit.last - unit.first, "seconds": seconds, "write": t_write}
 
@@ -265,12 +394,16 @@ class _RowBuffer:
 
 def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
               chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
-              resume=False, command=None):
+              resume=False, command=None, bins=DEFAULT_BINS, mapper=None, threads=None,
+              progress=None):
     """Coordinator's first half of a run: prepare, then create (or resume) the store.
 
     Returns ``(job, todo, timings)``: the job for the workers, the units still to
     compute (all of them, or the missing ones on resume), and seconds per phase.
-    Only one process (the serial process, MPI rank 0, the Dask client) calls this.
+    Only one process (the serial process, MPI rank 0, the Dask client) calls this;
+    ``mapper`` spreads the index and the scaling pass over the backend's
+    processes (:func:`local_map` by default).  ``progress`` may have a method
+    ``start(phase, structures, atoms)``, called with the totals of each phase.
     """
     if resume and n_units is None:
         # the default unit count depends on the number of workers: resume with
@@ -281,7 +414,8 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
             n_units = stored
     job, structures, meta, timings = prepare(
         data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
-        chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command)
+        chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command, bins=bins,
+        mapper=mapper, threads=threads, progress=progress)
     t0 = time.perf_counter()
     create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
                  n_units=len(job.units))
@@ -291,12 +425,15 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
     for u in job.units:                       # empty units have nothing to write
         if u.empty and u.id not in done:
             StoreWriter(out).mark_unit_done(u.id, {"atoms": 0})
+    _progress_start(progress, "compute", sum(u.last - u.first for u in todo),
+                    sum(u.atoms for u in todo))
     return job, todo, timings
 
 
 def finish_run(job, timings, stats, t_start):
     """Coordinator's second half: mark the store complete, return its reader."""
     t0 = time.perf_counter()
+    write_statistics(job.out, len(job.units), job.edges)
     finalize_store(job.out, len(job.units))
     timings["finalize"] = time.perf_counter() - t0
     timings.update(stats)
@@ -308,7 +445,8 @@ def finish_run(job, timings, stats, t_start):
 
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
-            backend="serial", threads=None, progress=None, command=None, **backend_options):
+            backend="serial", threads=None, progress=None, command=None, bins=DEFAULT_BINS,
+            **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
 
     Parameters
@@ -319,6 +457,7 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     out : store path.
     dtype : "float64" (default) or "float32" for G and dG.
     chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
+    bins : bins of the scaled-SF histograms kept in the store.
     backend : "serial"; the distributed backends plug in through
         ``distatomenv.backends.<name>.compute`` with ``backend_options``.
     threads : numba threads (default: all cores of this process).
@@ -327,7 +466,7 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     """
     options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
                    chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
-                   command=command)
+                   command=command, bins=bins)
     if backend != "serial":
         import importlib
         try:
@@ -337,7 +476,7 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         return mod.compute(data, threads=threads, progress=progress, **options, **backend_options)
     from .backends import serial
     t_start = time.perf_counter()
-    job, todo, timings = start_run(data, **options)
+    job, todo, timings = start_run(data, threads=threads, progress=progress, **options)
     try:
         stats = serial.run(job, todo, threads=threads, progress=progress)
     except BaseException as exc:
@@ -389,21 +528,26 @@ class MomentAccumulator:
         return np.sqrt(self.m2 / max(self.count - 1, 1))
 
 
-def scaling_pass(data, *, settings=None, threads=None, index=None):
-    """SF min, max, mean and sigma over every atom of input.data (``nnp-scaling``).
+def scaling_parts(natoms, part_atoms: int = SCALING_PART_ATOMS) -> list[tuple[int, int]]:
+    """Contiguous structure ranges [first, last) of about ``part_atoms`` atoms
+    each (whole structures), fixed by the data alone."""
+    parts, first, acc = [], 0, 0
+    for s, n in enumerate(np.asarray(natoms)):
+        acc += int(n)
+        if acc >= part_atoms:
+            parts.append((first, s + 1))
+            first, acc = s + 1, 0
+    if first < len(natoms) or not parts:
+        parts.append((first, len(natoms)))
+    return parts
 
-    settings : input.nn path (default: beside ``data``) or a Settings already read.
-    index : the DataIndex of ``data`` if the caller has it (saves a pass).
-    Returns a :class:`~distatomenv.io.scaling.ScalingTable`.
-    """
+
+def _scaling_task(shared, part):
+    """Moments of the unscaled SFs of the structures [first, last): one part of
+    the scaling pass, run wherever the mapper puts it."""
     from .backends.serial import set_threads
-    from .io.scaling import ScalingTable
-    from .io.settings import Settings
+    data, st, index, threads = shared
     set_threads(threads)
-    st = settings if isinstance(settings, Settings) else \
-        read_settings(_beside(data, settings, "input.nn"))
-    if index is None:
-        index = index_file(data, st.elements)
     ne = len(st.elements)
     ident = {e: (np.zeros(st.sfset.n_sf(e)), np.ones(st.sfset.n_sf(e)), np.zeros(st.sfset.n_sf(e)))
              for e in st.elements}
@@ -411,13 +555,49 @@ def scaling_pass(data, *, settings=None, threads=None, index=None):
                                  st.conv_length, derivatives=False)
     acc = {e: MomentAccumulator(st.sfset.n_sf(e)) for e in st.elements}
     eindex = {e: a for a, e in enumerate(st.elements)}
-    for s in range(index.n_structures):
+    first, last = part
+    for s in range(first, last):
         struct = read_structure(data, index, s)
         elem = np.fromiter((eindex[x] for x in struct.elements), dtype=np.int64,
                            count=struct.natoms)
-        rows = calc.compute(elem, struct.remapped_positions(), struct.lattice, structure_index=s)
+        rows = calc.compute(elem, struct.remapped_positions(), struct.lattice, structure_index=s,
+                            path=data)
         for e, r in rows.items():
             acc[e].add(r["G"])
+    return {"moments": acc, "structures": last - first,
+            "atoms": int(index.natoms[first:last].sum())}
+
+
+def scaling_pass(data, *, settings=None, threads=None, index=None, mapper=None, progress=None):
+    """SF min, max, mean and sigma over every atom of input.data (``nnp-scaling``).
+
+    settings : input.nn path (default: beside ``data``) or a Settings already read.
+    index : the DataIndex of ``data`` if the caller has it (saves a pass).
+    mapper : runs the parts (fixed groups of structures, :func:`scaling_parts`)
+        where the backend wants (:func:`local_map` by default); their moments are
+        merged in part order with Chan's formula, so the table is the same bits
+        whatever ran the parts.
+    progress : optional object with methods ``start(phase, structures, atoms)``
+        and ``__call__(structures, atoms)`` (a plain callable is not called here).
+    Returns a :class:`~distatomenv.io.scaling.ScalingTable`.
+    """
+    from .io.scaling import ScalingTable
+    from .io.settings import Settings
+    st = settings if isinstance(settings, Settings) else \
+        read_settings(_beside(data, settings, "input.nn"))
+    if index is None:
+        index = index_data(data, st.elements, mapper)
+    parts = scaling_parts(index.natoms, _env_int(PART_ENV, SCALING_PART_ATOMS))
+    _progress_start(progress, "scaling", index.n_structures, index.n_atoms)
+    # a plain callable follows compute only; an object with start() every phase
+    report = None if getattr(progress, "start", None) is None else \
+        (lambda r: progress(r["structures"], r["atoms"]))
+    results = (mapper or local_map)(_scaling_task, parts, (os.fspath(data), st, index, threads),
+                                    report)
+    acc = {e: MomentAccumulator(st.sfset.n_sf(e)) for e in st.elements}
+    for r in results:
+        for e in st.elements:
+            acc[e].merge(r["moments"][e])
     return ScalingTable(elements=list(st.elements),
                         min={e: a.min for e, a in acc.items()},
                         max={e: a.max for e, a in acc.items()},
@@ -512,6 +692,37 @@ def _structure_positions(rows, els, s, natoms):
 
 
 # ----------------------------------------------------------------------------- info
+def suggested_neighbors(statistics, elements) -> str | None:
+    """The ``--neighbors`` string that every atom of the data allows: per pair
+    the smallest neighbour count within the cutoff (None without statistics)."""
+    from .descriptors.environment import format_neighbor_spec
+    nb = (statistics or {}).get("neighbors")
+    if not nb:
+        return None
+    ncut = [[(nb.get(a) or {}).get(b, {}).get("min", 0) for b in elements] for a in elements]
+    return format_neighbor_spec(ncut)
+
+
+def _neighbor_lines(rd) -> list[str]:
+    stats = rd.statistics or {}
+    nb = stats.get("neighbors")
+    if not nb:
+        return []
+    lines = ["", "neighbour counts within the largest cutoff (per atom; periodic images count):"]
+    for a in rd.elements:
+        for b in rd.elements:
+            d = (nb.get(a) or {}).get(b)
+            if d:
+                lines.append(f"  {a}-{b}: min {d['min']}, mean {d['mean']:.2f}, max {d['max']} "
+                             f"({d['atoms']} atoms)")
+    lines.append(f"  suggested --neighbors \"{suggested_neighbors(stats, rd.elements)}\" "
+                 "(per pair the smallest count that every atom has)")
+    if stats.get("hist_bins"):
+        lines.append(f"  scaled-SF histograms: {stats['hist_bins']} bins per SF in stats/ "
+                     "(export writes them as sf-scaled.ZZZ.SSSS.histo)")
+    return lines
+
+
 def info(store) -> str:
     """Human-readable summary of a store (also of an incomplete one): elements,
     atom counts, arrays with shapes and chunks, settings and provenance."""
@@ -542,6 +753,7 @@ def info(store) -> str:
             lines.append(f"  symmetry functions of {e} ({len(mine)}, n2p2 order):")
             for k, f in enumerate(mine, 1):
                 lines.append(f"    {k:3d}  {f.describe()}  (input.nn line {f.line})")
+    lines += _neighbor_lines(rd)
     if meta:
         lines += ["", "provenance:"]
         lines.append(f"  made by distatomenv {meta.get('version')} on {meta.get('host')} at "
@@ -550,6 +762,9 @@ def info(store) -> str:
         for name, d in meta.get("inputs", {}).items():
             if d.get("computed"):
                 lines.append(f"  {name}: computed from the data (scaling pass)")
+            elif d.get("checksum"):
+                lines.append(f"  {name}: {d.get('path')}  checksum {d.get('checksum')} "
+                             f"({d.get('checksum_type')})")
             else:
                 lines.append(f"  {name}: {d.get('path')}  sha256 {d.get('sha256')}")
         for k, v in meta.get("units", {}).items():

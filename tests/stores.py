@@ -8,15 +8,22 @@ from distatomenv.store.reader import open_store
 
 
 def store_arrays(path) -> dict:
-    """Every array of a complete store: ``elements/<E>/<name>`` and ``structures/<name>``."""
-    open_store(path)                                  # complete, or this raises
+    """Every array of a complete store: ``elements/<E>/<name>``, ``stats/<E>/<name>``
+    (except each unit's partial histograms, whose rows depend on the plan) and
+    ``structures/<name>``; and the ``statistics`` attribute as ``attrs/statistics``."""
+    rd = open_store(path)                             # complete, or this raises
     root = zarr.open_group(str(path), mode="r")
     out = {}
-    for e, group in root["elements"].groups():
-        for name, arr in group.arrays():
-            out[f"elements/{e}/{name}"] = arr[...]
+    for top in ("elements", "stats"):
+        if top not in root:
+            continue
+        for e, group in root[top].groups():
+            for name, arr in group.arrays():
+                if name != "sf_hist_units":
+                    out[f"{top}/{e}/{name}"] = arr[...]
     for name, arr in root["structures"].arrays():
         out[f"structures/{name}"] = arr[...]
+    out["attrs/statistics"] = np.array(repr(rd.statistics))
     assert any(k.startswith("elements/") for k in out) and any(
         k.startswith("structures/") for k in out)
     return out

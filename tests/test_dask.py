@@ -30,11 +30,14 @@ DASK = Path(sys.executable).parent / "dask"
 NEIGHBORS = "2 2 2 2"
 CHUNK = 16
 TIMEOUT = 120
+#: Small index blocks and scaling parts, so that several run on every worker.
+GRAIN = {"DISTATOMENV_INDEX_BLOCK_BYTES": "4096", "DISTATOMENV_SCALING_PART_ATOMS": "100"}
 
 
 def _clean_env(**extra):
     env = {k: v for k, v in os.environ.items() if not k.startswith("DISTATOMENV_TEST_")}
     env["NUMBA_NUM_THREADS"] = "1"
+    env.update(GRAIN)
     env.update(extra)
     return env
 
@@ -45,6 +48,8 @@ def worker_env():
     environment) use one numba thread."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("NUMBA_NUM_THREADS", "1")
+        for k, v in GRAIN.items():
+            mp.setenv(k, v)
         for k in list(os.environ):
             if k.startswith("DISTATOMENV_TEST_"):
                 mp.delenv(k)
@@ -118,6 +123,20 @@ def test_worker_killed_mid_run_completes(lj7, tmp_path, worker_env):
     killed_pid = int(marker.read_text())
     assert_same_store(out, reference)
     assert _pids(out)[1] != killed_pid        # unit 1 was redone by another process
+
+
+def test_index_error_on_a_worker_names_file_and_line(lj7, tmp_path):
+    from distatomenv.errors import DataFileError
+    lines = Path(lj7[0]).read_text().splitlines(keepends=True)
+    k = max(i for i, line in enumerate(lines) if line.startswith("energy"))
+    lines[k] = "energy x\n"
+    bad = tmp_path / "input.data"
+    bad.write_text("".join(lines))
+    (tmp_path / "input.nn").write_text((Path(lj7[0]).parent / "input.nn").read_text())
+    with pytest.raises(DataFileError, match=rf"{bad}:{k + 1}: found 'x'"):
+        distatomenv.compute(bad, neighbors=NEIGHBORS, out=tmp_path / "bad.zarr",
+                            chunk_rows=CHUNK, backend="dask", workers=2)
+    assert not (tmp_path / "bad.zarr").exists()
 
 
 def test_failing_unit_stops_run_and_leaves_store_incomplete(lj7, tmp_path):

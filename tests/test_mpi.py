@@ -35,6 +35,8 @@ def _env(**extra):
            if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_"))
            and k != "DISTATOMENV_TEST_FAIL_UNIT"}
     env["NUMBA_NUM_THREADS"] = "1"
+    # small index blocks and scaling parts, so that several run on every rank
+    env.update(DISTATOMENV_INDEX_BLOCK_BYTES="4096", DISTATOMENV_SCALING_PART_ATOMS="100")
     env.update(extra)
     return env
 
@@ -131,6 +133,28 @@ def test_bad_input_fails_on_every_rank(lj7, tmp_path):
     proc = _compute(lj7[0], out, ranks=2, check=False)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.count("already exists") == 2, proc.stderr
+
+
+def _corrupt_last_energy(src, dst):
+    """A copy of ``src`` whose last 'energy' line holds 'x'; returns its line number."""
+    lines = Path(src).read_text().splitlines(keepends=True)
+    k = max(i for i, line in enumerate(lines) if line.startswith("energy"))
+    lines[k] = "energy x\n"
+    Path(dst).write_text("".join(lines))
+    return k + 1
+
+
+def test_index_error_in_another_ranks_block_names_file_and_line(lj7, tmp_path):
+    """The data's index blocks run on every rank; the first error, found in a
+    block near the end of the file, reaches every rank with its absolute line."""
+    bad = tmp_path / "input.data"
+    line = _corrupt_last_energy(lj7[0], bad)
+    (tmp_path / "input.nn").write_text((Path(lj7[0]).parent / "input.nn").read_text())
+    assert bad.stat().st_size > 4 * 4096             # several blocks
+    proc = _compute(bad, tmp_path / "bad.zarr", ranks=2, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count(f"{bad}:{line}: found 'x'") == 2, proc.stderr
+    assert not (tmp_path / "bad.zarr").exists()
 
 
 def test_errors_cross_ranks_with_type_and_message():

@@ -123,8 +123,10 @@ def test_provenance(lj, tmp_path):
     rd = distatomenv.compute(lj["input.data"], neighbors="1 1 1 1", out=tmp_path / "s.zarr",
                              command="distatomenv compute test")
     meta = rd.meta
-    sha = hashlib.sha256(open(lj["input.data"], "rb").read()).hexdigest()
-    assert meta["inputs"]["data"]["sha256"] == sha
+    raw = open(lj["input.data"], "rb").read()     # smaller than one 16 MiB block
+    sha = hashlib.sha256(hashlib.sha256(raw).digest()).hexdigest()
+    assert meta["inputs"]["data"]["checksum"] == sha
+    assert "16 MiB blocks" in meta["inputs"]["data"]["checksum_type"]
     assert meta["inputs"]["settings"]["sha256"] == \
         hashlib.sha256(open(lj["input.nn"], "rb").read()).hexdigest()
     assert meta["inputs"]["scaling"]["computed"] is True
@@ -182,3 +184,94 @@ def test_moment_accumulator_merges_like_one_pass():
     np.testing.assert_allclose(acc.sigma, x.std(axis=0, ddof=1), rtol=1e-12)
     np.testing.assert_array_equal(acc.min, x.min(axis=0))
     np.testing.assert_array_equal(acc.max, x.max(axis=0))
+
+
+# ----------------------------------------------------------------------------- histograms
+def _brute_neighbor_counts(struct, elements, rc):
+    """Neighbours of each element within rc per atom: explicit periodic images."""
+    pos = struct.remapped_positions()
+    lat = struct.lattice
+    reach = [int(np.ceil(rc / (abs(np.linalg.det(lat)) / np.linalg.norm(
+        np.cross(lat[(k + 1) % 3], lat[(k + 2) % 3]))))) for k in range(3)]
+    shifts = np.array([(a, b, c) for a in range(-reach[0], reach[0] + 1)
+                       for b in range(-reach[1], reach[1] + 1)
+                       for c in range(-reach[2], reach[2] + 1)]) @ lat
+    el = np.array([elements.index(x) for x in struct.elements])
+    out = np.zeros((len(pos), len(elements)), dtype=np.int64)
+    for i in range(len(pos)):
+        d = np.linalg.norm(pos[None, :, :] + shifts[:, None, :] - pos[i], axis=2)
+        d[np.all(shifts == 0, axis=1), i] = np.inf         # not the atom itself
+        inside = (d <= rc).sum(axis=0)
+        out[i] = np.bincount(el, weights=inside, minlength=len(elements))
+    return out
+
+
+def test_histograms_and_neighbor_counts(lj, tmp_path):
+    rd = distatomenv.compute(lj["input.data"], neighbors="1 1 1 1", out=tmp_path / "h.zarr",
+                             chunk_rows=32, n_units=4, bins=17)
+    st = read_settings(lj["input.nn"])
+    els = rd.elements
+    rc = st.sfset.max_cutoff()
+    structs = distatomenv.io.data.read_structures(lj["input.data"], els)
+    brute = {e: [] for e in els}
+    for s in structs:
+        counts = _brute_neighbor_counts(s, els, rc)
+        for a, e in enumerate(els):
+            brute[e].append(counts[[els.index(x) == a for x in s.elements]])
+    import zarr
+    root = zarr.open_group(str(rd.path), mode="r")
+    for e in els:
+        nbc = rd.read(e, "nb_count")
+        np.testing.assert_array_equal(nbc, np.concatenate(brute[e]))
+        # the neighbour-count histogram is the histogram of nb_count
+        nb_hist = root[f"stats/{e}/nb_hist"][...]
+        for b in range(len(els)):
+            h = np.bincount(nbc[:, b], minlength=nb_hist.shape[1])
+            np.testing.assert_array_equal(nb_hist[b], h)
+            d = rd.statistics["neighbors"][e][els[b]]
+            assert (d["min"], d["max"]) == (nbc[:, b].min(), nbc[:, b].max())
+            assert d["mean"] == pytest.approx(nbc[:, b].mean(), rel=1e-12)
+        # scaled SFs: own columns of G, binned with np.histogram per SF
+        nsf = st.sfset.n_sf(e)
+        G = rd.read(e, "G")[:, :nsf]
+        edges = root[f"stats/{e}/sf_edges"][...]
+        hist = root[f"stats/{e}/sf_hist"][...]
+        assert edges.shape == (nsf, 18) and hist.shape == (nsf, 19)
+        for j in range(nsf):
+            # the range is the data's own scaled min..max (up to the last bit)
+            lo, hi = edges[j, 0], edges[j, -1]
+            assert np.all((G[:, j] > lo - 1e-9 * (hi - lo)) & (G[:, j] < hi + 1e-9 * (hi - lo)))
+            ref, _ = np.histogram(np.clip(G[:, j], lo, hi), bins=edges[j])
+            assert hist[j, 0] == hist[j, -1] == 0
+            np.testing.assert_array_equal(hist[j, 1:-1], ref)
+            assert hist[j].sum() == rd.n_rows(e)
+    text = distatomenv.info(rd.path)
+    suggested = pipeline.suggested_neighbors(rd.statistics, els)
+    assert f'suggested --neighbors "{suggested}"' in text
+    mins = [int(x) for x in suggested.split()]
+    assert mins == [min(np.concatenate(brute[a])[:, b].min() for _ in [0])
+                    for a in els for b in range(len(els))]
+    # the suggestion works, one more neighbour anywhere does not
+    distatomenv.compute(lj["input.data"], neighbors=suggested, out=tmp_path / "ok.zarr")
+    worse = " ".join(str(m + (k == 0)) for k, m in enumerate(mins))
+    with pytest.raises(NotEnoughNeighborsError):
+        distatomenv.compute(lj["input.data"], neighbors=worse, out=tmp_path / "no.zarr")
+
+
+def test_sf_histogram_bins_out_of_range_and_edges():
+    edges = np.array([[0.0, 0.5, 1.0], [-1.0, 0.0, 1.0]])
+    G = np.array([[-0.1, -1.0], [0.0, 1.0], [0.5, 1.5], [1.0, -2.0], [1.01, 0.0]])
+    h = pipeline.sf_histogram(G, edges)
+    # SF 0: below 1 (-0.1); [0, .5): 0.0; [.5, 1]: 0.5 and 1.0 (last edge is in the last bin); above: 1.01
+    np.testing.assert_array_equal(h[0], [1, 1, 2, 1])
+    np.testing.assert_array_equal(h[1], [1, 1, 2, 1])
+    # any split of the rows sums to the same counts
+    np.testing.assert_array_equal(pipeline.sf_histogram(G[:2], edges)
+                                  + pipeline.sf_histogram(G[2:], edges), h)
+
+
+def test_scaling_parts_depend_on_the_data_only():
+    natoms = np.array([5, 5, 5, 30, 1, 1])
+    assert pipeline.scaling_parts(natoms, 10) == [(0, 2), (2, 4), (4, 6)]
+    assert pipeline.scaling_parts(natoms, 1000) == [(0, 6)]
+    assert pipeline.scaling_parts(np.array([3]), 1) == [(0, 1)]

@@ -98,6 +98,7 @@ def expected_rows(layout: StoreLayout, element: str, start: int, stop: int, coun
         "atom": (r % 13).astype(np.int32),
         "nb_atom": (r[:, None] * 10 + np.arange(layout.nblocks[element])).astype(np.int32),
         "nb_order": ((r[:, None] + np.arange(layout.nblocks[element])) % 7).astype(np.int16),
+        "nb_count": ((r[:, None] + np.arange(len(layout.elements))) % 11).astype(np.int32),
     }
     if layout.derivatives:
         for k, name in enumerate(("dGdx", "dGdy", "dGdz")):

@@ -13,11 +13,13 @@ input files and the store at the same paths (a shared file system).
 
 How a run goes:
 
-1. The client process (the one calling :func:`compute`) prepares the run and
-   creates (or resumes) the store with :func:`~distatomenv.pipeline.start_run`,
-   planned for the number of workers.  With ``workers=N`` this happens before
-   the cluster starts, so bad input fails fast; with ``scheduler=`` the client
-   first connects (and waits up to a minute for a first worker).
+1. The client process (the one calling :func:`compute`) starts the local
+   cluster (``workers=N``) or connects to the scheduler (and waits up to a
+   minute for a first worker), then prepares the run and creates (or resumes)
+   the store with :func:`~distatomenv.pipeline.start_run`, planned for the
+   number of workers.  The 16 MiB blocks of the data's index and the parts of
+   the scaling pass run as tasks (:func:`_mapper`); the first error in the data
+   comes back with its file and line.
 2. The job is sent to the cluster once, as the result of a small task that is
    then replicated to every worker (like ``scatter(broadcast=True)``, but the
    scheduler can recompute it if every worker holding it dies, which it
@@ -175,7 +177,7 @@ def _run_unit(job, unit_id, token, threads):
     worker = _worker_address()
     try:
         # numba's thread count is per calling thread: set it on every task
-        n_threads = set_threads(1 if threads is None else threads)
+        n_threads = set_threads(threads)
         runner, setup = _runner(job, token)
         unit = next(u for u in job.units if u.id == unit_id)
         try:
@@ -194,6 +196,73 @@ def _run_unit(job, unit_id, token, threads):
     stats.update(setup=setup, worker=worker or f"pid {os.getpid()}", pid=os.getpid(),
                  threads=n_threads)
     return stats
+
+
+def _map_task(fn, shared, item):
+    """Task body of :func:`_mapper`'s items (index blocks, scaling parts)."""
+    return fn(shared, item)
+
+
+def _cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:               # not on Linux
+        return os.cpu_count() or 1
+
+
+def _default_threads(client) -> int:
+    """Numba threads per Dask worker thread so that each host's cores are shared
+    out, not oversubscribed: min over hosts of cores // worker threads there."""
+    try:
+        workers = client.scheduler_info(n_workers=-1)["workers"]
+        cores = client.run(_cores)
+    except Exception:
+        return 1
+    per_host = collections.Counter()
+    host_cores = {}
+    for addr, w in workers.items():
+        host = w.get("host") or addr.rsplit(":", 1)[0]
+        per_host[host] += int(w.get("nthreads") or 1)
+        host_cores[host] = max(host_cores.get(host, 1), int(cores.get(addr, 1)))
+    if not per_host:
+        return 1
+    return max(1, min(host_cores[h] // n for h, n in per_host.items()))
+
+
+def _mapper(client):
+    """A mapper (see :func:`distatomenv.pipeline.local_map`) whose items are tasks
+    on the cluster; ``shared`` goes to every worker once."""
+    distributed = _distributed()
+
+    def run(fn, items, shared, report=None):
+        items = list(items)
+        if not items:
+            return []
+        token = uuid.uuid4().hex[:12]
+        [shared_future] = client.scatter([shared], broadcast=True, hash=False)
+        futures = [client.submit(_map_task, fn, shared_future, item, pure=False, retries=RETRIES,
+                                 key=f"distatomenv-{fn.__name__.strip('_')}-{k}-{token}")
+                   for k, item in enumerate(items)]
+        where = {f.key: k for k, f in enumerate(futures)}
+        results = [None] * len(items)
+        try:
+            for future in distributed.as_completed(futures, loop=client.loop):
+                if future.status != "finished":
+                    future.result()          # raises the task's own error
+                results[where[future.key]] = future.result()
+                future.release()
+                if report is not None:
+                    report(results[where[future.key]])
+        except BaseException:
+            try:
+                client.cancel(futures)
+            except Exception:
+                pass
+            raise
+        finally:
+            shared_future.release()
+        return results
+    return run
 
 
 # ----------------------------------------------------------------------------- client side
@@ -307,7 +376,8 @@ def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, 
     ----------
     workers : start a local cluster of this many worker processes (one thread each).
     scheduler : address of a running scheduler to join instead, e.g. ``tcp://HOST:8786``.
-    threads : numba threads per Dask worker thread (default 1).
+    threads : numba threads per Dask worker thread (default: each host's cores
+        divided by the worker threads on that host, at least 1).
     progress : optional callable(structures, atoms), called as units finish.
     options : those of :func:`distatomenv.pipeline.start_run` (settings, scaling,
         neighbors, out, dtype, chunk_rows, n_units, overwrite, resume, command).
@@ -330,23 +400,25 @@ def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, 
     t_start = time.perf_counter()
     client = cluster = None
     try:
+        t0 = time.perf_counter()
         if scheduler is not None:
-            t0 = time.perf_counter()
             client, n_workers = _connect(scheduler)
-            t_cluster = time.perf_counter() - t0
         else:
             n_workers = workers
-        job, todo, timings = pipeline.start_run(data, n_workers=n_workers, **options)
+            cluster, client = _local_cluster(n_workers)
+        t_cluster = time.perf_counter() - t0
+        if threads is None:
+            threads = _default_threads(client)
+        # the workers index the data and run the scaling pass, then the units
+        job, todo, timings = pipeline.start_run(data, n_workers=n_workers,
+                                                mapper=_mapper(client), threads=threads,
+                                                progress=progress, **options)
+        timings["start cluster" if cluster is not None else "connect"] = t_cluster
         try:
             if not todo:                 # resuming a store whose units are all done
                 stats = {"setup": 0.0, "compute": 0.0, "write": 0.0,
                          "workers": n_workers, "load balance": 1.0}
                 return pipeline.finish_run(job, timings, stats, t_start)
-            if client is None:
-                t0 = time.perf_counter()
-                cluster, client = _local_cluster(n_workers)
-                t_cluster = time.perf_counter() - t0
-            timings["start cluster" if cluster is not None else "connect"] = t_cluster
             stats = _run(client, job, todo, threads, progress, n_workers)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, UnitFailedError) else \

@@ -11,9 +11,11 @@ How a run goes:
 
 1. Rank 0 prepares the run and creates (or resumes) the store with
    :func:`~distatomenv.pipeline.start_run`; the plan has at least one unit per
-   rank.  If that fails (bad input, store exists, ...) every rank raises the
-   same error (rank 0 the original exception).  Otherwise the job and the
-   units still to do are broadcast.
+   rank.  Meanwhile the other ranks serve its maps (:class:`_RankPool`): every
+   rank indexes some 16 MiB blocks of the data and runs some parts of the
+   scaling pass.  If preparing fails (bad input, store exists, ...) every rank
+   raises the same error (rank 0 the original exception).  Otherwise the job
+   and the units still to do are broadcast.
 2. Each rank sets numba's thread count: ``threads`` if given, else the cores
    this process may use divided by the ranks on its node.
 3. Unit ``k`` of the to-do list runs on rank ``k % size`` (static; the store
@@ -97,12 +99,69 @@ def _pack_error(exc):
         return ("type", None, f"{type(exc).__name__}: {exc}")
 
 
-def _root_then_bcast(comm, fn):
+class _RankPool:
+    """Lets rank 0 spread work over every rank while it coordinates.
+
+    Rank 0 calls :meth:`map` (the mapper signature of
+    :func:`distatomenv.pipeline.local_map`); meanwhile the other ranks sit in
+    :meth:`serve`, which runs their share of each map (item k on rank
+    k % size) until rank 0 broadcasts anything that is not a map.  Items fail
+    independently: the first failed item (in item order) is re-raised on rank 0.
+    """
+
+    def __init__(self, comm):
+        self.comm = comm
+
+    def map(self, fn, items, shared, report=None):
+        items = list(items)
+        self.comm.bcast(("map", fn, items, shared), root=0)
+        return self._work(fn, items, shared, report)
+
+    def _work(self, fn, items, shared, report):
+        comm = self.comm
+        rank, size = comm.Get_rank(), comm.Get_size()
+        mine = []
+        for k in range(rank, len(items), size):
+            try:
+                mine.append((k, "ok", fn(shared, items[k])))
+            except Exception as exc:
+                mine.append((k, "error", _pack_error(exc)))
+                break
+            if report is not None and rank == 0:
+                report(mine[-1][2])
+        gathered = comm.gather(mine, root=0)
+        if rank != 0:
+            return None
+        results = [None] * len(items)
+        errors = []
+        for r, part in enumerate(gathered):
+            for k, status, value in part:
+                if status == "ok":
+                    results[k] = value
+                    if report is not None and r != 0:
+                        report(value)
+                else:
+                    errors.append((k, value))
+        if errors:
+            raise _unpack_error(min(errors, key=lambda e: e[0])[1])
+        return results
+
+    def serve(self):
+        """Ranks > 0: run shares of rank 0's maps; return the first other message."""
+        while True:
+            msg = self.comm.bcast(None, root=0)
+            if msg is None or msg[0] != "map":
+                return msg
+            self._work(msg[1], msg[2], msg[3], None)
+
+
+def _root_then_bcast(comm, fn, pool=None):
     """Run ``fn()`` on rank 0 and tell every rank how it went (collective).
 
     ``fn`` returns (local, shared).  Rank 0 gets (local, shared); the other ranks
     get (None, shared).  If ``fn`` raises, rank 0 re-raises it and every other
     rank raises the same error type and message, so no rank is left waiting.
+    With a :class:`_RankPool`, the other ranks serve its maps while they wait.
     """
     outcome = None
     if comm.Get_rank() == 0:
@@ -112,7 +171,9 @@ def _root_then_bcast(comm, fn):
             comm.bcast(("error", _pack_error(exc)), root=0)
             raise
         outcome = ("ok", shared)
-    outcome = comm.bcast(outcome, root=0)
+        comm.bcast(outcome, root=0)
+    else:
+        outcome = pool.serve() if pool is not None else comm.bcast(None, root=0)
     if outcome[0] == "error":
         raise _unpack_error(outcome[1])
     return (local if comm.Get_rank() == 0 else None), outcome[1]
@@ -287,11 +348,17 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
         rank, size = comm.Get_rank(), comm.Get_size()
         t_start = time.perf_counter()
 
-        # 1. rank 0 prepares and creates the store; everybody learns the outcome
+        # 1. rank 0 prepares and creates the store, with every rank indexing
+        #    blocks of the data and running parts of the scaling pass
+        n_threads = _threads_for_rank(threads, _ranks_on_node(comm))
+        pool = _RankPool(comm)
+
         def start():
-            job, todo, timings = pipeline.start_run(data, n_workers=size, **options)
+            job, todo, timings = pipeline.start_run(data, n_workers=size, mapper=pool.map,
+                                                    threads=n_threads, progress=progress,
+                                                    **options)
             return (job, todo, timings), pickle.dumps((job, todo))
-        started, blob = _root_then_bcast(comm, start)
+        started, blob = _root_then_bcast(comm, start, pool)
         failure = None
         if rank == 0:
             job, todo, timings = started
@@ -301,8 +368,7 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
             except Exception as exc:        # must still join the collective calls
                 job, todo, failure = None, [], (None, exc)
 
-        # 2. threads; 3. static assignment
-        n_threads = _threads_for_rank(threads, _ranks_on_node(comm))
+        # 2. threads (above); 3. static assignment
         mine = [u for k, u in enumerate(todo) if k % size == rank]
         sink = _ProgressSink(comm, progress) if rank == 0 else None
         stats, atoms, failure = _run_units(comm, job, mine, sink, n_threads, failure)

@@ -264,7 +264,8 @@ class EnvironmentCalculator:
         -------
         dict element symbol -> dict with ``atom`` int32 (rows,), ``G``,
         ``dGdx``/``dGdy``/``dGdz`` (if derivatives), ``nb_atom`` int32 and
-        ``nb_order`` int16 (rows, nblocks).  Rows in input atom order.
+        ``nb_order`` int16 (rows, nblocks), ``nb_count`` int32 (rows, n_el):
+        neighbours of each element within the cutoff.  Rows in input atom order.
         """
         lay = self.layout
         elem = np.ascontiguousarray(elements_idx, dtype=np.int64)
@@ -273,6 +274,7 @@ class EnvironmentCalculator:
         nl = self.neighbors(positions, lattice, owned_idx)
         ne = len(lay.elements)
         sel = {}
+        counts = {}
         for a in range(ne):
             atoms_a = owned_idx[elem[owned_idx] == a]
             nblk = lay.nblocks(a)
@@ -288,6 +290,7 @@ class EnvironmentCalculator:
                                               int(found[bad[0], bad[1]]),
                                               int(lay.ncut[a, bad[1]]), path=path)
             sel[a] = (atoms_a, blk_entry, nb_order)
+            counts[a] = found.astype(np.int32)
         nb_atoms = np.concatenate([nl.j[s[1]].ravel() for s in sel.values()] + [owned_idx])
         needed = np.unique(nb_atoms.astype(np.int64))
         if needed.size != owned_idx.size:      # neighbours outside the owned set
@@ -310,7 +313,7 @@ class EnvironmentCalculator:
             nsf_a = int(lay.nsf[a])
             blk_atom = nl.j[blk_entry]
             rows = {"atom": atoms_a.astype(np.int32), "nb_atom": blk_atom.astype(np.int32),
-                    "nb_order": nb_order}
+                    "nb_order": nb_order, "nb_count": counts[a]}
             benum = lay.block_element(a)
             parts = [Gs[atoms_a, :nsf_a]]
             for b in range(blk_atom.shape[1]):

@@ -55,6 +55,7 @@ __all__ = [
     "count_newlines",
     "read_structure",
     "read_structures",
+    "iter_structures",
     "write_structures",
 ]
 
@@ -622,8 +623,12 @@ def index_file(path, elements, *, start: int = 0, stop: int | None = None,
 #: Fixed (not derived from the number of workers) so that the checksum is the
 #: same whatever indexed the file.
 INDEX_BLOCK_BYTES = 16 << 20
-#: Name of the checksum of :func:`file_digest` (recorded with the digest).
-DIGEST_NAME = "sha256 of the sha256 digests of 16 MiB blocks"
+
+
+def digest_name(block_bytes: int = INDEX_BLOCK_BYTES) -> str:
+    """Name of the checksum of :func:`file_digest` (recorded with the digest)."""
+    size = f"{block_bytes >> 20} MiB" if block_bytes % (1 << 20) == 0 else f"{block_bytes} byte"
+    return f"sha256 of the sha256 digests of {size} blocks"
 
 
 @dataclass(eq=False)
@@ -698,7 +703,7 @@ def _combine_digests(digests) -> str:
 
 def file_digest(path, block_bytes: int = INDEX_BLOCK_BYTES) -> str:
     """The checksum distatomenv records for a data file: the sha256 of the
-    concatenated sha256 digests of its 16 MiB blocks (:data:`DIGEST_NAME`).
+    concatenated sha256 digests of its 16 MiB blocks (:func:`digest_name`).
     Unlike a plain sha256 it can be computed by many processes at once.  In a
     shell: ``split -b 16M -d -a 4 FILE blk. && for b in blk.*; do sha256sum $b | cut -c1-64
     | xxd -r -p; done | sha256sum``."""
@@ -797,6 +802,26 @@ def read_structures(path, elements=None) -> list[Structure]:
         raise DataFileError(path, None, "no structures found (the file is empty or has only "
                                         "blank lines)")
     return out
+
+
+def iter_structures(path, elements=None):
+    """Yield the structures of an input.data file one at a time, in file order.
+
+    Like :func:`read_structures` but streaming: only one record is held in
+    memory, so memory does not grow with the file.  ``elements`` restricts the
+    allowed element symbols (default: any chemical element).  A file without
+    any structure is a DataFileError (raised when the end is reached).
+    """
+    path = os.fspath(path)
+    eidx = _ALL_SYMBOLS if elements is None else _element_map(elements)
+    k = 0
+    with open(path, "rb") as f:
+        for rec, cell, _, _ in _scan(path, _lines(f, 0, 1), eidx, full=True):
+            yield _structure(rec, cell, k)
+            k += 1
+    if k == 0:
+        raise DataFileError(path, None, "no structures found (the file is empty or has only "
+                                        "blank lines)")
 
 
 def _format_structure(s: Structure) -> str:

@@ -149,6 +149,9 @@ class StoreReader:
         Message of the last unresolved failure.
     history : list of dict
         Events (created, resumed, failed, completed) with UTC times.
+    statistics : dict or None
+        Written when the run completes: per (central, neighbour) element the
+        min/mean/max neighbour count within the cutoff, and the histogram bins.
     """
 
     def __init__(self, path, *, allow_incomplete: bool = False):
@@ -159,6 +162,7 @@ class StoreReader:
         self.error = attrs.get("error")
         self.history = attrs.get("history", [])
         self.meta = attrs.get("meta", {})
+        self.statistics = attrs.get("statistics")
         if self.status != STATUS_COMPLETE and not allow_incomplete:
             raise StoreIncompleteError(self._incomplete_message())
         self.layout = StoreLayout.from_dict(attrs["layout"])

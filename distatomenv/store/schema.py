@@ -33,6 +33,9 @@ Tree
         nb_atom    (n_rows, nblocks) int32 atom index of each neighbour block
                                            (canonical layout, see below)
         nb_order   (n_rows, nblocks) int16 n2p2's interleaved order of the blocks
+        nb_count   (n_rows, n_elements) int32 neighbours of each element within the
+                                           largest cutoff (periodic images count
+                                           separately), whatever --neighbors keeps
       structures/                   written once by the coordinator, length S
         natoms     (S,)             int64
         periodic   (S,)             bool
@@ -42,6 +45,16 @@ Tree
         first_row  (S, n_elements)  int64  row in elements/<E> of the structure's
                                            first atom of E (exclusive prefix sum of counts)
         counts     (S, n_elements)  int64  atoms of each element in the structure
+      stats/<E>/                    histograms (only when layout.hist_bins > 0)
+        sf_hist_units (n_units, n_sf, bins+2) int64  each unit's counts of its rows'
+                                           scaled own SFs; column 0 counts values below
+                                           the range, column bins+1 those above; chunk
+                                           = one unit (the unit owns it)
+        sf_hist    (n_sf, bins+2)   int64  the sum over units (written at the end)
+        sf_edges   (n_sf, bins+1)   float64 bin edges: the scaled range of each SF
+                                           (scaling table min/max), split evenly
+        nb_hist    (n_elements, max+1) int64 [b, n]: atoms of E with exactly n
+                                           neighbours of element b within the cutoff
       units/<id:08d>/zarr.json      one marker group per finished work unit; its
                                     attributes are the unit's info (rows, seconds,
                                     host, ...).  Written last, after the unit's data.
@@ -117,7 +130,8 @@ UNITS_GROUP = "units"
 #: Top-level entries a store may hold; anything else means "not ours" and the
 #: store is never deleted (LocalStore's interrupted temporary files end in
 #: ``.partial`` and are allowed too).
-TOP_LEVEL_ENTRIES = ("zarr.json", ELEMENTS_GROUP, STRUCTURES_GROUP, UNITS_GROUP)
+STATS_GROUP = "stats"
+TOP_LEVEL_ENTRIES = ("zarr.json", ELEMENTS_GROUP, STRUCTURES_GROUP, UNITS_GROUP, STATS_GROUP)
 
 # per-element arrays
 G = "G"
@@ -128,9 +142,17 @@ STRUCTURE = "structure"
 ATOM = "atom"
 NB_ATOM = "nb_atom"
 NB_ORDER = "nb_order"
+NB_COUNT = "nb_count"
 DERIVATIVE_ARRAYS = (DGDX, DGDY, DGDZ)
 #: All per-element array names, in the order they are listed.
-ELEMENT_ARRAYS = (G, DGDX, DGDY, DGDZ, FORCES, POSITIONS, STRUCTURE, ATOM, NB_ATOM, NB_ORDER)
+ELEMENT_ARRAYS = (G, DGDX, DGDY, DGDZ, FORCES, POSITIONS, STRUCTURE, ATOM, NB_ATOM, NB_ORDER,
+                  NB_COUNT)
+
+# per-element statistics (stats/<E>/...)
+SF_HIST_UNITS = "sf_hist_units"
+SF_HIST = "sf_hist"
+SF_EDGES = "sf_edges"
+NB_HIST = "nb_hist"
 
 # per-structure arrays
 NATOMS = "natoms"
@@ -298,6 +320,10 @@ class StoreLayout:
         Blosc clevel, 0..9 (default 5; 9 gains ~8 % and is ~10x slower).
     shuffle : {"shuffle", "bitshuffle", "noshuffle"}
         Blosc pre-filter; byte shuffle suits floats best.
+    hist_bins : int
+        Bins of the scaled-SF histograms in ``stats/`` (0: no histograms).
+    n_sf : dict str -> int or None
+        Own symmetry functions per element (needed when ``hist_bins`` > 0).
     """
 
     elements: list[str]
@@ -312,6 +338,8 @@ class StoreLayout:
     compressor: str = "zstd"
     compression_level: int = 5
     shuffle: str = "shuffle"
+    hist_bins: int = 0
+    n_sf: dict | None = None
 
     def __post_init__(self):
         self.validate()
@@ -368,6 +396,14 @@ class StoreLayout:
             raise StoreError(
                 f"invalid store layout: shuffle must be one of {SHUFFLES}, got {self.shuffle!r}"
             )
+        self.hist_bins = _count(self.hist_bins, "hist_bins")
+        if self.n_sf is not None or self.hist_bins:
+            if not isinstance(self.n_sf, dict) or set(self.n_sf) != set(self.elements):
+                raise StoreError(
+                    f"invalid store layout: n_sf must have one entry per element "
+                    f"{self.elements} when hist_bins > 0, got {self.n_sf!r}"
+                )
+            self.n_sf = {e: _count(self.n_sf[e], f"n_sf[{e!r}]") for e in self.elements}
 
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict:
@@ -410,6 +446,8 @@ class StoreLayout:
             return 3
         if name in (NB_ATOM, NB_ORDER):
             return self.nblocks[element]
+        if name == NB_COUNT:
+            return len(self.elements)
         return None
 
     def array_dtype(self, name: str) -> str:
@@ -423,6 +461,7 @@ class StoreLayout:
             ATOM: "int32",
             NB_ATOM: "int32",
             NB_ORDER: "int16",
+            NB_COUNT: "int32",
         }[name]
 
     def array_shape(self, element: str, name: str) -> tuple[int, ...]:

@@ -49,6 +49,11 @@ from .schema import (
     STRUCTURE_CHUNK,
     STRUCTURES_GROUP,
     ELEMENTS_GROUP,
+    NB_HIST,
+    SF_EDGES,
+    SF_HIST,
+    SF_HIST_UNITS,
+    STATS_GROUP,
     TOP_LEVEL_ENTRIES,
     UNITS_GROUP,
     StoreLayout,
@@ -372,8 +377,77 @@ def _create(path, layout, structures, meta, n_units):
         )
         if structures[name].size:
             arr[...] = structures[name]
+    if layout.hist_bins and n_units:
+        for e in layout.elements:
+            width = (layout.n_sf[e], layout.hist_bins + 2)
+            root.create_array(f"{STATS_GROUP}/{e}/{SF_HIST_UNITS}", shape=(n_units,) + width,
+                              chunks=(1,) + width, dtype="int64", fill_value=0,
+                              compressors=layout.compressors(SF_HIST_UNITS))
     root.create_group(UNITS_GROUP)
     root.update_attributes({"status": STATUS_INCOMPLETE})
+
+
+def write_statistics(path, n_units: int, edges: dict) -> dict:
+    """Reduce the units' statistics into ``stats/`` (coordinator, before
+    :func:`finalize_store`); returns the summary also put in the root
+    attribute ``statistics``.
+
+    edges : dict element -> float64 (n_sf, bins+1), the histogram bin edges.
+
+    The scaled-SF histograms are the sums of ``sf_hist_units``; the
+    neighbour-count histograms come from the ``nb_hist`` entry of each unit's
+    marker (element -> neighbour element -> counts from 0).  The summary holds,
+    per pair (central, neighbour), the smallest, mean and largest count.
+    """
+    path = os.fspath(path)
+    attrs = load_root_attrs(path)
+    layout = StoreLayout.from_dict(attrs["layout"])
+    root = zarr.open_group(path, mode="r+")
+    els = layout.elements
+    nb = {e: {b: np.zeros(0, dtype=np.int64) for b in els} for e in els}
+    for u in range(n_units):
+        info = read_unit_info(path, u) or {}
+        for e, per in (info.get("nb_hist") or {}).items():
+            for b, h in per.items():
+                h = np.asarray(h, dtype=np.int64)
+                cur = nb[e][b]
+                if h.size > cur.size:
+                    cur = np.concatenate([cur, np.zeros(h.size - cur.size, dtype=np.int64)])
+                cur[:h.size] += h
+                nb[e][b] = cur
+    summary = {"neighbors": {}}
+    for e in els:
+        width = max([1] + [h.size for h in nb[e].values()])
+        table = np.zeros((len(els), width), dtype=np.int64)
+        for k, b in enumerate(els):
+            table[k, :nb[e][b].size] = nb[e][b]
+        _put(root, f"{STATS_GROUP}/{e}/{NB_HIST}", table, layout)
+        pairs = {}
+        for k, b in enumerate(els):
+            h = table[k]
+            total = int(h.sum())
+            if total == 0:
+                continue
+            present = np.flatnonzero(h)
+            pairs[b] = {"min": int(present[0]), "max": int(present[-1]),
+                        "mean": float((h * np.arange(h.size)).sum() / total), "atoms": total}
+        summary["neighbors"][e] = pairs
+        if layout.hist_bins and e in edges:
+            units = root[f"{STATS_GROUP}/{e}/{SF_HIST_UNITS}"][...]
+            _put(root, f"{STATS_GROUP}/{e}/{SF_HIST}", units.sum(axis=0), layout)
+            _put(root, f"{STATS_GROUP}/{e}/{SF_EDGES}", np.asarray(edges[e], dtype=np.float64),
+                 layout)
+    summary["hist_bins"] = layout.hist_bins
+    root.update_attributes({"statistics": to_json(summary, "statistics")})
+    return summary
+
+
+def _put(root, key, value, layout):
+    """Create (or replace) a small array written by the coordinator alone."""
+    value = np.asarray(value)
+    root.create_array(key, shape=value.shape, chunks=value.shape or (1,), dtype=value.dtype,
+                      fill_value=0, compressors=layout.compressors(key), overwrite=True)
+    root[key][...] = value
 
 
 def finalize_store(path, n_units: int) -> None:
@@ -594,6 +668,23 @@ class StoreWriter:
         with open(tmp, "w") as fh:
             json.dump(doc, fh, allow_nan=True)
         os.replace(tmp, os.path.join(folder, "zarr.json"))
+
+    def write_unit_histogram(self, unit_id: int, element: str, counts) -> None:
+        """Write unit ``unit_id``'s scaled-SF histogram of ``element``:
+        int64 (n_sf, bins+2), into the chunk of ``stats/<E>/sf_hist_units`` that
+        the unit owns.  Call before :meth:`mark_unit_done`."""
+        lay = self.layout
+        unit_id = _check_n_units(unit_id, "unit_id")
+        expected = (lay.n_sf[element], lay.hist_bins + 2) if lay.hist_bins else None
+        counts = np.asarray(counts)
+        if expected is None or counts.shape != expected:
+            raise StoreError(f"{self.path}: histogram of {element} has shape {counts.shape}, "
+                             f"expected {expected} (layout hist_bins={lay.hist_bins})")
+        key = (element, SF_HIST_UNITS)
+        if key not in self._arrays:
+            self._arrays[key] = zarr.open_array(
+                self.path, path=f"{STATS_GROUP}/{element}/{SF_HIST_UNITS}", mode="r+")
+        self._arrays[key][unit_id] = counts.astype(np.int64)
 
     def done_units(self) -> set[int]:
         """Ids of the units whose marker exists (from any writer)."""
