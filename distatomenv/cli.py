@@ -35,15 +35,53 @@ def launcher_rank() -> int:
     return 0
 
 
+_LAUNCHERS = ("mpiexec", "mpirun", "mpiexec.hydra", "orterun", "prterun", "srun")
+
+
+def _launcher_on_terminal() -> bool:
+    """Whether the MPI launcher that started this process (an ancestor process on
+    this host) writes its stderr to a terminal: the ranks' own stderr is a pipe
+    to the launcher, which copies it to its own.  Linux /proc only."""
+    pid = os.getpid()
+    for _ in range(8):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{pid}/comm") as f:
+                name = f.read().strip()
+        except (OSError, ValueError, IndexError):
+            return False
+        if pid <= 1:
+            return False
+        if name in _LAUNCHERS:
+            try:
+                return os.readlink(f"/proc/{pid}/fd/2").startswith(("/dev/pts/", "/dev/tty"))
+            except OSError:
+                return False
+    return False
+
+
+def show_progress(args) -> bool:
+    """Progress bars: with --progress; never with --quiet or on MPI ranks > 0;
+    else when stderr is a terminal (under MPI: the launcher's stderr)."""
+    if getattr(args, "quiet", False) or launcher_rank() > 0:
+        return False
+    if getattr(args, "progress", False):
+        return True
+    if sys.stderr.isatty():
+        return True
+    return detect_backend() == "mpi" and _launcher_on_terminal()
+
+
 def cmd_compute(args):
     from .pipeline import compute
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     quiet = args.quiet or launcher_rank() > 0        # under MPI only rank 0 reports
     bar = None
-    if not quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-        bar = tqdm(unit="atom", unit_scale=True, desc="compute", dynamic_ncols=True)
-    progress = (lambda structures, atoms: bar.update(atoms)) if bar is not None else None
+    if show_progress(args):
+        from .progress import ProgressBar
+        bar = ProgressBar()
+    progress = bar
     backend = args.backend
     options = {}
     if backend is None:
@@ -55,7 +93,7 @@ def cmd_compute(args):
                         neighbors=args.neighbors, out=args.output, dtype=args.dtype,
                         chunk_rows=args.chunk_rows, overwrite=args.overwrite, resume=args.resume,
                         threads=args.threads, progress=progress, command=command,
-                        backend=backend, **options)
+                        backend=backend, bins=args.bins, **options)
     finally:
         if bar is not None:
             bar.close()
@@ -246,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="floating type of G and dG (default float64)")
     c.add_argument("--chunk-rows", type=int, default=2048, help="rows per chunk (default 2048)")
+    c.add_argument("--bins", type=int, default=100,
+                   help="bins of the scaled-SF histograms kept in the store (default 100)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
     c.add_argument("--resume", action="store_true",
                    help="continue an incomplete store: compute only the missing work units")
@@ -258,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask: join an existing cluster, e.g. tcp://HOST:8786")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    c.add_argument("--progress", action="store_true",
+                   help="show progress bars even when stderr is not a terminal "
+                        "(default: only on a terminal)")
     c.set_defaults(func=cmd_compute)
 
     e = sub.add_parser("export", help="write n2p2 nnp-atomenv files from a store",
