@@ -82,6 +82,7 @@ def cmd_compute(args):
         from .progress import ProgressBar
         bar = ProgressBar()
     progress = bar
+    data, settings, scaling = _compute_input(args)
     backend = args.backend
     options = {}
     if backend is None:
@@ -89,7 +90,7 @@ def cmd_compute(args):
     if backend == "dask":
         options = {"workers": args.workers, "scheduler": args.scheduler}
     try:
-        store = compute(args.data, settings=args.settings, scaling=args.scaling,
+        store = compute(data, settings=settings, scaling=scaling,
                         neighbors=args.neighbors, out=args.output, dtype=args.dtype,
                         chunk_rows=args.chunk_rows, overwrite=args.overwrite, resume=args.resume,
                         threads=args.threads, progress=progress, command=command,
@@ -176,8 +177,10 @@ def cmd_demo(args):
           f"atoms into {store_path} ({store.timings['total']:.1f} s)")
     out = os.path.join(d, "n2p2")
     written = export(store_path, out)
-    print(f"demo: exported n2p2 nnp-atomenv files: {', '.join(os.path.basename(p) for p in written)}"
-          f" in {out}")
+    histos = [p for p in written if p.endswith(".histo")]
+    print(f"demo: exported n2p2 nnp-atomenv files: "
+          f"{', '.join(os.path.basename(p) for p in written if p not in histos)} and "
+          f"{len(histos)} histograms (*.histo) in {out}")
     print(info(store_path))
     print(f"demo: done in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -262,6 +265,186 @@ def _add_analyze_parser(sub):
     a.set_defaults(func=cmd_analyze)
 
 
+# ---------------------------------------------------------------------------
+# coarse-grain, convert, synth, and the --format hook of compute
+# ---------------------------------------------------------------------------
+def _progress_bar(args, phase):
+    if not show_progress(args):
+        return None
+    from .progress import ProgressBar
+    bar = ProgressBar()
+    bar.start(phase, 0, 0)
+    return bar
+
+
+def _compute_input(args):
+    """(data, settings, scaling) for compute: with --format ase the trajectory
+    is first converted to input.data (``--converted`` or ``STORE.input.data``);
+    input.nn and scaling.data default to the ones beside the trajectory."""
+    if getattr(args, "format", "n2p2") != "ase":
+        return args.data, args.settings, args.scaling
+    from .io.ase import convert
+    if detect_backend() == "mpi":
+        raise DistatomenvError("--format ase under mpiexec: convert first (distatomenv convert "
+                               "TRAJ -o input.data), then run compute on input.data")
+    out = args.converted or os.fspath(args.output).rstrip("/\\") + ".input.data"
+    convert(args.data, out, index=args.index, fmt=args.ase_format)
+    if not args.quiet:
+        print(f"distatomenv: converted {args.data} -> {out} (n2p2 input.data)")
+    here = os.path.dirname(os.path.abspath(args.data))
+    settings = args.settings or os.path.join(here, "input.nn")
+    scaling = args.scaling
+    if scaling is None and os.path.exists(os.path.join(here, "scaling.data")):
+        scaling = os.path.join(here, "scaling.data")
+    return out, settings, scaling
+
+
+def cmd_coarse_grain(args):
+    from .cg import coarse_grain
+    bar = _progress_bar(args, "coarse-grain")
+    try:
+        result = coarse_grain(args.data, args.output, bond_cutoff=args.bond_cutoff,
+                              molecules=args.molecules, masses=args.mass,
+                              cg_element=args.cg_element, composition=args.composition,
+                              format=args.format, index=args.index, progress=bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet:
+        print(f"distatomenv: coarse-grained {result}")
+    return 0
+
+
+def cmd_convert(args):
+    from .io.ase import convert
+    count = [0, 0]
+
+    def tally(structures, atoms):
+        count[0] += structures
+        count[1] += atoms
+    out = convert(args.input, args.output, index=args.index,
+                  fmt="n2p2" if args.format == "n2p2" else args.ase_format, progress=tally)
+    if not args.quiet:
+        print(f"distatomenv: converted {count[0]} structures ({count[1]} atoms) -> {out}")
+    return 0
+
+
+def cmd_synth(args):
+    t0 = time.perf_counter()
+    if args.system == "lj":
+        from .synth import write_lj_dataset
+        paths = write_lj_dataset(args.output, n_structures=args.structures, n_atoms=args.atoms,
+                                 seed=args.seed, overwrite=args.overwrite)
+        if not args.quiet:
+            print(f"distatomenv: {args.structures} Lennard-Jones structures of {args.atoms} atoms "
+                  f"({time.perf_counter() - t0:.1f} s): {paths['input.data']}, {paths['input.nn']}")
+        return 0
+    from .synth.md import write_water_dataset, write_water_fast
+    options = {"temperature": args.temperature, "density": args.density}
+    if args.equilibration is not None:
+        options["equilibration_steps"] = args.equilibration
+    if args.total_atoms:
+        bar = _progress_bar(args, "synth")
+        try:
+            r = write_water_fast(args.output, args.total_atoms, n_molecules=args.molecules,
+                                 seed=args.seed, base_samples=args.structures,
+                                 overwrite=args.overwrite, progress=bar, **options)
+        finally:
+            if bar is not None:
+                bar.close()
+        what = f"{r['n_structures']} structures, {r['n_atoms']} atoms"
+    else:
+        r = write_water_dataset(args.output, n_structures=args.structures,
+                                n_molecules=args.molecules, seed=args.seed,
+                                overwrite=args.overwrite, stride=args.stride, **options)
+        what = f"{args.structures} structures, {3 * args.molecules * args.structures} atoms"
+    if not args.quiet:
+        print(f"distatomenv: water-like liquid, {what}, box {r['box']:.4f} A, SF cutoff "
+              f"{r['sf_cutoff']:g} A ({r['seconds']:.1f} s)")
+        for key in ("atomistic_data", "atomistic_nn", "cg_data", "cg_nn"):
+            print(f"  {key.replace('_', ' ')}: {r[key]}")
+    return 0
+
+
+def _add_data_parsers(sub):
+    g = sub.add_parser("coarse-grain", help="one site per molecule: centres of mass, summed forces",
+                       description="Coarse-grain an atomistic input.data: one site per molecule "
+                                   "at its centre of mass (wrapped into the cell), force = sum of "
+                                   "the molecule's atomic forces, energy, charge and cell carried "
+                                   "over (n2p2's nnp-cgdata step).")
+    g.add_argument("data", help="atomistic input.data (or, with --format ase, any trajectory "
+                                "ASE reads with forces)")
+    g.add_argument("-o", "--output", required=True, metavar="FILE", help="CG input.data to write")
+    how = g.add_mutually_exclusive_group(required=True)
+    how.add_argument("--bond-cutoff", metavar="R",
+                     help='molecules = atoms connected by bonds shorter than R, through periodic '
+                          'images: one length ("1.2") or per element pair ("H-O=1.2,H-H=0"; '
+                          'unlisted pairs: the leading bare length, else not bonded)')
+    how.add_argument("--molecules", metavar="FILE",
+                     help="molecules file: one line per molecule of 0-based atom indices, the "
+                          "same for every structure")
+    g.add_argument("--mass", action="append", metavar="E=M",
+                   help="override an atomic mass, e.g. H=2.014 (repeatable or comma-separated; "
+                        "default: standard atomic weights)")
+    g.add_argument("--cg-element", default="Cm",
+                   help="element symbol of the CG sites (default Cm, as n2p2's example)")
+    g.add_argument("--composition", metavar="FORMULA",
+                   help="required composition of every molecule, e.g. H2O, or 'any' (default: "
+                        "that of the first molecule)")
+    g.add_argument("--format", choices=["n2p2", "ase"], default="n2p2",
+                   help="input format (default n2p2; ase: any format ASE reads)")
+    g.add_argument("--index", default=":", metavar="SLICE",
+                   help="frames to use, ASE syntax (':', '-1', '0:100:10'; default all)")
+    g.add_argument("--progress", action="store_true", help="show a progress bar")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    g.set_defaults(func=cmd_coarse_grain)
+
+    v = sub.add_parser("convert", help="write n2p2 input.data from any trajectory ASE reads",
+                       description="Convert extended XYZ, VASP OUTCAR, LAMMPS dumps with forces, "
+                                   "ASE .traj, ... (needs the optional package ase: "
+                                   "pip install 'distatomenv[ase]') to n2p2's input.data.")
+    v.add_argument("input", help="trajectory with forces")
+    v.add_argument("-o", "--output", required=True, metavar="FILE", help="input.data to write")
+    v.add_argument("--format", choices=["ase", "n2p2"], default="ase",
+                   help="reader (default ase; n2p2: input.data, e.g. to select frames)")
+    v.add_argument("--ase-format", metavar="NAME",
+                   help="ASE format name (extxyz, vasp-out, lammps-dump-text, traj, ...; "
+                        "default: guessed from the file name)")
+    v.add_argument("--index", default=":", metavar="SLICE",
+                   help="frames to convert, ASE syntax (':', '-1', '0:100:10'; default all)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    v.set_defaults(func=cmd_convert)
+
+    y = sub.add_parser("synth", help="generate data sets with exact forces (water-like MD, LJ)",
+                       description="water: molecular dynamics of a flexible water-like liquid "
+                                   "(O-H-H, harmonic bonds and angle, Lennard-Jones between "
+                                   "molecules, Langevin thermostat); writes atomistic/ and cg/ "
+                                   "input.data + input.nn.  lj: Monte Carlo Lennard-Jones liquid.  "
+                                   "--total-atoms makes large benchmark inputs quickly.")
+    y.add_argument("system", choices=["water", "lj"])
+    y.add_argument("-o", "--output", required=True, metavar="DIR")
+    y.add_argument("--structures", type=int, default=10,
+                   help="structures to sample (with --total-atoms: distinct MD samples that the "
+                        "structures are made from; default 10)")
+    y.add_argument("--molecules", type=int, default=64, help="water: molecules per structure "
+                                                             "(default 64)")
+    y.add_argument("--atoms", type=int, default=64, help="lj: atoms per structure (default 64)")
+    y.add_argument("--total-atoms", type=int, metavar="N",
+                   help="water: write at least N atoms fast (MD samples under random cube "
+                        "symmetries, translations and jitter, exact forces recomputed)")
+    y.add_argument("--stride", type=int, default=40, help="water: MD steps between samples")
+    y.add_argument("--equilibration", type=int, metavar="STEPS",
+                   help="water: MD steps before the first sample (default 2000)")
+    y.add_argument("--temperature", type=float, default=300.0, help="water: K (default 300)")
+    y.add_argument("--density", type=float, default=0.030,
+                   help="water: molecules per A^3 (default 0.030)")
+    y.add_argument("--seed", type=int, default=0)
+    y.add_argument("--overwrite", action="store_true", help="replace existing files")
+    y.add_argument("--progress", action="store_true", help="show a progress bar")
+    y.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    y.set_defaults(func=cmd_synth)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="distatomenv",
@@ -297,6 +480,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="dask: start a local cluster of this many worker processes")
     c.add_argument("--scheduler", metavar="ADDRESS",
                    help="dask: join an existing cluster, e.g. tcp://HOST:8786")
+    c.add_argument("--format", choices=["n2p2", "ase"], default="n2p2",
+                   help="input format (default n2p2; ase: any trajectory ASE reads with forces, "
+                        "converted to input.data first)")
+    c.add_argument("--ase-format", metavar="NAME", help="with --format ase: ASE format name "
+                                                        "(default: guessed from the file name)")
+    c.add_argument("--index", default=":", metavar="SLICE",
+                   help="with --format ase: frames to use (ASE syntax, default all)")
+    c.add_argument("--converted", metavar="FILE",
+                   help="with --format ase: where the converted input.data goes "
+                        "(default STORE.input.data)")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     c.add_argument("--progress", action="store_true",
                    help="show progress bars even when stderr is not a terminal "
@@ -357,6 +550,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--threads", type=int)
     d.set_defaults(func=cmd_demo)
     _add_analyze_parser(sub)
+    _add_data_parsers(sub)
     return p
 
 

@@ -675,7 +675,39 @@ def export(store, out_dir, *, format="n2p2", progress=None):
                 progress(s1 - s0)
     finally:
         writer.close()
-    return writer.paths
+    return writer.paths + _export_histograms(rd, out_dir)
+
+
+def _export_histograms(rd, out_dir) -> list[str]:
+    """``sf-scaled.ZZZ.SSSS.histo`` per element and SF, and ``neighbors.histo``
+    (formats: :mod:`distatomenv.io.histo`), from the store's ``stats/``."""
+    from .descriptors.symfuncs import SymmetryFunction
+    from .io.histo import sf_histo_name, write_neighbors_histo, write_sf_histo
+    paths = []
+    els = rd.elements
+    funcs = [SymmetryFunction.from_dict(f) for f in rd.meta["settings"]["sfset"]["functions"]]
+    for e in els:
+        hist, edges = rd.stats(e, "sf_hist"), rd.stats(e, "sf_edges")
+        if hist is None or edges is None:
+            continue
+        mine = [f for f in funcs if f.element == e]
+        for j in range(hist.shape[0]):
+            path = os.path.join(out_dir, sf_histo_name(e, j + 1))
+            write_sf_histo(path, edges[j], hist[j, 1:-1], element=e, index=j + 1,
+                           description=mine[j].describe() if j < len(mine) else "",
+                           underflow=int(hist[j, 0]), overflow=int(hist[j, -1]))
+            paths.append(path)
+    counts = {}
+    for e in els:
+        nb = rd.stats(e, "nb_hist")
+        if nb is not None:
+            for k, b in enumerate(els):
+                counts[(e, b)] = nb[k]
+    if counts:
+        path = os.path.join(out_dir, "neighbors.histo")
+        write_neighbors_histo(path, els, counts, cutoff=float(rd.meta["neighbors"]["rc_max"]))
+        paths.append(path)
+    return paths
 
 
 def _structure_positions(rows, els, s, natoms):

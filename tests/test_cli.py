@@ -19,7 +19,7 @@ def run(*args, cwd=None, ok=True):
     return p
 
 
-@pytest.mark.parametrize("sub", ["compute", "export", "info", "demo", "scaling"])
+@pytest.mark.parametrize("sub", ["compute", "export", "info", "demo", "scaling", "neighbors"])
 def test_help(sub):
     p = run(sub, "--help")
     assert f"usage: distatomenv {sub}" in p.stdout
@@ -84,6 +84,9 @@ def test_demo_small(tmp_path):
     p = run("demo", "--directory", tmp_path / "demo", "--structures", "3", "--atoms", "64")
     assert "demo: done" in p.stdout
     out = Path(tmp_path / "demo" / "n2p2")
-    assert sorted(os.listdir(out)) == ["atomic-env.G", "atomic-env.dGdx", "atomic-env.dGdy",
-                                       "atomic-env.dGdz", "neighbor-list.data", "scaling.data"]
+    files = sorted(os.listdir(out))
+    assert [f for f in files if not f.startswith("sf-scaled.")] == [
+        "atomic-env.G", "atomic-env.dGdx", "atomic-env.dGdy", "atomic-env.dGdz",
+        "neighbor-list.data", "neighbors.histo", "scaling.data"]
+    assert any(f.startswith("sf-scaled.018.0001") for f in files)
     assert len((out / "atomic-env.G").read_text().splitlines()) == 3 * 64

@@ -149,7 +149,7 @@ def test_missing_explicit_scaling_file(lj, tmp_path):
 def test_computed_scaling_exported(lj, tmp_path):
     distatomenv.compute(lj["input.data"], neighbors="1 1 1 1", out=tmp_path / "s.zarr")
     paths = distatomenv.export(tmp_path / "s.zarr", tmp_path / "out")
-    names = sorted(p.split("/")[-1] for p in paths)
+    names = sorted(p.split("/")[-1] for p in paths if not p.endswith(".histo"))
     assert names == ["atomic-env.G", "atomic-env.dGdx", "atomic-env.dGdy", "atomic-env.dGdz",
                      "neighbor-list.data", "scaling.data"]
     st = read_settings(lj["input.nn"])
@@ -275,3 +275,30 @@ def test_scaling_parts_depend_on_the_data_only():
     assert pipeline.scaling_parts(natoms, 10) == [(0, 2), (2, 4), (4, 6)]
     assert pipeline.scaling_parts(natoms, 1000) == [(0, 6)]
     assert pipeline.scaling_parts(np.array([3]), 1) == [(0, 1)]
+
+
+def test_export_writes_the_histograms(lj, tmp_path):
+    from distatomenv.io.histo import read_neighbors_histo, read_sf_histo, sf_histo_name
+    rd = distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=tmp_path / "e.zarr",
+                             bins=12)
+    paths = distatomenv.export(rd.path, tmp_path / "out")
+    st = read_settings(lj["input.nn"])
+    for e in rd.elements:
+        hist, edges = rd.stats(e, "sf_hist"), rd.stats(e, "sf_edges")
+        for j in range(st.sfset.n_sf(e)):
+            p = tmp_path / "out" / sf_histo_name(e, j + 1)
+            assert str(p) in paths
+            h = read_sf_histo(p)
+            assert (h.element, h.index) == (e, j + 1)
+            np.testing.assert_array_equal(h.edges, edges[j])
+            np.testing.assert_array_equal(h.counts, hist[j, 1:-1])
+            assert h.counts.sum() + h.underflow + h.overflow == rd.n_rows(e)
+    nb = read_neighbors_histo(tmp_path / "out" / "neighbors.histo")
+    for a, e in enumerate(rd.elements):
+        for k, b in enumerate(rd.elements):
+            got = nb.counts[(e, b)]
+            want = rd.stats(e, "nb_hist")[k]
+            n = max(got.size, want.size)
+            np.testing.assert_array_equal(np.pad(got, (0, n - got.size)),
+                                          np.pad(want, (0, n - want.size)))
+    assert nb.suggested == pipeline.suggested_neighbors(rd.statistics, rd.elements)

@@ -264,6 +264,15 @@ class StoreReader:
             return arr.oindex[rows]
         return arr.oindex[rows, :]
 
+    def stats(self, element: str, name: str):
+        """Numpy array ``stats/<element>/<name>`` (``sf_hist``, ``sf_edges``,
+        ``nb_hist``, ``sf_hist_units``), or None when the store has none."""
+        self._check_element(element)
+        try:
+            return self._group[f"stats/{element}/{name}"][...]
+        except KeyError:
+            return None
+
     def structures(self, name: str) -> np.ndarray:
         """Numpy array ``structures/<name>`` (natoms, periodic, lattice, energy,
         charge, first_row, counts); cached."""
