@@ -53,6 +53,8 @@ ALPHA_3SIGMA = 0.0026997960632601866
 DESCRIPTORS = ("G", "dGdx", "dGdy", "dGdz")
 COMPONENTS = ("x", "y", "z")
 METHODS = ("minibatch", "kmeans", "hdbscan")
+#: Mini-batch k-means steps at least (epochs=None).
+MIN_STEPS = 100
 #: Histogram bins of the force plots.
 N_BINS = 60
 
@@ -269,7 +271,13 @@ class Analyzer:
         HDBSCAN: principal components fitted on the sample first.
     min_cluster_size, min_samples : HDBSCAN parameters (default
         min_cluster_size = max(10, sample rows / 200)).
-    batch_size, epochs : mini-batch k-means.
+    batch_size : int
+        Rows per mini-batch k-means step (at most; small elements use
+        n_rows / 8, at least 256).
+    epochs : int or None
+        Passes of mini-batch k-means over the data; None (default): enough
+        for at least 100 steps (small elements get several passes, at most
+        100; from 100 x 4096 rows on, one).
     max_iter : dask-ml k-means Lloyd iterations.
     map_k : int or None
         k shown in the descriptor map and the per-cluster histograms
@@ -300,7 +308,7 @@ class Analyzer:
     def __init__(self, elements=None, descriptor=None, component="all", method="minibatch",
                  clusters=DEFAULT_CLUSTERS, alpha=ALPHA_3SIGMA, seed=0, seeds=3, standardize=False,
                  permutations=100, sample=10000, pca=None, min_cluster_size=None, min_samples=None,
-                 batch_size=4096, epochs=1, max_iter=100, map_k=None, tsne=False,
+                 batch_size=4096, epochs=None, max_iter=100, map_k=None, tsne=False,
                  write_labels=False, scheduler=None, workers=None, threads=None, block_rows=None,
                  progress=False):
         self.elements = elements
@@ -370,7 +378,7 @@ class Analyzer:
         positive_int("min_cluster_size", self.min_cluster_size, 2, allow_none=True)
         positive_int("min_samples", self.min_samples, 1, allow_none=True)
         positive_int("batch_size", self.batch_size, 1)
-        positive_int("epochs", self.epochs, 1)
+        positive_int("epochs", self.epochs, 1, allow_none=True)
         positive_int("max_iter", self.max_iter, 1)
         positive_int("workers", self.workers, 1, allow_none=True)
         positive_int("threads", self.threads, 1, allow_none=True)
@@ -529,7 +537,10 @@ class Analyzer:
                                   "sample_noise": int(np.count_nonzero(hd.sample_labels_ < 0))}
         else:
             if self.method == "minibatch":
-                bar = _progress_bar(self.progress, n * self.epochs, f"fit {label} (k={len(self._ks)}x{len(seeds)})")
+                batch = min(int(self.batch_size), max(256, n // 8))
+                epochs = self.epochs or min(100, math.ceil(MIN_STEPS * batch / n))
+                self.fits_[(e, d)] = {"epochs": epochs, "batch_size": batch}
+                bar = _progress_bar(self.progress, n * epochs, f"fit {label} (k={len(self._ks)}x{len(seeds)})")
 
                 def epoch_blocks(epoch):
                     order = np.random.default_rng([self.seed, seed_offset, epoch]).permutation(len(blocks))
@@ -537,11 +548,11 @@ class Analyzer:
                         s, t = blocks[b]
                         yield scaler.transform(_read(path, e, d, s, t))
 
-                fitter = StreamingKMeans(self._ks, seeds, self.batch_size, self.epochs).fit(
+                fitter = StreamingKMeans(self._ks, seeds, batch, epochs, runner.n_parallel if runner.client is None else (self.threads or os.cpu_count() or 1)).fit(
                     epoch_blocks, s_t, progress=bar.update if bar is not None else None)
                 if bar is not None:
                     bar.close()
-                self.fits_[(e, d)] = {"batches": fitter.n_batches_}
+                self.fits_[(e, d)]["batches"] = fitter.n_batches_
             else:
                 Xd = reader.dask(e, d).astype(np.float64)
                 if self.standardize:
