@@ -8,7 +8,7 @@ from distatomenv.store.writer import StoreWriter, create_store, finalize_store
 
 
 def write_store(path, X, F, *, element="H", chunk_rows=256, derivatives=False, dX=None,
-                atoms_per_structure=50, finalize=True):
+                atoms_per_structure=50, finalize=True, overwrite=False):
     """A one-element store whose G rows are ``X`` (n, p) and forces ``F`` (n, 3).
 
     With ``derivatives``, dGdx/dGdy/dGdz are ``dX[0..2]`` (default: X, 2X, 3X).
@@ -33,7 +33,8 @@ def write_store(path, X, F, *, element="H", chunk_rows=256, derivatives=False, d
         "counts": counts[:, None],
     }
     create_store(path, layout, structures, {"command": "tests/analysis_stores.py",
-                                            "inputs": {"synthetic": True}}, n_units=1)
+                                            "inputs": {"synthetic": True}}, n_units=1,
+                 overwrite=overwrite)
     w = StoreWriter(path)
     structure = np.repeat(np.arange(S), counts)
     atom = np.concatenate([np.arange(c) for c in counts]).astype(np.int32)

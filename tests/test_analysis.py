@@ -134,6 +134,16 @@ def test_labels_map_to_structures_and_atoms(positive_store, tmp_path):
         read_labels(positive_store, "latest", "H", "G", "labels_k99")
 
 
+def test_a_store_with_labels_can_still_be_overwritten(tmp_path):
+    X, _ = blobs(200, seed=0)
+    path = write_store(tmp_path / "s.zarr", X, np.zeros((200, 3)), chunk_rows=64)
+    distatomenv.analyze(path, tmp_path / "rep", descriptor="G", clusters=[3], component="x",
+                        write_labels="r1", **FAST)
+    assert (path / "analysis" / "r1" / "H" / "G" / "labels_k3").is_dir()
+    write_store(path, X, np.ones((200, 3)), chunk_rows=64, overwrite=True)   # not "foreign"
+    assert label_runs(path) == []
+
+
 def test_minibatch_and_dask_kmeans_find_the_blobs(positive_store):
     _, which = blobs(6000, n_centers=8, dim=6, seed=1)
     from sklearn.metrics import adjusted_rand_score

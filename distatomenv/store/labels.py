@@ -26,10 +26,7 @@ import zarr
 
 from distatomenv.errors import StoreError
 
-from .schema import INT_FILL, StoreLayout, load_root_attrs
-
-#: Top-level group of the analysis results (listed in schema.TOP_LEVEL_ENTRIES).
-ANALYSIS_GROUP = "analysis"
+from .schema import ANALYSIS_GROUP, INT_FILL, StoreLayout, load_root_attrs
 
 __all__ = ["create_label_group", "write_label_rows", "write_centers", "read_labels",
            "label_runs", "label_path"]

@@ -58,6 +58,18 @@ Tree
       units/<id:08d>/zarr.json      one marker group per finished work unit; its
                                     attributes are the unit's info (rows, seconds,
                                     host, ...).  Written last, after the unit's data.
+      analysis/<run>/               written by ``distatomenv analyze --write-labels [RUN]``
+                                    (store/labels.py), never by compute; attributes:
+                                    the analysis parameters and time
+        <E>/<descriptor>/           attributes: method, clusters, seed, standardize,
+                                    feature_mean/feature_scale of the clustered space
+          labels_k<k>  (n_rows,)    int32  k-means cluster of each row of elements/<E>
+          labels_hdbscan (n_rows,)  int32  HDBSCAN cluster, -1 = noise
+          centers_k<k> (k, p)       float64 k-means centres (clustered space)
+                                    Label arrays are chunked like elements/<E> and
+                                    written in whole chunks (same ownership rule);
+                                    the root group is not touched, so a complete
+                                    store stays complete.
 
 Rows
 ----
@@ -131,7 +143,9 @@ UNITS_GROUP = "units"
 #: store is never deleted (LocalStore's interrupted temporary files end in
 #: ``.partial`` and are allowed too).
 STATS_GROUP = "stats"
-TOP_LEVEL_ENTRIES = ("zarr.json", ELEMENTS_GROUP, STRUCTURES_GROUP, UNITS_GROUP, STATS_GROUP)
+ANALYSIS_GROUP = "analysis"
+TOP_LEVEL_ENTRIES = ("zarr.json", ELEMENTS_GROUP, STRUCTURES_GROUP, UNITS_GROUP, STATS_GROUP,
+                     ANALYSIS_GROUP)
 
 # per-element arrays
 G = "G"
