@@ -98,10 +98,11 @@ def test_detects_mpi_and_uses_every_rank(mpi2_store):
     assert len(pids) == 2, f"units ran in {len(pids)} process(es), expected 2 ranks"
 
 
-def test_three_ranks_bit_identical_to_serial(lj7, tmp_path):
-    proc = _compute(lj7[0], tmp_path / "mpi3.zarr", ranks=3, args=["--backend", "mpi"])
-    assert_same_store(tmp_path / "mpi3.zarr", lj7[1])
-    assert "ranks 3" in proc.stdout                  # rank 0's summary line
+@pytest.mark.parametrize("ranks", [3, 5])
+def test_three_and_five_ranks_bit_identical_to_serial(lj7, tmp_path, ranks):
+    proc = _compute(lj7[0], tmp_path / "mpi.zarr", ranks=ranks, args=["--backend", "mpi"])
+    assert_same_store(tmp_path / "mpi.zarr", lj7[1])
+    assert f"ranks {ranks}" in proc.stdout           # rank 0's summary line
 
 
 def test_more_ranks_than_structures(lj2, tmp_path):
