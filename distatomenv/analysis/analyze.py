@@ -177,9 +177,16 @@ def _scan_task(block, *, path, element, descriptor, sample_rows):
     }
 
 
-def _label_task(block, *, path, element, descriptor, comps, scaler, models, edges, write):
+def _label_task(block, *, path, element, descriptor, comps, scaler, models, edges, write,
+                single_thread=False):
     """models: list of (key, kind, payload, n_groups): kind "centers" (payload
     (k, p) array) or "hdbscan" (payload SampleHDBSCAN; noise -> last group)."""
+    if single_thread:                       # a Dask worker: one BLAS thread per task
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1):
+            return _label_task(block, path=path, element=element, descriptor=descriptor,
+                               comps=comps, scaler=scaler, models=models, edges=edges, write=write)
     start, stop = block
     X = scaler.transform(_read(path, element, descriptor, start, stop))
     F = _read(path, element, "forces", start, stop, comps)
@@ -464,13 +471,20 @@ class Analyzer:
             "chunk_rows": reader.layout.chunk_rows,
             "meta": reader.meta,
         }
+        from threadpoolctl import threadpool_limits
+
         with _Runner(self.scheduler, self.workers, self.threads) as runner:
             self._runner = runner
+            # block tasks run side by side: one BLAS/OpenMP thread each (local
+            # threads here; Dask workers limit themselves in the task)
+            limit = threadpool_limits(limits=1) if runner.client is None else None
             try:
                 for i, job in enumerate(jobs):
                     self._fit_job(reader, job, seed_offset=i)
             finally:
                 self._runner = None
+                if limit is not None:
+                    limit.restore_original_limits()
         self.timings_["total"] = time.perf_counter() - t_all
         return self
 
@@ -615,7 +629,8 @@ class Analyzer:
         acc = {}
         bar = _progress_bar(self.progress, n, f"label {label}")
         for r in runner.map(_label_task, blocks, path=path, element=e, descriptor=d, comps=comps,
-                            scaler=scaler, models=shared, edges=edges, write=write):
+                            scaler=scaler, models=shared, edges=edges, write=write,
+                            single_thread=runner.client is not None):
             for key, (mom, hist) in r.items():
                 if key in acc:
                     acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist)
