@@ -73,6 +73,32 @@ def show_progress(args) -> bool:
     return detect_backend() == "mpi" and _launcher_on_terminal()
 
 
+def _backend(args):
+    """(backend name, backend options) from --backend/--workers/--scheduler."""
+    backend = args.backend
+    if backend is None:
+        backend = "dask" if (args.workers or args.scheduler) else detect_backend()
+    if backend == "dask":
+        return backend, {"workers": args.workers, "scheduler": args.scheduler}
+    return backend, {}
+
+
+def _add_backend_arguments(p):
+    p.add_argument("--threads", type=int, help="numba threads per process (default: all cores "
+                                                "of this process, divided among ranks/workers)")
+    p.add_argument("--backend", choices=["serial", "mpi", "dask"], default=None,
+                   help="where the work runs (default: mpi when started under mpiexec, "
+                        "else serial)")
+    p.add_argument("--workers", type=int,
+                   help="dask: start a local cluster of this many worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: join an existing cluster, e.g. tcp://HOST:8786")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--progress", action="store_true",
+                   help="show progress bars even when stderr is not a terminal "
+                        "(default: only on a terminal)")
+
+
 def cmd_compute(args):
     from .pipeline import compute
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
@@ -83,12 +109,7 @@ def cmd_compute(args):
         bar = ProgressBar()
     progress = bar
     data, settings, scaling = _compute_input(args)
-    backend = args.backend
-    options = {}
-    if backend is None:
-        backend = "dask" if (args.workers or args.scheduler) else detect_backend()
-    if backend == "dask":
-        options = {"workers": args.workers, "scheduler": args.scheduler}
+    backend, options = _backend(args)
     try:
         store = compute(data, settings=settings, scaling=scaling,
                         neighbors=args.neighbors, out=args.output, dtype=args.dtype,
@@ -125,13 +146,19 @@ def cmd_info(args):
 
 
 def cmd_scaling(args):
-    from .io.scaling import write_scaling
-    from .io.settings import read_settings
-    from .pipeline import _beside, scaling_pass
-    st = read_settings(_beside(args.data, args.settings, "input.nn"))
-    table = scaling_pass(args.data, settings=st, threads=args.threads)
-    write_scaling(args.output, table, st.sfset)
-    if not args.quiet:
+    from .pipeline import scaling
+    backend, options = _backend(args)
+    bar = None
+    if show_progress(args):
+        from .progress import ProgressBar
+        bar = ProgressBar()
+    try:
+        scaling(args.data, args.output, settings=args.settings, backend=backend,
+                threads=args.threads, progress=bar, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not args.quiet and launcher_rank() == 0:
         print(args.output)
     return 0
 
@@ -472,14 +499,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
     c.add_argument("--resume", action="store_true",
                    help="continue an incomplete store: compute only the missing work units")
-    c.add_argument("--threads", type=int, help="numba threads per process (default: all cores "
-                                                "of this process, divided among ranks/workers)")
-    c.add_argument("--backend", choices=["serial", "mpi", "dask"], default=None,
-                   help="where units run (default: mpi when started under mpiexec, else serial)")
-    c.add_argument("--workers", type=int,
-                   help="dask: start a local cluster of this many worker processes")
-    c.add_argument("--scheduler", metavar="ADDRESS",
-                   help="dask: join an existing cluster, e.g. tcp://HOST:8786")
     c.add_argument("--format", choices=["n2p2", "ase"], default="n2p2",
                    help="input format (default n2p2; ase: any trajectory ASE reads with forces, "
                         "converted to input.data first)")
@@ -490,10 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--converted", metavar="FILE",
                    help="with --format ase: where the converted input.data goes "
                         "(default STORE.input.data)")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    c.add_argument("--progress", action="store_true",
-                   help="show progress bars even when stderr is not a terminal "
-                        "(default: only on a terminal)")
+    _add_backend_arguments(c)
     c.set_defaults(func=cmd_compute)
 
     e = sub.add_parser("export", help="write n2p2 nnp-atomenv files from a store",
@@ -515,8 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data")
     s.add_argument("--settings", help="input.nn (default: beside DATA)")
     s.add_argument("-o", "--output", required=True, metavar="FILE")
-    s.add_argument("--threads", type=int)
-    s.add_argument("-q", "--quiet", action="store_true")
+    _add_backend_arguments(s)
     s.set_defaults(func=cmd_scaling)
 
     nb = sub.add_parser("neighbors", help="survey neighbour counts and g(r) before computing",

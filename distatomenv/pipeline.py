@@ -605,6 +605,29 @@ def scaling_pass(data, *, settings=None, threads=None, index=None, mapper=None, 
                         sigma={e: a.sigma for e, a in acc.items()})
 
 
+def scaling(data, out, *, settings=None, backend="serial", threads=None, progress=None,
+            **backend_options):
+    """``distatomenv scaling``: run the scaling pass on a backend and write an
+    n2p2 scaling.data to ``out`` (MPI: call on every rank; rank 0 writes).
+    Returns the ScalingTable (None on MPI ranks > 0)."""
+    from .io.scaling import write_scaling
+    st = read_settings(_beside(data, settings, "input.nn"))
+
+    def run(mapper, n_threads):
+        table = scaling_pass(data, settings=st, threads=n_threads, mapper=mapper,
+                             progress=progress)
+        write_scaling(out, table, st.sfset)
+        return table
+    if backend == "serial":
+        return run(None, threads)
+    import importlib
+    try:
+        mod = importlib.import_module(f".backends.{backend}", __package__)
+    except ModuleNotFoundError:
+        raise DistatomenvError(f"unknown backend {backend!r}") from None
+    return mod.coordinate(run, threads=threads, **backend_options)
+
+
 # ----------------------------------------------------------------------------- export
 def export(store, out_dir, *, format="n2p2", progress=None):
     """Write n2p2's nnp-atomenv files from a store.

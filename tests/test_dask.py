@@ -250,3 +250,18 @@ def test_cli_external_scheduler_bit_identical_to_serial(lj7, tmp_path):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(timeout=15)
+
+
+def test_scaling_command_on_workers_equals_serial(lj7, tmp_path):
+    """``distatomenv scaling --workers 2``: the parts run as tasks; the file is
+    byte-identical to the serial one."""
+    outs = []
+    for extra in ([], ["--workers", "2"]):
+        out = tmp_path / f"scaling{len(outs)}.data"
+        p = subprocess.run([sys.executable, "-m", "distatomenv.cli", "scaling", str(lj7[0]),
+                            "-o", str(out), "--threads", "1", *extra], env=_clean_env(),
+                           capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                           timeout=TIMEOUT)
+        assert p.returncode == 0, p.stderr
+        outs.append(out.read_text())
+    assert outs[0] == outs[1] and outs[0].count("\n") > 5

@@ -199,3 +199,31 @@ def test_python_api_progress_reaches_rank_0(lj7, tmp_path):
     assert r0 == {"atoms": 7 * 64, "calls": 5, "ranks": 2, "complete": "complete"}
     assert r1 == {"atoms": 0, "calls": 0, "ranks": 2, "complete": "complete"}
     assert_same_store(out, lj7[1])
+
+
+def test_scaling_command_on_ranks_equals_serial_and_n2p2(reference_dir, tmp_path):
+    """``mpiexec -n 2 distatomenv scaling``: the parts are spread over the ranks,
+    rank 0 writes the file, which is byte-identical to the serial one and
+    matches n2p2's nnp-scaling to 1e-12."""
+    case = reference_dir / "H2O_wide_poly2_sigma"
+    outs = {}
+    for ranks in (None, 2):
+        out = tmp_path / f"scaling.{ranks}.data"
+        cmd = [sys.executable, "-m", "distatomenv.cli", "scaling", str(case / "input.data"),
+               "-o", str(out), "--threads", "1"]
+        if ranks:
+            cmd = [str(MPIEXEC), "-n", str(ranks), *cmd]
+        p = subprocess.run(cmd, env=_env(), capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=TIMEOUT)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.count(str(out)) == 1            # rank 0 reports
+        outs[ranks] = out.read_text()
+    assert outs[None] == outs[2]
+    ours = [line.split() for line in outs[2].splitlines() if line.strip() and line[0] != "#"]
+    ref = [line.split() for line in (case / "expected" / "scaling.data").read_text().splitlines()
+           if line.strip() and line[0] != "#"]
+    assert len(ours) == len(ref)
+    for a, b in zip(ours, ref):
+        assert a[:2] == b[:2]
+        for x, y in zip(a[2:], b[2:]):
+            assert abs(float(x) - float(y)) <= 1e-12 * abs(float(y)), (a, b)

@@ -369,6 +369,26 @@ def _failure(future, unit_id):
                            unit_id, future.status)
 
 
+def coordinate(fn, *, threads=None, workers=None, scheduler=None):
+    """Start a local cluster (``workers``) or join one (``scheduler``), run
+    ``fn(mapper, threads)`` in this process with the cluster behind the mapper,
+    close what was started.  Used by the scaling pass on its own."""
+    if (workers is None) == (scheduler is None):
+        raise DistatomenvError("the dask backend needs either workers=N or scheduler=ADDRESS")
+    client = cluster = None
+    try:
+        if scheduler is not None:
+            client, _ = _connect(scheduler)
+        else:
+            cluster, client = _local_cluster(workers)
+        return fn(_mapper(client), _default_threads(client) if threads is None else threads)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+
+
 def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, **options):
     """Run ``distatomenv.compute`` with the units as tasks on a Dask cluster.
 

@@ -330,6 +330,24 @@ def _run_units(comm, job, units, sink, threads, failure=None):
     return stats, atoms, failure
 
 
+# ----------------------------------------------------------------------------- coordinate
+def coordinate(fn, *, threads=None, comm=None):
+    """Run ``fn(mapper, threads)`` on rank 0 while every rank serves its maps
+    (collective; call it on every rank).  Rank 0 returns ``fn``'s result, the
+    others None; an error is raised on every rank.  ``threads``: numba threads
+    per rank (default: the node's cores divided by its ranks).  Used by the
+    scaling pass on its own (``mpiexec -n N distatomenv scaling ...``)."""
+    MPI = _mpi()
+    comm = (comm if comm is not None else MPI.COMM_WORLD).Dup()
+    try:
+        n_threads = _threads_for_rank(threads, _ranks_on_node(comm))
+        pool = _RankPool(comm)
+        local, _ = _root_then_bcast(comm, lambda: (fn(pool.map, n_threads), None), pool)
+        return local
+    finally:
+        comm.Free()
+
+
 # ----------------------------------------------------------------------------- compute
 def compute(data, *, threads=None, progress=None, comm=None, **options):
     """Run ``distatomenv.compute`` on every rank of ``comm`` (default COMM_WORLD).
