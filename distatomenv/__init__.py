@@ -29,5 +29,13 @@ def analyze(store, out_dir, **params):
     return _analyze(store, out_dir, **params)
 
 
-__all__ = ["__version__", "analyze", "compute", "export", "info", "open_store",
+def coarse_grain(data, out, **params):
+    """One site per molecule (centre of mass, summed forces) from an atomistic
+    input.data; see :func:`distatomenv.cg.coarse_grain`."""
+    from .cg import coarse_grain as _coarse_grain
+
+    return _coarse_grain(data, out, **params)
+
+
+__all__ = ["__version__", "analyze", "coarse_grain", "compute", "export", "info", "open_store",
            "survey_neighbors"]

@@ -1,0 +1,237 @@
+"""Trajectories in any format ASE reads, as n2p2 ``input.data``.
+
+An optional extra: ``pip install "distatomenv[ase]"`` (ase >= 3.23).  ASE is
+imported lazily, inside the functions here, so the rest of distatomenv works
+without it; calling them without ASE raises
+:class:`~distatomenv.errors.MissingDependencyError` saying how to install it.
+
+Formats: whatever :func:`ase.io.iread` reads with forces, for example
+extended XYZ (``extxyz``), VASP ``OUTCAR`` (``vasp-out``), LAMMPS text dumps
+with ``fx fy fz`` columns (``lammps-dump-text``; give the dump an ``element``
+column, or ASE maps LAMMPS type k to the element of atomic number k) and ASE
+trajectories (``traj``).  ASE guesses the format from the file name unless
+it is given.
+
+Each frame becomes one input.data record:
+
+* ``lattice``: the cell rows, when the frame is periodic in all three
+  directions; no lattice when it is periodic in none.  n2p2 knows nothing
+  in between, so a partly periodic frame is an error.
+* positions, element symbols, forces (``atoms.get_forces()``; a frame
+  without forces is an error), the potential energy
+  (``atoms.get_potential_energy()``; no ``energy`` line when there is none),
+  initial charges (0 by default) and their sum as the total charge, and
+  per-atom energies when the calculator has them (else 0).
+* units are not converted: ASE's eV and Angstrom for the formats it converts.
+
+Conversion streams frame by frame (ASE's extended-XYZ reader first scans the
+file for frame positions, then parses one frame at a time), so memory does
+not grow with the trajectory.  Parallel indexing of large inputs is a
+property of input.data (byte ranges, :func:`distatomenv.io.data.index_data`):
+convert once, then compute in parallel.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+import os
+
+import numpy as np
+
+from ..errors import ConversionError, DistatomenvError, MissingDependencyError
+from .data import SINGULAR_CELL_TOL, Structure, iter_structures as iter_n2p2, write_structures
+
+__all__ = ["ase_available", "parse_index", "atoms_to_structure", "iter_structures", "convert"]
+
+_INSTALL = ('pip install "distatomenv[ase]"  (or: pip install "ase>=3.23")')
+
+
+def _ase_io():
+    try:
+        import ase.io
+    except ImportError as exc:
+        raise MissingDependencyError(f"reading other trajectory formats needs the optional "
+                                     f"package ase, which is not installed ({exc}); install it "
+                                     f"with: {_INSTALL}") from None
+    return ase.io
+
+
+def ase_available() -> bool:
+    """Whether ``import ase`` works."""
+    import importlib.util
+    return importlib.util.find_spec("ase") is not None
+
+
+def parse_index(index) -> slice | int:
+    """ASE-style frame selection: ``":"``, ``"3"``, ``"-1"``, ``"0:100:2"``,
+    or an int / slice, to an int or a slice."""
+    if index is None:
+        return slice(None)
+    if isinstance(index, (int, np.integer)):
+        return int(index)
+    if isinstance(index, slice):
+        return index
+    text = str(index).strip()
+    try:
+        if ":" not in text:
+            return int(text)
+        parts = text.split(":")
+        if len(parts) > 3:
+            raise ValueError
+        vals = [int(p) if p.strip() else None for p in parts] + [None] * (3 - len(parts))
+    except ValueError:
+        raise DistatomenvError(f"--index: found '{text}', expected a frame number or a slice "
+                               "START:STOP:STEP such as ':', '-1' or '0:100:10'") from None
+    if vals[2] == 0:
+        raise DistatomenvError(f"--index '{text}': the step of a slice cannot be 0")
+    return slice(*vals)
+
+
+def _select(items, index, count=None):
+    """Apply an int / slice to an iterator, streaming when it can."""
+    if isinstance(index, int):
+        if index < 0:
+            items = list(items)
+            if -index > len(items):
+                raise DistatomenvError(f"--index {index}: the file has only {len(items)} frames")
+            return iter([items[index]])
+        for k, it in enumerate(items):
+            if k == index:
+                return iter([it])
+        raise DistatomenvError(f"--index {index}: the file has only {index if count is None else count} "
+                               "frames or fewer")
+    start, stop, step = index.start, index.stop, index.step
+    if all(v is None or v >= 0 for v in (start, stop)) and (step is None or step > 0):
+        return itertools.islice(items, start, stop, step)
+    return iter(list(items)[index])
+
+
+def atoms_to_structure(atoms, index: int = 0, path: str = "", frame: str | None = None
+                       ) -> Structure:
+    """One :class:`ase.Atoms` (with a calculator holding forces) as a Structure.
+
+    index : the structure's 0-based index in its output.
+    path, frame : the source file and a description of the frame, for messages.
+    Raises ConversionError for missing forces, partial periodicity, a singular
+    cell or unknown element symbols.
+    """
+    from ..elements import ATOMIC_NUMBER
+    where = frame or f"frame {index}"
+    path = os.fspath(path) if path else "<atoms>"
+    pbc = np.asarray(atoms.get_pbc(), dtype=bool)
+    if pbc.all():
+        lattice = np.array(atoms.get_cell(complete=False).array, dtype=np.float64)
+        det = abs(float(np.linalg.det(lattice)))
+        scale = float(np.prod(np.linalg.norm(lattice, axis=1)))
+        if not det > SINGULAR_CELL_TOL * scale:
+            raise ConversionError(path, None, f"{where} is periodic but its cell is singular "
+                                              f"(|det| = {det:.6g}); n2p2 needs 3 independent "
+                                              "lattice vectors")
+    elif not pbc.any():
+        lattice = None
+    else:
+        raise ConversionError(path, None, f"{where} is periodic along {pbc.tolist()} only; "
+                                          "n2p2's input.data is periodic in all three directions "
+                                          "or in none (set atoms.pbc accordingly)")
+    symbols = atoms.get_chemical_symbols()
+    bad = sorted({s for s in symbols if s not in ATOMIC_NUMBER})
+    if bad:
+        raise ConversionError(path, None, f"{where} has atoms with symbols {bad}, which are not "
+                              "chemical elements")
+    forces = None
+    if atoms.calc is not None:
+        try:
+            forces = atoms.get_forces()
+        except Exception:                       # PropertyNotImplementedError, RuntimeError...
+            forces = None
+    if forces is None and "forces" in atoms.arrays:
+        forces = atoms.arrays["forces"]
+    if forces is None:
+        raise ConversionError(path, None, f"{where} has no forces (ASE found no forces for it); "
+                                          "input.data needs the force on every atom")
+    energy = math.nan
+    atom_energies = np.zeros(len(atoms))
+    if atoms.calc is not None:
+        try:
+            energy = float(atoms.get_potential_energy())
+        except Exception:
+            energy = math.nan
+        try:
+            atom_energies = np.asarray(atoms.get_potential_energies(), dtype=np.float64)
+        except Exception:
+            atom_energies = np.zeros(len(atoms))
+    charges = np.asarray(atoms.get_initial_charges(), dtype=np.float64)
+    s = Structure(index=index, line=0, comment=f"converted by distatomenv from "
+                  f"{os.path.basename(path)} {where}", lattice=lattice,
+                  positions=np.array(atoms.get_positions(), dtype=np.float64),
+                  elements=np.array(symbols), charges=charges, atom_energies=atom_energies,
+                  forces=np.array(forces, dtype=np.float64), energy=energy,
+                  charge=float(charges.sum()), path=path)
+    for name in ("positions", "forces", "charges", "atom_energies"):
+        if not np.isfinite(getattr(s, name)).all():
+            raise ConversionError(path, None, f"{where}: {name} hold non-finite values")
+    return s
+
+
+def iter_structures(path, index=":", fmt: str | None = None):
+    """Yield the frames of a trajectory as Structures, one at a time.
+
+    path : any file ASE reads (or input.data with ``fmt="n2p2"``).
+    index : ASE-style frame selection (``":"``, ``"-1"``, ``"0:100:10"``).
+    fmt : ASE format name (``"extxyz"``, ``"vasp-out"``, ``"lammps-dump-text"``,
+        ``"traj"``, ...), None to let ASE guess from the name, or ``"n2p2"``.
+    """
+    path = os.fspath(path)
+    sel = parse_index(index)
+    if fmt == "n2p2":
+        for k, s in enumerate(_select(iter_n2p2(path), sel)):
+            s.index = k
+            yield s
+        return
+    aio = _ase_io()
+    if not os.path.exists(path):
+        raise ConversionError(path, None, "file not found")
+    try:
+        frames = aio.iread(path, index=":", format=fmt)
+        shown = "" if index in (None, ":") else f" of those selected by --index {index}"
+        count = 0
+        for k, atoms in enumerate(_select(frames, sel)):
+            count += 1
+            yield atoms_to_structure(atoms, k, path, f"frame {k} (0-based{shown})")
+    except DistatomenvError:
+        raise
+    except Exception as exc:                     # ASE's own parse errors
+        raise ConversionError(path, None, f"ASE could not read it"
+                              f"{'' if fmt is None else f' as {fmt}'}: "
+                              f"{type(exc).__name__}: {exc}") from exc
+    if count == 0:
+        raise ConversionError(path, None, f"no frames selected (--index {index})")
+
+
+def convert(in_path, out_path, index=":", fmt: str | None = None, progress=None) -> str:
+    """Convert a trajectory to n2p2's ``input.data``; returns ``out_path``.
+
+    in_path : any file ASE reads with forces, or input.data (``fmt="n2p2"``).
+    out_path : input.data to write (replaced); written as ``out_path.part``
+        and renamed when complete, so a failure never leaves a partial file.
+    index, fmt : see :func:`iter_structures`.
+    progress : optional callable(structures, atoms) after each frame.
+    """
+    out_path = os.fspath(out_path)
+    if os.path.abspath(out_path) == os.path.abspath(os.fspath(in_path)):
+        raise DistatomenvError(f"convert: the output {out_path} is the input file")
+    part = out_path + ".part"
+    try:
+        with open(part, "w", encoding="utf-8", newline="\n") as f:
+            for s in iter_structures(in_path, index=index, fmt=fmt):
+                write_structures(f, [s])
+                if progress is not None:
+                    progress(1, s.natoms)
+        os.replace(part, out_path)
+    except BaseException:
+        try:
+            os.remove(part)
+        except OSError:
+            pass
+        raise
+    return out_path
