@@ -156,6 +156,29 @@ def test_minibatch_and_dask_kmeans_find_the_blobs(positive_store):
         assert adjusted_rand_score(which[rows], lab) > 0.8, method
 
 
+def test_standardize_keeps_a_wide_noise_column_from_dominating(tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    X, which = blobs(3000, n_centers=6, dim=6, seed=9)
+    X = np.column_stack([X, 1000.0 * np.random.default_rng(10).standard_normal(3000)])
+    path = write_store(tmp_path / "wide.zarr", X, np.zeros((3000, 3)) + X[:, :3], chunk_rows=256)
+    rows = np.sort(np.random.default_rng([0, 0]).choice(3000, size=2000, replace=False))
+    ari = {}
+    for standardize in (False, True):
+        an = Analyzer(descriptor="G", component="x", clusters=[6], standardize=standardize,
+                      **FAST).fit(path)
+        ari[standardize] = adjusted_rand_score(which[rows], an.maps_[("H", "G")]["labels"][6])
+    assert ari[True] > 0.8 > 0.2 > ari[False], ari
+
+
+def test_tsne_map(negative_store, tmp_path):
+    res = distatomenv.analyze(negative_store, tmp_path / "rep", descriptor="G", component="x",
+                              clusters=[3], seeds=1, permutations=0, sample=300, tsne=True)
+    mp = res.analyzer.maps_[("H", "G")]
+    assert mp["tsne"].shape == (300, 2) and mp["pca"].shape == (300, 2)
+    assert (tmp_path / "rep" / "map_H_G.png").stat().st_size > 1000
+
+
 # ----------------------------------------------------------------------------
 # HDBSCAN
 # ----------------------------------------------------------------------------
