@@ -814,7 +814,6 @@ def write_water_dataset(directory, n_structures: int = 10, n_molecules: int = 64
 #: Field width and decimals of the fixed-point numbers written by the fast path.
 FIXED_WIDTH = 17
 FIXED_DECIMALS = 10
-_MAX_FIXED = 10.0 ** (FIXED_WIDTH - FIXED_DECIMALS - 2) - 1.0
 
 
 @numba.njit(cache=True, inline="always")
@@ -882,7 +881,7 @@ def format_atoms_fixed(positions, symbols, forces, width: int = FIXED_WIDTH,
     """
     pos = np.ascontiguousarray(positions, dtype=np.float64)
     frc = np.ascontiguousarray(forces, dtype=np.float64)
-    limit = 10.0 ** (width - decimals - 2) - 1.0
+    limit = 10.0 ** (width - decimals - 2) - 10.0 ** -decimals
     for name, a in (("positions", pos), ("forces", frc)):
         if a.size and not (np.isfinite(a).all() and np.abs(a).max() < limit):
             raise ValueError(f"{name} hold values that do not fit {width} characters with "
