@@ -8,7 +8,7 @@ without it; calling them without ASE raises
 Formats: whatever :func:`ase.io.iread` reads with forces, for example
 extended XYZ (``extxyz``), VASP ``OUTCAR`` (``vasp-out``), LAMMPS text dumps
 with ``fx fy fz`` columns (``lammps-dump-text``; give the dump an ``element``
-column, or ASE maps LAMMPS type k to the element of atomic number k) and ASE
+or ``mass`` column, or ASE maps LAMMPS type k to the element of atomic number k) and ASE
 trajectories (``traj``).  ASE guesses the format from the file name unless
 it is given.
 
