@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from distatomenv.errors import AnalysisError, StoreIncompleteError
+from distatomenv.store.fs import location
 from distatomenv.store.reader import StoreReader, open_store
 
 from .clustering import DaskKMeansSweep, FeatureScaler, SampleHDBSCAN, StreamingKMeans, nearest_center
@@ -462,7 +463,7 @@ class Analyzer:
         if self.write_labels:
             self.run_name_ = self.write_labels if isinstance(self.write_labels, str) else "latest"
         self.store_ = {
-            "path": os.path.abspath(reader.path),
+            "path": location(reader.path).absolute(),
             "elements": list(reader.elements),
             "n_rows": dict(reader.layout.n_rows),
             "n_structures": reader.layout.n_structures,

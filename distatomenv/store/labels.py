@@ -26,6 +26,7 @@ import zarr
 
 from distatomenv.errors import StoreError
 
+from .fs import location
 from .schema import ANALYSIS_GROUP, INT_FILL, StoreLayout, load_root_attrs
 
 __all__ = ["create_label_group", "write_label_rows", "write_centers", "read_labels",
@@ -112,8 +113,4 @@ def read_labels(path, run: str, element: str, descriptor: str, name: str, rows=N
 
 def label_runs(path) -> list[str]:
     """Names of the analysis runs that wrote labels into the store."""
-    d = os.path.join(os.fspath(path), ANALYSIS_GROUP)
-    try:
-        return sorted(n for n in os.listdir(d) if os.path.isfile(os.path.join(d, n, "zarr.json")))
-    except FileNotFoundError:
-        return []
+    return sorted(location(path).marked_groups(ANALYSIS_GROUP))

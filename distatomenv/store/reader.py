@@ -17,6 +17,7 @@ import zarr
 
 from distatomenv.errors import StoreError, StoreIncompleteError
 
+from .fs import location
 from .schema import (
     COUNTS,
     ELEMENTS_GROUP,
@@ -51,17 +52,6 @@ def open_store(path, *, allow_incomplete: bool = False) -> "StoreReader":
 
 def _reopen(path, allow_incomplete):
     return StoreReader(path, allow_incomplete=allow_incomplete)
-
-
-def _dir_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirnames, filenames in os.walk(path):
-        for f in filenames:
-            try:
-                total += os.stat(os.path.join(dirpath, f)).st_size
-            except FileNotFoundError:  # a temporary file that just went away
-                pass
-    return total
 
 
 def _human(nbytes: float) -> str:
@@ -296,8 +286,8 @@ class StoreReader:
         }
 
     def nbytes_stored(self) -> int:
-        """Bytes the store occupies on disk."""
-        return _dir_size(self.path)
+        """Bytes the store occupies on disk (or in the object store)."""
+        return location(self.path).size()
 
     # -- text -----------------------------------------------------------------
     def summary(self, meta: bool = True) -> str:
@@ -317,6 +307,7 @@ class StoreReader:
             f"{lay.describe_compressor()}"
         )
         total_raw = total_stored = 0
+        loc = location(self.path)
         for e in lay.elements:
             lines.append("")
             lines.append(
@@ -330,7 +321,7 @@ class StoreReader:
             for name in lay.array_names():
                 arr = self.array(e, name)
                 raw = arr.nbytes
-                stored = _dir_size(os.path.join(self.path, ELEMENTS_GROUP, e, name))
+                stored = loc.size(ELEMENTS_GROUP, e, name)
                 total_raw += raw
                 total_stored += stored
                 ratio = f"{raw / stored:.2f}" if raw and stored else "-"

@@ -5,6 +5,12 @@ of a whole run, written by many processes at once (MPI ranks, Dask workers)
 and read lazily by the analysis.  Everything a reader needs to interpret it is
 in the store itself.
 
+Where
+-----
+A store is a local directory or an fsspec URL such as ``s3://bucket/run.zarr``
+(:mod:`.fs`: every file operation outside zarr goes through it; credentials
+come from the environment and are never stored).
+
 Tree
 ----
 ::
@@ -107,7 +113,8 @@ metadata, ``incomplete`` once every array exists, ``complete`` after it has
 checked that every work unit's marker exists.  A unit's marker is its own
 group ``units/<id>``, written after all its rows, so writers never share an
 object.  Markers (and, through zarr's LocalStore, chunks and metadata) are
-written atomically: temporary file, then rename; an existing marker is a whole
+written atomically: temporary file, then rename on a local file system, one
+whole-object PUT on an object store; an existing marker is a whole
 marker, and a writer killed mid-chunk leaves no marker, so resume redoes it.  A run that dies leaves ``incomplete``
 and the markers of the units it finished: re-running with resume redoes only
 the missing units.  Readers refuse a store that is not ``complete`` unless
@@ -118,12 +125,13 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
 
 from distatomenv.errors import StoreError
+
+from .fs import location
 
 # ----------------------------------------------------------------------------
 # Names
@@ -197,22 +205,15 @@ def unit_key(unit_id: int) -> str:
 
 
 def list_done_units(path) -> set[int]:
-    """Ids of the work units whose marker exists in the store at ``path``.
+    """Ids of the work units whose marker exists in the store at ``path``
+    (a path or an fsspec URL, see :mod:`.fs`).
 
-    Reads only the ``units/`` directory listing (one ``stat`` per marker), so it
-    is cheap even with 10^5 units.  A marker counts only when its ``zarr.json``
-    exists; markers are written atomically, so such a file is complete.
+    Reads only the ``units/`` listing (locally one ``stat`` per marker; on an
+    object store one recursive listing), so it is cheap even with 10^5 units.
+    A marker counts only when its ``zarr.json`` exists; markers are written
+    atomically, so such a file is complete.
     """
-    units_dir = os.path.join(os.fspath(path), UNITS_GROUP)
-    try:
-        names = os.listdir(units_dir)
-    except FileNotFoundError:
-        return set()
-    done = set()
-    for name in names:
-        if name.isdigit() and os.path.isfile(os.path.join(units_dir, name, "zarr.json")):
-            done.add(int(name))
-    return done
+    return {int(name) for name in location(path).marked_groups(UNITS_GROUP) if name.isdigit()}
 
 
 def read_root_attrs(path) -> dict | None:
@@ -222,8 +223,7 @@ def read_root_attrs(path) -> dict | None:
     Reads ``zarr.json`` directly, so it never creates or changes anything.
     """
     try:
-        with open(os.path.join(os.fspath(path), "zarr.json"), "rb") as fh:
-            doc = json.loads(fh.read())
+        doc = json.loads(location(path).read_bytes("zarr.json"))
     except (OSError, ValueError):
         return None
     if not isinstance(doc, dict) or doc.get("node_type") != "group":
@@ -243,10 +243,11 @@ def load_root_attrs(path) -> dict:
         If ``path`` does not exist, is not a distatomenv store, or was written
         by a newer, unknown format version.
     """
-    path = os.fspath(path)
-    if not os.path.exists(path):
+    loc = location(path)
+    path = loc.path
+    if not loc.exists():
         raise StoreError(f"{path}: no such store (the path does not exist)")
-    attrs = read_root_attrs(path)
+    attrs = read_root_attrs(loc)
     if attrs is None:
         raise StoreError(
             f"{path}: not a distatomenv store (expected a Zarr v3 group whose zarr.json "
@@ -263,10 +264,9 @@ def load_root_attrs(path) -> dict:
 
 def read_unit_info(path, unit_id: int) -> dict | None:
     """The info dict recorded by the marker of ``unit_id``, or None if it has none."""
-    f = os.path.join(os.fspath(path), unit_key(unit_id), "zarr.json")
     try:
-        with open(f, "rb") as fh:
-            return json.loads(fh.read()).get("attributes", {})
+        return json.loads(location(path).read_bytes(unit_key(unit_id), "zarr.json")).get(
+            "attributes", {})
     except FileNotFoundError:
         return None
 

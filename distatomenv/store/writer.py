@@ -18,7 +18,9 @@ disjoint row ranges can never touch the same chunk (Zarr v3 silently loses
 data otherwise, zarr-python #3682).  Markers are separate files, so writers
 never share any object in the store.
 
-Only local (or shared POSIX) file-system paths are supported.
+The store is a local (or shared POSIX) path or an fsspec URL such as
+``s3://bucket/run.zarr`` (:mod:`.fs`); credentials come from the environment
+of every process, never from the store.
 """
 from __future__ import annotations
 
@@ -26,9 +28,7 @@ import json
 import numbers
 import operator
 import os
-import shutil
 import socket
-import uuid
 from datetime import datetime, timezone
 
 import numpy as np
@@ -36,6 +36,7 @@ import zarr
 
 from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteError
 
+from .fs import location
 from .schema import (
     COUNTS,
     FIRST_ROW,
@@ -177,19 +178,20 @@ def _check_structures(layout: StoreLayout, structures) -> dict[str, np.ndarray]:
     return out
 
 
-def _safe_remove_store(path: str) -> None:
+def _safe_remove_store(path) -> None:
     """Delete the store at ``path``, but only if it holds nothing but store entries."""
+    loc = location(path)
     foreign = sorted(
         name
-        for name in os.listdir(path)
+        for name in loc.names() or []
         if name not in TOP_LEVEL_ENTRIES and not name.endswith(".partial")
     )
     if foreign:
         raise StoreError(
-            f"{path}: refusing to overwrite: the directory holds entries that are not part of a "
-            f"distatomenv store: {foreign[:10]}; move them away or choose another output path"
+            f"{loc.path}: refusing to overwrite: the directory holds entries that are not part of "
+            f"a distatomenv store: {foreign[:10]}; move them away or choose another output path"
         )
-    shutil.rmtree(path)
+    loc.remove()
 
 
 def _resume_problems(path, attrs, layout, structures, meta, n_units) -> list[str]:
@@ -281,10 +283,11 @@ def create_store(
     if n_units is not None:
         n_units = _check_n_units(n_units)
 
-    if os.path.lexists(path):
-        attrs = read_root_attrs(path)
+    loc = location(path)
+    if loc.exists():
+        attrs = read_root_attrs(loc)
         if attrs is None:
-            if not (os.path.isdir(path) and not os.listdir(path)):
+            if not (loc.isdir() and not loc.names()):
                 raise StoreError(
                     f"{path} exists and is not a distatomenv store; refusing to "
                     f"{'delete' if overwrite else 'write into'} it; choose another output path"
@@ -643,7 +646,8 @@ class StoreWriter:
 
         The marker is the group ``units/<id:08d>`` whose attributes are ``info``
         plus ``unit``, ``finished`` (UTC time), ``host`` and ``pid`` unless given.
-        It is its own file, written atomically (temporary file + rename).
+        It is its own file, written atomically (temporary file + rename; on an
+        object store one PUT).
 
         Raises
         ------
@@ -662,12 +666,8 @@ class StoreWriter:
         info.setdefault("host", socket.gethostname())
         info.setdefault("pid", os.getpid())
         doc = {"zarr_format": 3, "node_type": "group", "attributes": info}
-        folder = os.path.join(self.path, unit_key(unit_id))
-        os.makedirs(folder, exist_ok=True)
-        tmp = os.path.join(folder, f"zarr.{uuid.uuid4().hex}.partial")
-        with open(tmp, "w") as fh:
-            json.dump(doc, fh, allow_nan=True)
-        os.replace(tmp, os.path.join(folder, "zarr.json"))
+        location(self.path).write_atomic(json.dumps(doc, allow_nan=True).encode(),
+                                          unit_key(unit_id), "zarr.json")
 
     def write_unit_histogram(self, unit_id: int, element: str, counts) -> None:
         """Write unit ``unit_id``'s scaled-SF histogram of ``element``:
