@@ -349,3 +349,11 @@ def test_option_parsers():
     assert parse_composition("any") == "any" and parse_composition(None) is None
     assert format_composition({"O": 1, "H": 2}) == "H2O"
     assert atomic_mass("Cm") == 247.0 and atomic_mass("O") == 15.999
+
+
+def test_empty_data_file_is_an_error(tmp_path):
+    from distatomenv.errors import DataFileError
+    (tmp_path / "empty.data").write_text("\n\n")
+    with pytest.raises(DataFileError, match=r"empty\.data: no structures found"):
+        coarse_grain(tmp_path / "empty.data", tmp_path / "o.data", bond_cutoff=1.2)
+    assert not (tmp_path / "o.data").exists() and not (tmp_path / "o.data.part").exists()

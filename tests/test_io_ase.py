@@ -192,3 +192,12 @@ def test_cli_convert_compute_and_coarse_grain(tmp_path, capsys):
     (cg,) = read_structures(tmp_path / "cg.data")
     assert cg.natoms == 32
     np.testing.assert_allclose(cg.forces.sum(0), structures[1].forces.sum(0), atol=1e-7)
+
+
+def test_compute_format_ase_under_mpiexec_is_refused(tmp_path, monkeypatch, capsys):
+    _write_extxyz(tmp_path / "t.xyz", _frames())
+    monkeypatch.setenv("PMI_SIZE", "2")
+    assert main(["compute", str(tmp_path / "t.xyz"), "--format", "ase", "--neighbors", "1",
+                 "-o", str(tmp_path / "s.zarr")]) == 2
+    assert "--format ase under mpiexec: convert first" in capsys.readouterr().err
+    assert not (tmp_path / "s.zarr.input.data").exists()
