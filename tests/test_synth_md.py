@@ -256,3 +256,21 @@ def test_cli_synth(tmp_path, capsys):
     assert "3 structures, 576 atoms" in capsys.readouterr().out
     assert main(["synth", "lj", "-o", str(tmp_path / "lj"), "--structures", "2"]) == 0
     assert len(read_structures(tmp_path / "lj" / "input.data")) == 2
+
+
+def test_lj_fast_path(tmp_path, capsys):
+    from distatomenv.synth import LJMixture, write_lj_fast
+    r = write_lj_fast(tmp_path, 200, atoms_per_structure=64, seed=1, base_samples=2,
+                      equilibration_sweeps=20, sweeps_between=2)
+    assert r["n_structures"] == 4 and r["n_atoms"] == 256
+    structures = read_structures(r["input.data"])
+    model = LJMixture()
+    for s in structures:
+        energy, forces = model.energy_forces(s.positions, s.elements, s.lattice)
+        assert energy == pytest.approx(s.energy, abs=1e-8)
+        np.testing.assert_allclose(forces, s.forces, atol=1e-8)
+    assert not np.allclose(structures[0].positions, structures[2].positions)
+    assert read_settings(r["input.nn"]).elements == ["Ar", "Kr"]
+    assert main(["synth", "lj", "-o", str(tmp_path / "cli"), "--total-atoms", "100",
+                 "--structures", "1"]) == 0
+    assert "2 Lennard-Jones structures of 64 atoms" in capsys.readouterr().out

@@ -53,6 +53,7 @@ import numpy as np
 
 from ..elements import ATOMIC_MASS
 from ..io.data import Structure, write_structures
+from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
 from .lj import KB_EV
 
 __all__ = [
@@ -68,6 +69,8 @@ __all__ = [
     "write_water_dataset",
     "write_water_fast",
     "format_atoms_fixed",
+    "FIXED_WIDTH",
+    "FIXED_DECIMALS",
     "DEFAULT_DENSITY",
     "DEFAULT_TEMPERATURE",
     "DEFAULT_SF_CUTOFF",
@@ -808,96 +811,6 @@ def write_water_dataset(directory, n_structures: int = 10, n_molecules: int = 64
     return {**paths, "box": box, "sf_cutoff": rc, "seconds": time.perf_counter() - t0}
 
 
-# ----------------------------------------------------------------------------
-# Fast writing of large data sets
-# ----------------------------------------------------------------------------
-#: Field width and decimals of the fixed-point numbers written by the fast path.
-FIXED_WIDTH = 17
-FIXED_DECIMALS = 10
-
-
-@numba.njit(cache=True, inline="always")
-def _put_fixed(buf, end, v, decimals, p10):
-    """Write v right-aligned, with ``decimals`` decimals, ending before buf[end]
-    (the caller has filled the field with spaces and checked |v|)."""
-    neg = v < 0.0
-    scaled = np.int64(math.floor(abs(v) * p10 + 0.5))
-    k = end - 1
-    for _ in range(decimals):
-        buf[k] = 48 + scaled % 10
-        scaled //= 10
-        k -= 1
-    buf[k] = 46                      # '.'
-    k -= 1
-    buf[k] = 48 + scaled % 10
-    scaled //= 10
-    k -= 1
-    while scaled > 0:
-        buf[k] = 48 + scaled % 10
-        scaled //= 10
-        k -= 1
-    if neg:
-        buf[k] = 45                  # '-'
-
-
-@numba.njit(cache=True, parallel=True)
-def _format_atoms(pos, sym, forces, buf, width, decimals):
-    """Atom lines ``atom X Y Z EE 0 0 FX FY FZ`` into buf (uint8 (n * linelength,))."""
-    n = pos.shape[0]
-    line = 5 + 3 * (width + 1) + 2 + 4 + 3 * (width + 1) + 1
-    p10 = 10.0 ** decimals
-    for i in numba.prange(n):
-        o = i * line
-        for k in range(line):
-            buf[o + k] = 32
-        buf[o] = 97      # 'atom'
-        buf[o + 1] = 116
-        buf[o + 2] = 111
-        buf[o + 3] = 109
-        c = o + 5
-        for d in range(3):
-            _put_fixed(buf, c + width, pos[i, d], decimals, p10)
-            c += width + 1
-        buf[c] = sym[i, 0]
-        buf[c + 1] = sym[i, 1]
-        c += 3
-        buf[c] = 48      # '0 0' : charge and atomic energy
-        buf[c + 2] = 48
-        c += 4
-        for d in range(3):
-            _put_fixed(buf, c + width, forces[i, d], decimals, p10)
-            c += width + 1
-        buf[o + line - 1] = 10
-
-
-def format_atoms_fixed(positions, symbols, forces, width: int = FIXED_WIDTH,
-                       decimals: int = FIXED_DECIMALS) -> bytes:
-    """The ``atom`` lines of input.data, fixed-point, in one fast numba pass.
-
-    positions, forces : float (n, 3); symbols : str (n,), 1 or 2 characters.
-    Numbers are written with ``decimals`` decimals in fields of ``width``
-    characters (absolute rounding error 0.5e-``decimals``); charge and atomic
-    energy are written as 0.  ValueError when a number does not fit.
-    """
-    pos = np.ascontiguousarray(positions, dtype=np.float64)
-    frc = np.ascontiguousarray(forces, dtype=np.float64)
-    limit = 10.0 ** (width - decimals - 2) - 10.0 ** -decimals
-    for name, a in (("positions", pos), ("forces", frc)):
-        if a.size and not (np.isfinite(a).all() and np.abs(a).max() < limit):
-            raise ValueError(f"{name} hold values that do not fit {width} characters with "
-                             f"{decimals} decimals (|x| < {limit:g})")
-    sym = np.frombuffer(np.asarray(symbols, dtype="S2").tobytes(), dtype=np.uint8).reshape(-1, 2)
-    sym = np.where(sym == 0, 32, sym).astype(np.uint8)
-    line = 5 + 3 * (width + 1) + 2 + 4 + 3 * (width + 1) + 1
-    buf = np.empty(len(pos) * line, dtype=np.uint8)
-    _format_atoms(pos, sym, frc, buf, width, decimals)
-    return buf.tobytes()
-
-
-# 48 symmetry operations of the cube: axis permutations times sign flips.
-_PERMS = ((0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0))
-
-
 def write_water_fast(directory, n_atoms: int, n_molecules: int = 1000, seed: int = 0, *,
                      base_samples: int = 20, jitter: float = 0.01, sf_cutoff: float = DEFAULT_SF_CUTOFF,
                      cg_element: str = "Cm", overwrite: bool = False, progress=None,
@@ -935,13 +848,9 @@ def write_water_fast(directory, n_atoms: int, n_molecules: int = 1000, seed: int
     base = generate_water(int(base_samples), n_molecules, seed=seed, model=model, **kwargs)
     box = float(base[0].lattice[0, 0])
     rc = _sf_cutoff(sf_cutoff, box)
-    rng = np.random.default_rng([seed, 1])
     symbols = WaterModel.symbols(n_molecules)
     types = WaterModel.types(n_molecules)
     args = model._kernel_args()
-    forces = np.empty((per, 3))
-    lattice = "".join(f"lattice {v[0]:24.16E} {v[1]:24.16E} {v[2]:24.16E}\n"
-                      for v in np.diag(np.full(3, box)))
     desc = (f"Data set: {n_structures} structures of {n_molecules} molecules ({per} atoms), "
             f"box {box:.6f} A, seed {seed}, {base_samples} MD samples under cube symmetries, "
             f"translations and {jitter} A jitter.")
@@ -955,33 +864,19 @@ def write_water_fast(directory, n_atoms: int, n_molecules: int = 1000, seed: int
             d = p[h::3] - p[0::3]
             p[h::3] -= box * np.round(d / box)
         whole.append(p)
+
+    def energy_forces(p):
+        forces = np.empty_like(p)
+        return float(_energy_forces(p, types, box, *args, forces)), forces
+
+    def cg(s):
+        c = coarse_grain_water(s, cg_element)
+        return c.positions, c.elements, c.forces
     with open(paths["atomistic_data"], "wb") as fa, open(paths["cg_data"], "wb") as fc:
-        for k in range(n_structures):
-            p = whole[k % len(whole)]
-            perm = _PERMS[rng.integers(6)]
-            flip = rng.choice([-1.0, 1.0], size=3)
-            p = p[:, perm] * flip + rng.uniform(0, box, size=3)
-            p = p + rng.normal(scale=jitter, size=p.shape)
-            p = np.ascontiguousarray(p)
-            energy = float(_energy_forces(p, types, box, *args, forces))
-            wrapped = p - box * np.floor(p / box)
-            wrapped[(wrapped >= box) | (wrapped < 0)] = 0.0
-            head = (f"begin\ncomment distatomenv.synth.md fast water-like liquid structure "
-                    f"{k + 1}/{n_structures} (base sample {k % len(whole) + 1}, seed {seed})\n"
-                    + lattice).encode()
-            tail = f"energy {energy:24.16E}\ncharge {0.0:24.16E}\nend\n".encode()
-            fa.write(head)
-            fa.write(format_atoms_fixed(wrapped, symbols, forces))
-            fa.write(tail)
-            s = Structure(index=k, line=0, comment="", lattice=np.diag(np.full(3, box)),
-                          positions=wrapped, elements=symbols, charges=np.zeros(per),
-                          atom_energies=np.zeros(per), forces=forces, energy=energy)
-            cg = coarse_grain_water(s, cg_element)
-            fc.write(head)
-            fc.write(format_atoms_fixed(cg.positions, cg.elements, cg.forces))
-            fc.write(tail)
-            if progress is not None:
-                progress(1, per)
+        write_replicas(fa, whole, box, symbols, energy_forces, n_structures,
+                       np.random.default_rng([seed, 1]), jitter=jitter,
+                       comment=f"distatomenv.synth.md fast water-like liquid (seed {seed})",
+                       derived=(fc, cg), progress=progress)
     paths["atomistic_nn"].write_text(water_settings_text(cutoff=rc, description=desc))
     paths["cg_nn"].write_text(cg_settings_text(element=cg_element, cutoff=rc, description=desc))
     return {**paths, "box": box, "sf_cutoff": rc, "n_structures": n_structures,
