@@ -359,12 +359,25 @@ def cmd_convert(args):
 def cmd_synth(args):
     t0 = time.perf_counter()
     if args.system == "lj":
-        from .synth import write_lj_dataset
-        paths = write_lj_dataset(args.output, n_structures=args.structures, n_atoms=args.atoms,
-                                 seed=args.seed, overwrite=args.overwrite)
+        from .synth import write_lj_dataset, write_lj_fast
+        if args.total_atoms:
+            bar = _progress_bar(args, "synth")
+            try:
+                r = write_lj_fast(args.output, args.total_atoms, atoms_per_structure=args.atoms,
+                                  seed=args.seed, base_samples=args.structures,
+                                  overwrite=args.overwrite, progress=bar)
+            finally:
+                if bar is not None:
+                    bar.close()
+            what = f"{r['n_structures']} Lennard-Jones structures of {args.atoms} atoms"
+            paths = r
+        else:
+            paths = write_lj_dataset(args.output, n_structures=args.structures,
+                                     n_atoms=args.atoms, seed=args.seed, overwrite=args.overwrite)
+            what = f"{args.structures} Lennard-Jones structures of {args.atoms} atoms"
         if not args.quiet:
-            print(f"distatomenv: {args.structures} Lennard-Jones structures of {args.atoms} atoms "
-                  f"({time.perf_counter() - t0:.1f} s): {paths['input.data']}, {paths['input.nn']}")
+            print(f"distatomenv: {what} ({time.perf_counter() - t0:.1f} s): "
+                  f"{paths['input.data']}, {paths['input.nn']}")
         return 0
     from .synth.md import write_water_dataset, write_water_fast
     options = {"temperature": args.temperature, "density": args.density}
@@ -457,8 +470,9 @@ def _add_data_parsers(sub):
                                                              "(default 64)")
     y.add_argument("--atoms", type=int, default=64, help="lj: atoms per structure (default 64)")
     y.add_argument("--total-atoms", type=int, metavar="N",
-                   help="water: write at least N atoms fast (MD samples under random cube "
-                        "symmetries, translations and jitter, exact forces recomputed)")
+                   help="write at least N atoms fast: --structures MD (water) or Monte Carlo "
+                        "(lj) samples under random cube symmetries, translations and jitter, "
+                        "exact forces recomputed")
     y.add_argument("--stride", type=int, default=40, help="water: MD steps between samples")
     y.add_argument("--equilibration", type=int, metavar="STEPS",
                    help="water: MD steps before the first sample (default 2000)")
