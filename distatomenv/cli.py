@@ -198,29 +198,22 @@ def cmd_neighbors(args):
 
 
 def cmd_demo(args):
-    from .pipeline import compute, export, info
-    from .synth import write_lj_dataset
-    t0 = time.perf_counter()
-    d = args.directory
-    os.makedirs(d, exist_ok=True)
-    paths = write_lj_dataset(d, n_structures=args.structures, n_atoms=args.atoms, seed=args.seed,
-                             overwrite=True)
-    print(f"demo: generated {args.structures} Lennard-Jones configurations of {args.atoms} "
-          f"atoms with exact forces: {paths['input.data']}, {paths['input.nn']}")
-    store_path = os.path.join(d, "store.zarr")
-    store = compute(paths["input.data"], neighbors=args.neighbors, out=store_path,
-                    overwrite=True, threads=args.threads,
-                    command="distatomenv demo")
-    print(f"demo: computed environments of {sum(store.n_rows(e) for e in store.elements)} "
-          f"atoms into {store_path} ({store.timings['total']:.1f} s)")
-    out = os.path.join(d, "n2p2")
-    written = export(store_path, out)
-    histos = [p for p in written if p.endswith(".histo")]
-    print(f"demo: exported n2p2 nnp-atomenv files: "
-          f"{', '.join(os.path.basename(p) for p in written if p not in histos)} and "
-          f"{len(histos)} histograms (*.histo) in {out}")
-    print(info(store_path))
-    print(f"demo: done in {time.perf_counter() - t0:.1f} s")
+    from .demo import run_demo
+    bar = None
+    if sys.stderr.isatty():
+        from .progress import ProgressBar
+        bar = ProgressBar()
+    res = run_demo(args.directory, structures=args.structures, molecules=args.molecules,
+                   seed=args.seed, permutations=args.permutations, threads=args.threads,
+                   progress=bar)
+    for kind, result in res.reports.items():
+        print(f"\n{kind}:")
+        print(result.summary())
+    print(f"\ndemo: reports: {res.reports['atomistic'].out_dir}/report.html and "
+          f"{res.reports['cg'].out_dir}/report.html")
+    for line in res.verdict:
+        print(f"demo: {line}")
+    print(f"demo: done in {res.seconds:.1f} s")
     return 0
 
 
@@ -578,17 +571,21 @@ def build_parser() -> argparse.ArgumentParser:
                     help="print only the suggested --neighbors string")
     nb.set_defaults(func=cmd_neighbors)
 
-    d = sub.add_parser("demo", help="generate Lennard-Jones data, compute, export, info",
-                       description="The embedded default: a binary Lennard-Jones liquid with "
-                                   "exact forces, run through compute, export and info.")
+    d = sub.add_parser("demo", help="the whole story: MD liquid, coarse-graining, compute, "
+                                    "analyze, verdict",
+                       description="The embedded default: generate a water-like liquid by "
+                                   "molecular dynamics, coarse-grain it, compute and analyse "
+                                   "both descriptions, and compare how well each resolves "
+                                   "its forces.")
     d.add_argument("--directory", default="distatomenv-demo", help="where to write everything")
-    d.add_argument("--structures", type=int, default=20)
-    d.add_argument("--atoms", type=int, default=64)
+    d.add_argument("--structures", type=int, default=20, help="configurations (default 20)")
+    d.add_argument("--molecules", type=int, default=64, help="molecules each (default 64)")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--neighbors", default="2 2 2 2",
-                   help='neighbour counts, default "2 2 2 2" (Ar-Ar, Ar-Kr, Kr-Ar, Kr-Kr)')
+    d.add_argument("--permutations", type=int, default=50,
+                   help="rounds of the permutation null (default 50)")
     d.add_argument("--threads", type=int)
     d.set_defaults(func=cmd_demo)
+
     _add_analyze_parser(sub)
     _add_data_parsers(sub)
     return p

@@ -1,12 +1,13 @@
 """The command-line contract, run as a user would: real subprocesses."""
 from __future__ import annotations
 
-import os
+import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+
+from distatomenv.store.reader import open_store
 
 EXE = [sys.executable, "-m", "distatomenv.cli"]
 
@@ -81,12 +82,27 @@ def test_scaling_command(reference_dir, tmp_path):
 
 
 def test_demo_small(tmp_path):
-    p = run("demo", "--directory", tmp_path / "demo", "--structures", "3", "--atoms", "64")
-    assert "demo: done" in p.stdout
-    out = Path(tmp_path / "demo" / "n2p2")
-    files = sorted(os.listdir(out))
-    assert [f for f in files if not f.startswith("sf-scaled.")] == [
-        "atomic-env.G", "atomic-env.dGdx", "atomic-env.dGdy", "atomic-env.dGdz",
-        "neighbor-list.data", "neighbors.histo", "scaling.data"]
-    assert any(f.startswith("sf-scaled.018.0001") for f in files)
-    assert len((out / "atomic-env.G").read_text().splitlines()) == 3 * 64
+    """The README's main command, reduced: MD liquid, coarse-graining, compute and
+    analyse both, reports and the two-line verdict."""
+    p = run("demo", "--directory", tmp_path / "demo", "--structures", "3", "--molecules", "64",
+            "--permutations", "5")
+    out = p.stdout
+    assert "demo: done" in out
+    verdict = [line for line in out.splitlines() if "of clusters have forces" in line
+               or line.startswith("demo: coarse-grained descriptors (Cm):")]
+    assert len(verdict) == 2, out
+    for kind in ("atomistic", "cg"):
+        rep = json.loads((tmp_path / "demo" / "report" / kind / "report.json").read_text())
+        assert rep["results"] and all(0.0 <= r["significant_share"] <= 1.0
+                                      for r in rep["results"])
+        assert (tmp_path / "demo" / "report" / kind / "report.html").is_file()
+        assert open_store(tmp_path / "demo" / f"{kind}.zarr").status == "complete"
+    els = {r["element"] for r in json.loads(
+        (tmp_path / "demo" / "report" / "atomistic" / "report.json").read_text())["results"]}
+    assert els == {"H", "O"}
+
+
+def test_demo_too_small_box_is_a_clear_error(tmp_path):
+    p = run("demo", "--directory", tmp_path / "demo", "--molecules", "8", ok=False)
+    assert p.returncode == 2
+    assert "distatomenv: error: demo: box edge" in p.stderr and "Traceback" not in p.stderr
