@@ -66,15 +66,16 @@ def _bins(frac, nbin):
 
 
 @_jit
-def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, start, out_j,
-            out_dx, out_dy, out_dz, out_d, out_shift):
-    """Find (count_only) or fill the entries of ``atoms``.  See neighbor_list."""
-    n = pos.shape[0]
+def cell_sort(frac, nbin):
+    """Cell lists: the cell (3 bin indices) of every atom from its fractional
+    coordinates ``frac`` (n, 3) in a grid of ``nbin`` (3,) cells, and the atoms
+    sorted by flat cell index (counting sort): the atoms of cell c are
+    ``catoms[cstart[c]:cstart[c + 1]]``.  Returns (bins (n, 3), cstart, catoms)."""
+    n = frac.shape[0]
     b = _bins(frac, nbin)
-    nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
-    ncell = nb0 * nb1 * nb2
+    nb1, nb2 = nbin[1], nbin[2]
+    ncell = nbin[0] * nb1 * nb2
     cell = (b[:, 0] * nb1 + b[:, 1]) * nb2 + b[:, 2]
-    # counting sort of atoms by cell
     cstart = np.zeros(ncell + 1, dtype=np.int64)
     for i in range(n):
         cstart[cell[i] + 1] += 1
@@ -85,6 +86,15 @@ def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, st
     for i in range(n):
         catoms[fill[cell[i]]] = i
         fill[cell[i]] += 1
+    return b, cstart, catoms
+
+
+@_jit
+def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, start, out_j,
+            out_dx, out_dy, out_dz, out_d, out_shift):
+    """Find (count_only) or fill the entries of ``atoms``.  See neighbor_list."""
+    b, cstart, catoms = cell_sort(frac, nbin)
+    nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
     rc2 = rc * rc
     counts = np.zeros(atoms.shape[0], dtype=np.int64)
     for ai in range(atoms.shape[0]):

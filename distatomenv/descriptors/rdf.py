@@ -19,6 +19,8 @@ import math
 import numba as nb
 import numpy as np
 
+from .neighbors import cell_sort
+
 __all__ = ["cell_grid", "survey_search", "count_histograms", "shell_volumes", "rdf_ideal_counts"]
 
 
@@ -76,28 +78,7 @@ def survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr, do_rdf, 
     """
     n = pos.shape[0]
     nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
-    ncell = nb0 * nb1 * nb2
-    bidx = np.empty((n, 3), dtype=np.int64)
-    for i in range(n):
-        for a in range(3):
-            k = int(math.floor(frac[i, a] * nbin[a]))
-            if k < 0:
-                k = 0
-            if k >= nbin[a]:
-                k = nbin[a] - 1
-            bidx[i, a] = k
-    cstart = np.zeros(ncell + 1, dtype=np.int64)
-    cell = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        cell[i] = (bidx[i, 0] * nb1 + bidx[i, 1]) * nb2 + bidx[i, 2]
-        cstart[cell[i] + 1] += 1
-    for c in range(ncell):
-        cstart[c + 1] += cstart[c]
-    fill = cstart[:-1].copy()
-    catoms = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        catoms[fill[cell[i]]] = i
-        fill[cell[i]] += 1
+    bidx, cstart, catoms = cell_sort(frac, nbin)
     nchunk = hist.shape[0]
     nbins = hist.shape[3]
     per = (n + nchunk - 1) // nchunk
