@@ -93,7 +93,7 @@ DEFAULT_SF_CUTOFF = 6.0
 # Kernels (numpy + numba only; arrays preallocated by the caller)
 # ----------------------------------------------------------------------------
 @numba.njit(cache=True, inline="always")
-def _pair(r2, eps, sig, rc, ucut, ducut):
+def lj_pair(r2, eps, sig, rc, ucut, ducut):
     """(U_sf(r), dU_sf/dr / r) for one pair at squared distance r2 < rc^2."""
     r = math.sqrt(r2)
     s2 = sig * sig / r2
@@ -133,7 +133,7 @@ def _energy_forces(pos, types, box, eps, sig, ucut, ducut, rc, forces):
             dz -= box[2] * math.floor(dz / box[2] + 0.5)
             r2 = dx * dx + dy * dy + dz * dz
             if r2 < rc2:
-                u, g = _pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
+                u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
                 energy += u
                 # F_i = -dU/dr * (r_i - r_j) / r
                 forces[i, 0] -= g * dx
@@ -164,7 +164,7 @@ def _atom_energy(pos, types, box, eps, sig, ucut, ducut, rc, i, x, y, z):
         r2 = dx * dx + dy * dy + dz * dz
         if r2 < rc2:
             tj = types[j]
-            u, g = _pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
+            u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
             e += u
     return e
 

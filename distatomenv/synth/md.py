@@ -54,7 +54,7 @@ import numpy as np
 from ..elements import ATOMIC_MASS
 from ..io.data import Structure, write_structures
 from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
-from .lj import KB_EV
+from .lj import KB_EV, lj_pair
 
 __all__ = [
     "ACCEL",
@@ -89,18 +89,6 @@ DEFAULT_SF_CUTOFF = 6.0
 # ----------------------------------------------------------------------------
 # Kernels (numpy + numba only; arrays preallocated by the caller)
 # ----------------------------------------------------------------------------
-@numba.njit(cache=True, inline="always")
-def _lj_pair(r2, eps, sig, rc, ucut, ducut):
-    """(U_sf(r), dU_sf/dr / r) for one pair at squared distance r2 < rc^2."""
-    r = math.sqrt(r2)
-    s2 = sig * sig / r2
-    s6 = s2 * s2 * s2
-    s12 = s6 * s6
-    u = 4.0 * eps * (s12 - s6)
-    du = -24.0 * eps * (2.0 * s12 - s6) / r
-    return u - ucut - (r - rc) * ducut, (du - ducut) / r
-
-
 @numba.njit(cache=True)
 def _intra(pos, forces, r0, kb, theta0, ka):
     """Bond and angle energy of every molecule (O, H, H); adds to forces."""
@@ -159,7 +147,7 @@ def _lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2, forces):
         return 0.0
     ti = types[i]
     tj = types[j]
-    u, g = _lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
+    u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
     forces[i, 0] -= g * dx
     forces[i, 1] -= g * dy
     forces[i, 2] -= g * dz
@@ -272,7 +260,7 @@ def _inter(pos, types, box, eps, sig, ucut, ducut, rc, forces):
                             if r2 >= rc2:
                                 continue
                             tb = st[b]
-                            u, g = _lj_pair(r2, eps[ta, tb], sig[ta, tb], rc, ucut[ta, tb],
+                            u, g = lj_pair(r2, eps[ta, tb], sig[ta, tb], rc, ucut[ta, tb],
                                             ducut[ta, tb])
                             energy += u
                             sf[a, 0] -= g * dx
