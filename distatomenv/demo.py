@@ -100,7 +100,7 @@ def run_demo(directory="distatomenv-demo", *, structures: int = 20, molecules: i
         rows = min(store.n_rows(e) for e in store.elements)
         result = analyze(store.path, d / "report" / kind, clusters=_clusters_for(rows),
                          permutations=permutations, seed=seed, threads=threads,
-                         command="distatomenv demo")
+                         command="distatomenv demo", progress=progress is not None)
         res.reports[kind] = result
         res.shares[kind] = share_summary(result)
         say(f"demo: {kind}: analysed {res.shares[kind]['results']} (element, component, k) "
