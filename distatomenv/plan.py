@@ -116,8 +116,15 @@ def make_plan(counts, chunk_rows: int, n_units: int) -> list[WorkUnit]:
 
 
 def default_units(n_atoms: int, n_workers: int, chunk_rows: int,
-                  atoms_per_unit: int = 50_000) -> int:
-    """A sensible unit count: several units per worker for balance and resume
-    granularity, units not much smaller than a chunk."""
+                  atoms_per_unit: int = 50_000, units_per_worker: int = 8) -> int:
+    """A sensible unit count: units of about ``atoms_per_unit`` atoms (resume
+    granularity), and in parallel at least ``units_per_worker`` units per
+    worker so that the static assignment balances (one unit more or less is
+    1/8 of a worker's load), but not many more units than chunks, nor more
+    than 64 per worker."""
     by_size = -(-n_atoms // max(atoms_per_unit, chunk_rows))
-    return max(1, n_workers, min(by_size, 64 * n_workers) if n_workers > 1 else by_size)
+    if n_workers <= 1:
+        return max(1, by_size)
+    n_chunks = -(-n_atoms // chunk_rows)
+    want = max(by_size, units_per_worker * n_workers)
+    return max(1, n_workers, min(want, n_chunks, 64 * n_workers))

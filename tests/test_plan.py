@@ -73,3 +73,7 @@ def test_default_units():
     assert default_units(10_000_000, 1, 2048) == 200
     assert default_units(10_000_000, 4, 2048) == 200
     assert default_units(100, 8, 2048) == 8
+    # in parallel: 8 units per worker when the chunks allow it (load balance)
+    assert default_units(136_800, 2, 2048) == 16
+    assert default_units(136_800, 16, 2048) == 67          # one unit per chunk
+    assert default_units(10 ** 8, 16, 2048) == 1024         # at most 64 per worker
