@@ -28,8 +28,8 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -83,9 +83,12 @@ def run_compute(data: Path, out: Path, backend: str, procs: int) -> dict:
         cmd += ["--workers", str(procs)]
     else:
         cmd += ["--backend", "serial"]
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env(), stdin=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed:\n{p.stderr}")
     # "distatomenv: N atoms in S structures -> STORE (T s, R atoms/s; phase X s, ...)"
@@ -93,7 +96,8 @@ def run_compute(data: Path, out: Path, backend: str, procs: int) -> dict:
     phases = dict((k.strip(), float(v)) for k, v in
                   re.findall(r"([a-z][a-z ]*?) ([0-9.]+)(?: s)?(?:,|\))", line.split(";", 1)[1]))
     atoms = int(re.search(r"(\d+) atoms in", line).group(1))
-    return {"backend": backend, "procs": procs, "wall": wall, "atoms": atoms, "phases": phases}
+    return {"backend": backend, "procs": procs, "wall": wall, "cpu": cpu, "atoms": atoms,
+            "phases": phases}
 
 
 def run_index(data: Path, procs: int) -> dict:
@@ -133,7 +137,7 @@ def main(argv=None):
                 results.append(best)
         base = {r["backend"]: r["wall"] for r in results if r["procs"] == 1}
         print(f"\n{'backend':8s} {'P':>3s} {'wall s':>8s} {'atoms/s':>9s} {'E vs P=1':>9s} "
-              f"{'E vs serial':>11s} {'balance':>8s}  phases (s)")
+              f"{'E vs serial':>11s} {'balance':>8s} {'cpu s':>6s}  phases (s)")
         for r in results:
             p = r["procs"]
             eff = base[r["backend"]] / (p * r["wall"])
@@ -144,8 +148,17 @@ def main(argv=None):
                               if k in ("index", "plan", "create store", "start cluster", "setup",
                                        "compute", "write", "finalize"))
             print(f"{r['backend']:8s} {p:3d} {r['wall']:8.2f} {r['atoms'] / r['wall']:9.0f} "
-                  f"{eff:9.1%} {eff_serial:11.1%} {ph.get('load balance', 1.0):8.3f}  {shown}"
+                  f"{eff:9.1%} {eff_serial:11.1%} {ph.get('load balance', 1.0):8.3f} "
+                  f"{r['cpu']:6.1f}  {shown}"
                   f"  (walls {r['wall_all']})")
+        one = next((r for r in results if r["procs"] == 1), None)
+        if one is not None:
+            busy = one["cpu"] / one["wall"]
+            cores = os.cpu_count() or 1
+            print(f"\none {one['backend']} process keeps {busy:.2f} cores busy (numba thread, "
+                  f"writer thread, zarr I/O); on {cores} cores P processes can gain at most "
+                  + ", ".join(f"{min(p, cores / busy):.2f}x at P={p} (E <= "
+                              f"{min(p, cores / busy) / p:.0%})" for p in args.procs if p > 1))
         big = build(ref, tmp / "big", args.index_copies)
         print(f"\nindex of CG water x{args.index_copies} ({big.stat().st_size / 1e6:.0f} MB, "
               f"16 MiB blocks):")
