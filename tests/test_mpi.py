@@ -110,18 +110,30 @@ def test_more_ranks_than_structures(lj2, tmp_path):
     assert_same_store(tmp_path / "mpi3.zarr", lj2[1])
 
 
+def _units_of_rank(data, rank, size=2, chunk=16):
+    """Ids of the non-empty units that rank ``rank`` runs (unit k of the to-do
+    list runs on rank k % size), from the same default plan as compute."""
+    from distatomenv.io.data import index_data
+    from distatomenv.plan import default_units, make_plan
+    idx = index_data(data, ["Ar", "Kr"])
+    units = make_plan(idx.counts, chunk, default_units(idx.n_atoms, size, chunk))
+    todo = [u for u in units if not u.empty]
+    return [u.id for k, u in enumerate(todo) if k % size == rank]
+
+
 def test_failing_rank_stops_every_rank_then_resume(lj7, tmp_path):
     out = tmp_path / "fail.zarr"
-    proc = _compute(lj7[0], out, ranks=2, check=False,
-                    env=_env(DISTATOMENV_TEST_FAIL_UNIT="1"))   # unit 1 runs on rank 1
+    mine = _units_of_rank(lj7[0], 1)
+    proc = _compute(lj7[0], out, ranks=2, check=False,       # rank 1's first unit fails
+                    env=_env(DISTATOMENV_TEST_FAIL_UNIT=str(mine[0])))
     assert proc.returncode != 0, proc.stdout + proc.stderr
-    assert "unit 1" in proc.stderr and "rank 1" in proc.stderr, proc.stderr
+    assert f"unit {mine[0]}" in proc.stderr and "rank 1" in proc.stderr, proc.stderr
     # both ranks report the failure (rank 0 names the failing rank)
     assert proc.stderr.count("distatomenv: error:") == 2, proc.stderr
     with pytest.raises(StoreIncompleteError, match="rank 1"):
         open_store(out)
     rd = open_store(out, allow_incomplete=True)
-    assert rd.missing_units() == [1]
+    assert rd.missing_units() == mine            # rank 1 skipped the rest of its units
     _compute(lj7[0], out, ranks=2, args=["--resume"])
     assert_same_store(out, lj7[1])
 
