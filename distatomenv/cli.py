@@ -310,7 +310,8 @@ def _progress_bar(args, phase):
 
 def _compute_input(args):
     """(data, settings, scaling) for compute: with --format ase the trajectory
-    is first converted to input.data (``--converted`` or ``STORE.input.data``);
+    is first converted to input.data (``--converted`` or ``STORE.input.data``; for an
+    object-store URL, ``<name>.input.data`` beside the input);
     input.nn and scaling.data default to the ones beside the trajectory."""
     if getattr(args, "format", "n2p2") != "ase":
         return args.data, args.settings, args.scaling
@@ -318,7 +319,11 @@ def _compute_input(args):
     if detect_backend() == "mpi":
         raise DistatomenvError("--format ase under mpiexec: convert first (distatomenv convert "
                                "TRAJ -o input.data), then run compute on input.data")
-    out = args.converted or os.fspath(args.output).rstrip("/\\") + ".input.data"
+    store = os.fspath(args.output).rstrip("/\\")
+    if "://" in store:                   # an object-store URL: convert beside the input
+        store = os.path.join(os.path.dirname(os.path.abspath(args.data)),
+                             store.rsplit("/", 1)[-1])
+    out = args.converted or store + ".input.data"
     convert(args.data, out, index=args.index, fmt=args.ase_format)
     if not args.quiet:
         print(f"distatomenv: converted {args.data} -> {out} (n2p2 input.data)")

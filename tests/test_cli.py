@@ -106,3 +106,20 @@ def test_demo_too_small_box_is_a_clear_error(tmp_path):
     p = run("demo", "--directory", tmp_path / "demo", "--molecules", "8", ok=False)
     assert p.returncode == 2
     assert "distatomenv: error: demo: box edge" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_ase_input_with_an_object_store_output_converts_beside_the_input(tmp_path, monkeypatch):
+    import argparse
+
+    import distatomenv.io.ase as ase_io
+    from distatomenv.cli import _compute_input
+    calls = []
+    monkeypatch.setattr(ase_io, "convert", lambda src, out, index, fmt: calls.append(out))
+    traj = tmp_path / "run" / "traj.xyz"
+    traj.parent.mkdir()
+    traj.write_text("")
+    args = argparse.Namespace(format="ase", data=str(traj), output="s3://bucket/x/run.zarr",
+                              converted=None, index=":", ase_format=None, quiet=True,
+                              settings=None, scaling=None)
+    data, settings, scaling = _compute_input(args)
+    assert calls == [str(tmp_path / "run" / "run.zarr.input.data")] and data == calls[0]
