@@ -23,8 +23,8 @@ from .survey import survey_neighbors  # noqa: E402
 
 def analyze(store, out_dir, **params):
     """Cluster the store's environments, test each cluster's forces and write
-    the report into ``out_dir``; see :func:`distatomenv.analysis.analyze`."""
-    from .analysis import analyze as _analyze
+    the report into ``out_dir``; see :func:`distatomenv.pipeline.analyze`."""
+    from .pipeline import analyze as _analyze
 
     return _analyze(store, out_dir, **params)
 

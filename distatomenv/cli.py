@@ -229,7 +229,7 @@ def _k_list(text):
 
 
 def cmd_analyze(args):
-    from .analysis import analyze
+    from .pipeline import analyze
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     result = analyze(args.store, args.output, command=command, elements=args.element,
                      descriptor=args.descriptor, component=args.component, method=args.method,

@@ -1,4 +1,4 @@
-"""Orchestration of compute, export and info: the public Python API.
+"""Orchestration of compute, analyze, export and info: the public Python API.
 
     import distatomenv
     store = distatomenv.compute("input.data", neighbors="6 2 4 4", out="run.zarr")
@@ -626,6 +626,50 @@ def scaling(data, out, *, settings=None, backend="serial", threads=None, progres
     except ModuleNotFoundError:
         raise DistatomenvError(f"unknown backend {backend!r}") from None
     return mod.coordinate(run, threads=threads, **backend_options)
+
+
+def analyze(store, out_dir, *, command=None, **params):
+    """Cluster the store's environments and test each cluster's forces; write
+    the report into ``out_dir``.
+
+    Parameters
+    ----------
+    store : str, os.PathLike or StoreReader
+        A complete store (made by :func:`distatomenv.compute`).
+    out_dir : str or os.PathLike
+        Report directory (created): report.json, clusters.csv, PNG plots,
+        report.html.
+    command : str, optional
+        The command line, recorded in report.json.
+    **params
+        The parameters of :class:`~distatomenv.analysis.Analyzer`: elements,
+        descriptor, component, method, clusters, alpha, seed, seeds,
+        standardize, permutations, sample, pca, min_cluster_size,
+        min_samples, batch_size, epochs, max_iter, map_k, tsne, write_labels,
+        scheduler, workers, threads, block_rows, progress.
+
+    Returns
+    -------
+    AnalysisResult
+
+    Raises
+    ------
+    StoreError
+        The store is missing or not a store.
+    StoreIncompleteError
+        The store is incomplete.
+    AnalysisError
+        Options that do not fit the store (unknown element, derivative
+        descriptor without derivatives, k larger than the rows, ...).
+    """
+    from .analysis import Analyzer, write_report
+    runner = None
+    if params.get("scheduler") or params.get("workers"):
+        from .backends.dask import TaskRunner
+        Analyzer(**params)._check_params()          # bad options fail before a cluster starts
+        runner = TaskRunner(scheduler=params.get("scheduler"), workers=params.get("workers"))
+    analyzer = Analyzer(**params).fit(store, runner=runner)
+    return write_report(analyzer, os.fspath(out_dir), command=command)
 
 
 # ----------------------------------------------------------------------------- export

@@ -323,3 +323,15 @@ def test_cli_with_two_dask_workers_gives_the_same_numbers(lj_store, tmp_path, ca
     a = json.loads((tmp_path / "threads" / "report.json").read_text())["results"]
     b = json.loads((tmp_path / "dask" / "report.json").read_text())["results"]
     assert a == b
+
+
+def test_dask_runs_come_from_the_backend_not_the_analysis_layer(lj_store, tmp_path):
+    """The analysis layer never starts a cluster: Analyzer(workers=...) needs the
+    runner that distatomenv.analyze takes from the Dask backend."""
+    with pytest.raises(AnalysisError, match="need a Dask runner: call distatomenv.analyze"):
+        Analyzer(workers=2, clusters=[3]).fit(lj_store)
+    # dask-ml's k-means|| through the backend's runner (a local cluster of 2)
+    res = distatomenv.analyze(lj_store, tmp_path / "r", method="kmeans", clusters=[3],
+                              elements=["Ar"], component="x", permutations=5, seeds=1,
+                              workers=2)
+    assert res.results and res.results[0]["k"] == 3

@@ -77,73 +77,44 @@ class Job:
 # ----------------------------------------------------------------------------
 # Where tasks run
 # ----------------------------------------------------------------------------
-class _Runner:
-    """Run block tasks on threads of this process or on a Dask cluster."""
+class ThreadRunner:
+    """Runs block tasks on threads of this process.
 
-    def __init__(self, scheduler=None, workers=None, threads=None):
-        self.scheduler = scheduler
-        self.workers = workers
-        self.threads = threads
-        self.client = self._cluster = self._pool = None
+    The runner interface of the analysis (a Dask one comes from
+    :class:`distatomenv.backends.dask.TaskRunner`, injected by
+    :func:`distatomenv.analyze`): context manager; ``local`` (tasks share this
+    process); ``n_parallel``; ``share(obj)``; ``map(fn, items, **kwargs)``
+    yielding results in completion order.
+    """
+
+    local = True
+
+    def __init__(self, threads=None):
+        self.n_parallel = int(threads or os.cpu_count() or 1)
+        self._pool = None
 
     def __enter__(self):
-        if self.scheduler or self.workers:
-            import logging
+        from concurrent.futures import ThreadPoolExecutor
 
-            from distributed import Client, LocalCluster
-
-            if self.scheduler:
-                self.client = Client(self.scheduler)
-            else:
-                self._cluster = LocalCluster(n_workers=int(self.workers), threads_per_worker=1,
-                                             processes=True, dashboard_address=None,
-                                             silence_logs=logging.ERROR)
-                self.client = Client(self._cluster)
-            self.n_parallel = max(1, sum(self.client.nthreads().values()))
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            self.n_parallel = int(self.threads or os.cpu_count() or 1)
-            self._pool = ThreadPoolExecutor(max_workers=self.n_parallel)
+        self._pool = ThreadPoolExecutor(max_workers=self.n_parallel)
         return self
 
     def __exit__(self, *exc):
-        if self.client is not None:
-            self.client.close()
-        if self._cluster is not None:
-            self._cluster.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True)
 
     def share(self, obj):
-        """Make a large object available to every task (scattered once to workers)."""
-        if self.client is not None:
-            return self.client.scatter(obj, broadcast=True, hash=False)
         return obj
 
     def map(self, fn, items, **kwargs):
-        """Yield ``fn(item, **kwargs)`` for each item, in completion order."""
-        items = list(items)
-        if self.client is not None:
-            from distributed import as_completed
+        from concurrent.futures import as_completed
 
-            futures = self.client.map(fn, items, pure=False, **kwargs)
-            try:
-                for fut in as_completed(futures):
-                    yield fut.result()
-                    fut.release()
-            finally:
-                self.client.cancel(futures)
-        else:
-            from concurrent.futures import as_completed
-
-            futures = [self._pool.submit(fn, it, **kwargs) for it in items]
-            try:
-                for fut in as_completed(futures):
-                    yield fut.result()
-            finally:
-                for f in futures:
-                    f.cancel()
+        futures = [self._pool.submit(fn, it, **kwargs) for it in items]
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        finally:
+            for f in futures:
+                f.cancel()
 
 
 @functools.lru_cache(maxsize=8)
@@ -444,10 +415,23 @@ class Analyzer:
         return [(s, min(s + step, n)) for s in range(0, n, step)]
 
     # -- fit --------------------------------------------------------------------
-    def fit(self, store):
-        """Run the analysis on ``store`` (a path or a :class:`StoreReader`)."""
+    def fit(self, store, runner=None):
+        """Run the analysis on ``store`` (a path or a :class:`StoreReader`).
+
+        runner : where the block tasks run (see :class:`ThreadRunner`); default
+            threads of this process.  With ``scheduler``/``workers`` set, pass a
+            Dask runner, as :func:`distatomenv.analyze` does
+            (:class:`distatomenv.backends.dask.TaskRunner`): the analysis layer
+            does not start clusters itself.
+        """
         t_all = time.perf_counter()
         self._check_params()
+        if runner is None:
+            if self.scheduler or self.workers:
+                raise AnalysisError(
+                    "scheduler/workers need a Dask runner: call distatomenv.analyze(...), or "
+                    "fit(store, runner=distatomenv.backends.dask.TaskRunner(...))")
+            runner = ThreadRunner(self.threads)
         if isinstance(store, StoreReader):
             reader = store
             if reader.status != "complete":
@@ -474,11 +458,11 @@ class Analyzer:
         }
         from threadpoolctl import threadpool_limits
 
-        with _Runner(self.scheduler, self.workers, self.threads) as runner:
+        with runner:
             self._runner = runner
             # block tasks run side by side: one BLAS/OpenMP thread each (local
             # threads here; Dask workers limit themselves in the task)
-            limit = threadpool_limits(limits=1) if runner.client is None else None
+            limit = threadpool_limits(limits=1) if runner.local else None
             try:
                 for i, job in enumerate(jobs):
                     self._fit_job(reader, job, seed_offset=i)
@@ -563,7 +547,7 @@ class Analyzer:
                         s, t = blocks[b]
                         yield scaler.transform(_read(path, e, d, s, t))
 
-                fitter = StreamingKMeans(self._ks, seeds, batch, epochs, runner.n_parallel if runner.client is None else (self.threads or os.cpu_count() or 1)).fit(
+                fitter = StreamingKMeans(self._ks, seeds, batch, epochs, runner.n_parallel if runner.local else (self.threads or os.cpu_count() or 1)).fit(
                     epoch_blocks, s_t, progress=bar.update if bar is not None else None)
                 if bar is not None:
                     bar.close()
@@ -631,7 +615,7 @@ class Analyzer:
         bar = _progress_bar(self.progress, n, f"label {label}")
         for r in runner.map(_label_task, blocks, path=path, element=e, descriptor=d, comps=comps,
                             scaler=scaler, models=shared, edges=edges, write=write,
-                            single_thread=runner.client is not None):
+                            single_thread=not runner.local):
             for key, (mom, hist) in r.items():
                 if key in acc:
                     acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist)

@@ -296,8 +296,10 @@ def _connect(address):
 
 def _local_cluster(n_workers):
     distributed = _distributed()
+    import logging
     cluster = distributed.LocalCluster(n_workers=n_workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None)
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
     try:
         client = distributed.Client(cluster, set_as_default=False)
     except BaseException:
@@ -367,6 +369,56 @@ def _failure(future, unit_id):
                                f"{type(exc).__name__}: {exc}", unit_id, type(exc).__name__)
     return UnitFailedError(f"unit {unit_id} did not finish: its task was {future.status}",
                            unit_id, future.status)
+
+
+class TaskRunner:
+    """Runs the analysis's block tasks on a Dask cluster: a local one of
+    ``workers`` processes, or the one at ``scheduler``.  Same interface as
+    :class:`distatomenv.analysis.analyze.ThreadRunner` (context manager,
+    ``local``, ``n_parallel``, ``share``, ``map`` in completion order)."""
+
+    local = False
+
+    def __init__(self, scheduler=None, workers=None):
+        if (workers is None) == (scheduler is None):
+            raise DistatomenvError("a Dask runner needs either workers=N or scheduler=ADDRESS")
+        self.scheduler, self.workers = scheduler, workers
+        self.client = self._cluster = None
+        self.n_parallel = 1
+
+    def __enter__(self):
+        if self.scheduler is not None:
+            self.client, _ = _connect(self.scheduler)
+        else:
+            self._cluster, self.client = _local_cluster(int(self.workers))
+        self.n_parallel = max(1, sum(self.client.nthreads().values()))
+        # the current client, so that dask collections (dask-ml's k-means||) run here too
+        self._current = self.client.as_current()
+        self._current.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        if getattr(self, "_current", None) is not None:
+            self._current.__exit__(None, None, None)
+            self._current = None
+        if self.client is not None:
+            self.client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def share(self, obj):
+        """Make a large object available to every task (scattered once)."""
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def map(self, fn, items, **kwargs):
+        distributed = _distributed()
+        futures = self.client.map(fn, list(items), pure=False, **kwargs)
+        try:
+            for future in distributed.as_completed(futures, loop=self.client.loop):
+                yield future.result()
+                future.release()
+        finally:
+            self.client.cancel(futures)
 
 
 def coordinate(fn, *, threads=None, workers=None, scheduler=None):
