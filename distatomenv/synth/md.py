@@ -708,6 +708,21 @@ def coarse_grain_water(s: Structure, cg_element: str = "Cm") -> Structure:
     return coarse_grain_structure(s, mol, cg_element=cg_element)
 
 
+def _dataset_paths(directory, overwrite) -> dict:
+    """Paths of the atomistic and CG input.data/input.nn under ``directory``;
+    existing files are an error unless ``overwrite``."""
+    directory = Path(os.fspath(directory))
+    paths = {"atomistic_data": directory / "atomistic" / "input.data",
+             "atomistic_nn": directory / "atomistic" / "input.nn",
+             "cg_data": directory / "cg" / "input.data",
+             "cg_nn": directory / "cg" / "input.nn"}
+    if not overwrite:
+        for p in paths.values():
+            if p.exists():
+                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
+    return paths
+
+
 def _sf_cutoff(sf_cutoff, box):
     return float(min(float(sf_cutoff), math.floor(50.0 * box) / 100.0))
 
@@ -735,15 +750,7 @@ def write_water_dataset(directory, n_structures: int = 10, n_molecules: int = 64
     """
     from ..cg import coarse_grain
     t0 = time.perf_counter()
-    directory = Path(os.fspath(directory))
-    paths = {"atomistic_data": directory / "atomistic" / "input.data",
-             "atomistic_nn": directory / "atomistic" / "input.nn",
-             "cg_data": directory / "cg" / "input.data",
-             "cg_nn": directory / "cg" / "input.nn"}
-    if not overwrite:
-        for p in paths.values():
-            if p.exists():
-                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
+    paths = _dataset_paths(directory, overwrite)
     structures = generate_water(n_structures, n_molecules, seed=seed, **kwargs)
     box = float(structures[0].lattice[0, 0])
     rc = _sf_cutoff(sf_cutoff, box)
@@ -780,15 +787,7 @@ def write_water_fast(directory, n_atoms: int, n_molecules: int = 1000, seed: int
     ``n_atoms`` and ``seconds``.
     """
     t0 = time.perf_counter()
-    directory = Path(os.fspath(directory))
-    paths = {"atomistic_data": directory / "atomistic" / "input.data",
-             "atomistic_nn": directory / "atomistic" / "input.nn",
-             "cg_data": directory / "cg" / "input.data",
-             "cg_nn": directory / "cg" / "input.nn"}
-    if not overwrite:
-        for p in paths.values():
-            if p.exists():
-                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
+    paths = _dataset_paths(directory, overwrite)
     n_molecules = int(n_molecules)
     per = 3 * n_molecules
     n_structures = max(1, -(-int(n_atoms) // per))
