@@ -55,7 +55,7 @@ import numpy as np
 
 from .elements import ATOMIC_MASS, ATOMIC_NUMBER, sort_by_atomic_number
 from .errors import CoarseGrainError, DistatomenvError, MoleculesFileError
-from .io.data import Structure, write_structures
+from .io.data import Structure, replacing, write_structures
 from .io.fields import integer
 
 __all__ = [
@@ -730,39 +730,30 @@ def coarse_grain(data, out, *, bond_cutoff=None, molecules=None, masses=None,
     else:
         raise DistatomenvError(f"unknown input format {format!r}; expected 'n2p2' or 'ase'")
     how = (f"bonds {cutoffs}" if cutoffs is not None else f"molecules {os.path.basename(source)}")
-    part = out + ".part"
     n_structures = n_atoms = n_sites = 0
-    try:
-        with open(part, "w", encoding="utf-8", newline="\n") as f:
-            for s in structures:
-                if explicit is not None:
-                    mol = explicit_molecules(s, explicit, lines, source)
-                else:
-                    mol = find_molecules(s, cutoffs)
-                if expected is None:
-                    symbols, counts = _compositions(s, Molecules(mol[0], np.array([0, len(mol[0])])))
-                    expected = {e: int(c) for e, c in zip(symbols, counts[0]) if c}
-                    origin = (f"the composition of the first molecule of structure "
-                              f"{s.index + 1}, atoms {mol[0].tolist()}")
-                if expected != "any":
-                    _check_composition(s, mol, expected, origin)
-                comment = "\n".join(c for c in (s.comment, f"coarse-grained by distatomenv: "
-                                    f"{mol.n_molecules} molecules ({how}) -> {cg_element} sites "
-                                    "at centres of mass") if c)
-                cg = coarse_grain_structure(s, mol, masses, cg_element, comment)
-                write_structures(f, [cg])
-                n_structures += 1
-                n_atoms += s.natoms
-                n_sites += cg.natoms
-                if progress is not None:
-                    progress(1, s.natoms)
-        os.replace(part, out)
-    except BaseException:
-        try:
-            os.remove(part)
-        except OSError:
-            pass
-        raise
+    with replacing(out) as f:
+        for s in structures:
+            if explicit is not None:
+                mol = explicit_molecules(s, explicit, lines, source)
+            else:
+                mol = find_molecules(s, cutoffs)
+            if expected is None:
+                symbols, counts = _compositions(s, Molecules(mol[0], np.array([0, len(mol[0])])))
+                expected = {e: int(c) for e, c in zip(symbols, counts[0]) if c}
+                origin = (f"the composition of the first molecule of structure "
+                          f"{s.index + 1}, atoms {mol[0].tolist()}")
+            if expected != "any":
+                _check_composition(s, mol, expected, origin)
+            comment = "\n".join(c for c in (s.comment, f"coarse-grained by distatomenv: "
+                                f"{mol.n_molecules} molecules ({how}) -> {cg_element} sites "
+                                "at centres of mass") if c)
+            cg = coarse_grain_structure(s, mol, masses, cg_element, comment)
+            write_structures(f, [cg])
+            n_structures += 1
+            n_atoms += s.natoms
+            n_sites += cg.natoms
+            if progress is not None:
+                progress(1, s.natoms)
     comp = "any" if expected == "any" else format_composition(expected)
     return CoarseGrainResult(out, n_structures, n_atoms, n_sites, comp, cg_element,
                              time.perf_counter() - t0)

@@ -39,7 +39,7 @@ import os
 import numpy as np
 
 from ..errors import ConversionError, DistatomenvError, MissingDependencyError
-from .data import SINGULAR_CELL_TOL, Structure, iter_structures as iter_n2p2, write_structures
+from .data import SINGULAR_CELL_TOL, Structure, iter_structures as iter_n2p2, replacing, write_structures
 
 __all__ = ["ase_available", "parse_index", "atoms_to_structure", "iter_structures", "convert"]
 
@@ -220,18 +220,9 @@ def convert(in_path, out_path, index=":", fmt: str | None = None, progress=None)
     out_path = os.fspath(out_path)
     if os.path.abspath(out_path) == os.path.abspath(os.fspath(in_path)):
         raise DistatomenvError(f"convert: the output {out_path} is the input file")
-    part = out_path + ".part"
-    try:
-        with open(part, "w", encoding="utf-8", newline="\n") as f:
-            for s in iter_structures(in_path, index=index, fmt=fmt):
-                write_structures(f, [s])
-                if progress is not None:
-                    progress(1, s.natoms)
-        os.replace(part, out_path)
-    except BaseException:
-        try:
-            os.remove(part)
-        except OSError:
-            pass
-        raise
+    with replacing(out_path) as f:
+        for s in iter_structures(in_path, index=index, fmt=fmt):
+            write_structures(f, [s])
+            if progress is not None:
+                progress(1, s.natoms)
     return out_path

@@ -34,6 +34,7 @@ line, column and text, and the second is accepted.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import math
@@ -57,6 +58,7 @@ __all__ = [
     "read_structures",
     "iter_structures",
     "write_structures",
+    "replacing",
 ]
 
 #: Bytes read per chunk while scanning.
@@ -844,6 +846,25 @@ def _format_structure(s: Structure) -> str:
     out.append(f"charge {s.charge:24.16E}\n")
     out.append("end\n")
     return "".join(out)
+
+
+@contextlib.contextmanager
+def replacing(path):
+    """Write a text file as a whole or not at all: yields a file open on
+    ``PATH.part``, renamed to ``path`` when the block ends normally and removed
+    when it raises, so a failed run never leaves a half-written or lost file."""
+    path = os.fspath(path)
+    part = path + ".part"
+    try:
+        with open(part, "w", encoding="utf-8", newline="\n") as f:
+            yield f
+        os.replace(part, path)
+    except BaseException:
+        try:
+            os.remove(part)
+        except OSError:
+            pass
+        raise
 
 
 def write_structures(path_or_file, structures) -> None:
