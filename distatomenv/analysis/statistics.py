@@ -73,9 +73,9 @@ def hedges_g(n1, mean1, var1, n2, mean2, var2):
     return np.where((n1 < 2) | (n2 < 2), np.nan, g)
 
 
-def holm(p):
-    """Holm's step-down adjusted p-values (family-wise error).  NaN entries
-    are left out of the family and stay NaN."""
+def _adjusted(p, adjust):
+    """Apply ``adjust(sorted p-values, m)`` to the non-NaN entries of ``p`` (the
+    family) and put the adjusted values back in place; NaN stays NaN."""
     p = np.asarray(p, dtype=np.float64)
     out = np.full(p.shape, np.nan)
     ok = ~np.isnan(p)
@@ -84,32 +84,25 @@ def holm(p):
     if m == 0:
         return out
     order = np.argsort(q, kind="stable")
-    adj = np.minimum(1.0, (m - np.arange(m)) * q[order])
-    adj = np.maximum.accumulate(adj)
     res = np.empty(m)
-    res[order] = adj
+    res[order] = adjust(q[order], m)
     out[ok] = res
     return out
+
+
+def holm(p):
+    """Holm's step-down adjusted p-values (family-wise error).  NaN entries
+    are left out of the family and stay NaN."""
+    return _adjusted(p, lambda q, m: np.maximum.accumulate(
+        np.minimum(1.0, (m - np.arange(m)) * q)))
 
 
 def benjamini_hochberg(p):
     """Benjamini-Hochberg adjusted p-values (false discovery rate), as
     ``scipy.stats.false_discovery_control(p, method="bh")``.  NaN entries are
     left out of the family and stay NaN."""
-    p = np.asarray(p, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    adj = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(adj[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+    return _adjusted(p, lambda q, m: np.minimum(
+        np.minimum.accumulate((q * m / np.arange(1, m + 1))[::-1])[::-1], 1.0))
 
 
 def eta_squared(groups: GroupMoments, total: GroupMoments | None = None) -> np.ndarray:
