@@ -203,19 +203,13 @@ def _map_task(fn, shared, item):
     return fn(shared, item)
 
 
-def _cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:               # not on Linux
-        return os.cpu_count() or 1
-
-
 def _default_threads(client) -> int:
     """Numba threads per Dask worker thread so that each host's cores are shared
     out, not oversubscribed: min over hosts of cores // worker threads there."""
+    from .serial import cores
     try:
         workers = client.scheduler_info(n_workers=-1)["workers"]
-        cores = client.run(_cores)
+        worker_cores = client.run(cores)          # each worker's own CPU affinity
     except Exception:
         return 1
     per_host = collections.Counter()
@@ -223,7 +217,7 @@ def _default_threads(client) -> int:
     for addr, w in workers.items():
         host = w.get("host") or addr.rsplit(":", 1)[0]
         per_host[host] += int(w.get("nthreads") or 1)
-        host_cores[host] = max(host_cores.get(host, 1), int(cores.get(addr, 1)))
+        host_cores[host] = max(host_cores.get(host, 1), int(worker_cores.get(addr, 1)))
     if not per_host:
         return 1
     return max(1, min(host_cores[h] // n for h, n in per_host.items()))

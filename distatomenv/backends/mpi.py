@@ -215,13 +215,10 @@ def _ranks_on_node(comm) -> int:
 
 def _threads_for_rank(threads, n_local) -> int:
     """``threads``, or the cores this process may use divided by the ranks on its node."""
+    from .serial import cores
     if threads is not None:
         return threads
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:               # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, n_local))
+    return max(1, cores() // max(1, n_local))
 
 
 # ----------------------------------------------------------------------------- progress

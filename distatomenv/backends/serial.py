@@ -9,14 +9,19 @@ import os
 import time
 
 
+def cores() -> int:
+    """The number of cores this process may use (its CPU affinity on Linux)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:       # not on Linux
+        return os.cpu_count() or 1
+
+
 def set_threads(threads=None) -> int:
     """Set numba's thread count (default: the cores this process may use)."""
     import numba
     if threads is None:
-        try:
-            threads = len(os.sched_getaffinity(0))
-        except AttributeError:       # not on Linux
-            threads = os.cpu_count() or 1
+        threads = cores()
     threads = max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS))
     numba.set_num_threads(threads)
     return threads
