@@ -26,6 +26,7 @@ from . import __version__
 from .descriptors.environment import (EnvironmentCalculator, EnvironmentLayout,
                                       parse_neighbor_spec)
 from .descriptors.neighbors import neighbor_list
+from .descriptors.rdf import count_histograms
 from .errors import DistatomenvError, ScalingFileError, StoreError
 from .io.data import INDEX_BLOCK_BYTES, digest_name, index_data, read_structure, remap_positions
 from .io.scaling import read_scaling
@@ -246,19 +247,6 @@ def sf_histogram(G, edges) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=n_sf * (bins + 2)).reshape(n_sf, bins + 2)
 
 
-def neighbor_histogram(counts) -> list:
-    """Per neighbour element, counts of atoms by number of neighbours (from 0):
-    ``counts`` int (rows, n_el) -> list of n_el int lists (JSON-able)."""
-    return [np.bincount(counts[:, b]).tolist() if counts.shape[0] else []
-            for b in range(counts.shape[1])]
-
-
-def _add_lists(a: list, b: list) -> list:
-    if len(b) > len(a):
-        a, b = b, a
-    return [x + (b[k] if k < len(b) else 0) for k, x in enumerate(a)]
-
-
 class UnitRunner:
     """Computes and writes work units; one per process (rank or worker)."""
 
@@ -286,7 +274,7 @@ class UnitRunner:
                    enumerate(els)}
         eindex = {e: a for a, e in enumerate(els)}
         hist = {e: None for e in els}
-        nbh = {e: [[] for _ in els] for e in els}
+        nbh = None                  # (central, neighbour) element index -> count histogram
         t_write = 0.0
         for s in range(unit.first, unit.last):
             st = read_structure(job.data, job.index_offsets, s)
@@ -309,7 +297,7 @@ class UnitRunner:
                 if job.edges:
                     h = sf_histogram(r["G"][:, :job.layout.n_sf[e]], job.edges[e])
                     hist[e] = h if hist[e] is None else hist[e] + h
-                nbh[e] = [_add_lists(x, y) for x, y in zip(nbh[e], neighbor_histogram(r["nb_count"]))]
+                nbh = count_histograms(r["nb_count"], np.full(at.size, a), len(els), nbh)
                 first = int(job.first_rows[s, a] + np.flatnonzero(elem == a).searchsorted(at[0]))
                 tw = time.perf_counter()
                 for start, arrays in buffers[e].add(first, r):
@@ -325,7 +313,8 @@ class UnitRunner:
                 self.writer.write_unit_histogram(unit.id, e, h)
         t_write += time.perf_counter() - tw
         seconds = time.perf_counter() - t0
-        nb_info = {e: {b: nbh[e][k] for k, b in enumerate(els) if nbh[e][k]} for e in els}
+        nb_info = {e: {b: nbh[(a, k)].tolist() for k, b in enumerate(els) if nbh[(a, k)].size}
+                   for a, e in enumerate(els)} if nbh is not None else {}
         self.writer.mark_unit_done(unit.id, {"atoms": unit.atoms, "seconds": seconds,
                                              "host": platform.node(), "pid": os.getpid(),
                                              "nb_hist": nb_info})
@@ -794,12 +783,12 @@ def _structure_positions(rows, els, s, natoms):
 def suggested_neighbors(statistics, elements) -> str | None:
     """The ``--neighbors`` string that every atom of the data allows: per pair
     the smallest neighbour count within the cutoff (None without statistics)."""
-    from .descriptors.environment import format_neighbor_spec
+    from .io.histo import suggest_neighbors
     nb = (statistics or {}).get("neighbors")
     if not nb:
         return None
-    ncut = [[(nb.get(a) or {}).get(b, {}).get("min", 0) for b in elements] for a in elements]
-    return format_neighbor_spec(ncut)
+    return suggest_neighbors({(a, b): d["min"] for a, per in nb.items()
+                              for b, d in per.items()}, elements)
 
 
 def _neighbor_lines(rd) -> list[str]:
