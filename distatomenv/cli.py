@@ -236,9 +236,12 @@ def cmd_analyze(args):
                      clusters=args.clusters, alpha=args.alpha, seed=args.seed, seeds=args.seeds,
                      standardize=args.standardize, permutations=args.permutations,
                      sample=args.sample, pca=args.pca, min_cluster_size=args.min_cluster_size,
-                     map_k=args.map_k, tsne=args.tsne, write_labels=args.write_labels,
+                     min_samples=args.min_samples, map_k=args.map_k, tsne=args.tsne, write_labels=args.write_labels,
                      scheduler=args.scheduler, workers=args.workers, threads=args.threads,
-                     progress=not args.quiet and sys.stderr.isatty())
+                     progress=not args.quiet and sys.stderr.isatty(),
+                     # readout options: only those given, the API holds the defaults
+                     **{k: getattr(args, k) for k in ("readout", "folds", "tiers", "readout_sample",
+                                                      "clusters_view") if hasattr(args, k)})
     if not args.quiet:
         print(result.summary())
         print(f"distatomenv: report in {result.files['report.html']} "
@@ -260,9 +263,10 @@ def _add_analyze_parser(sub):
                    help="element to analyse (repeatable; default: every element, each separately)")
     a.add_argument("--descriptor", choices=["G", "dGdx", "dGdy", "dGdz"], default=None,
                    help="descriptor space (default: the derivative matching each force "
-                        "component, dGdx for x ...; G: the symmetry functions for every component)")
-    a.add_argument("--component", choices=["x", "y", "z", "all"], default="all",
-                   help="force component(s) to test (default all)")
+                        "component, dGdx for x ...; G: the symmetry functions, tested on the force "
+                        "magnitude |F|, since by symmetry a Cartesian component is blind to G)")
+    a.add_argument("--component", choices=["x", "y", "z", "all", "norm"], default="all",
+                   help="force component(s) to test (default all: x, y, z; norm: |F|, in G space)")
     a.add_argument("--method", choices=["minibatch", "kmeans", "hdbscan"], default="minibatch",
                    help="minibatch: mini-batch k-means over the store's chunks (default); "
                         "kmeans: dask-ml k-means||; hdbscan: HDBSCAN on a sample")
@@ -282,18 +286,45 @@ def _add_analyze_parser(sub):
                         "map (default 10000)")
     a.add_argument("--pca", type=int, metavar="N", help="hdbscan: reduce to N principal components first")
     a.add_argument("--min-cluster-size", type=int, metavar="N",
-                   help="hdbscan: min_cluster_size (default max(10, sample/200))")
+                   help="hdbscan: min_cluster_size (default 50, n2p2's notebook)")
+    a.add_argument("--min-samples", type=int, metavar="N",
+                   help="hdbscan: min_samples, the neighbours that make a core point "
+                        "(default: min_cluster_size, as the hdbscan package)")
     a.add_argument("--map-k", type=int, metavar="K",
                    help="k shown in the map and the per-cluster histograms (default 10)")
     a.add_argument("--tsne", action="store_true", help="also a t-SNE map of the sample")
     a.add_argument("--write-labels", nargs="?", const="latest", default=None, metavar="RUN",
                    help="write the cluster labels into the store under analysis/RUN/ "
                         "(default RUN: latest)")
+    r = a.add_argument_group("force readout (the headline: cross-validated R² of the forces "
+                             "from the dG rows)")
+    r.add_argument("--readout", dest="readout", action="store_true", default=argparse.SUPPRESS,
+                   help="run the readout (default: when the store has derivatives)")
+    r.add_argument("--no-readout", dest="readout", action="store_false", default=argparse.SUPPRESS,
+                   help="skip the readout")
+    r.add_argument("--folds", type=int, default=argparse.SUPPRESS, metavar="K",
+                   help="folds of the cross-validation, grouped by structure (default 5, or one "
+                        "structure per fold when there are fewer)")
+    r.add_argument("--tiers", type=_tier_list, default=argparse.SUPPRESS, metavar="T,T,...",
+                   help="readout tiers: linear, g_weighted, reference_knn (default all)")
+    r.add_argument("--readout-sample", type=int, default=argparse.SUPPRESS, metavar="N",
+                   help="atoms per element sampled for the k-NN reference and the parity plot "
+                        "(default 5000)")
+    a.add_argument("--no-clusters", dest="clusters_view", action="store_false",
+                   default=argparse.SUPPRESS,
+                   help="skip the n2p2 notebook's cluster view (faster: the readout only)")
     a.add_argument("--workers", type=int, help="start a local Dask cluster of N worker processes")
     a.add_argument("--scheduler", metavar="ADDRESS", help="join a Dask cluster, e.g. tcp://HOST:8786")
     a.add_argument("--threads", type=int, help="threads of this process (default: all cores)")
     a.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     a.set_defaults(func=cmd_analyze)
+
+
+def _tier_list(text):
+    tiers = [t.strip() for t in text.split(",") if t.strip()]
+    if not tiers:
+        raise argparse.ArgumentTypeError("expected at least one readout tier")
+    return tiers
 
 
 # ---------------------------------------------------------------------------

@@ -618,8 +618,10 @@ def scaling(data, out, *, settings=None, backend="serial", threads=None, progres
 
 
 def analyze(store, out_dir, *, command=None, **params):
-    """Cluster the store's environments and test each cluster's forces; write
-    the report into ``out_dir``.
+    """How much of the force do the store's descriptors determine?  The
+    cross-validated force readout, then n2p2's cluster view (clusters in
+    descriptor space, each cluster's forces tested); the report goes into
+    ``out_dir``.
 
     Parameters
     ----------
@@ -635,7 +637,11 @@ def analyze(store, out_dir, *, command=None, **params):
         descriptor, component, method, clusters, alpha, seed, seeds,
         standardize, permutations, sample, pca, min_cluster_size,
         min_samples, batch_size, epochs, max_iter, map_k, tsne, write_labels,
-        scheduler, workers, threads, block_rows, progress.
+        scheduler, workers, threads, block_rows, progress; and of the force
+        readout (the headline): readout, folds, tiers, readout_sample,
+        g_weighted_max_features; clusters_view=False skips the cluster view.
+        The result's ``readout`` holds the readout entries (report.json's
+        ``readout``).
 
     Returns
     -------

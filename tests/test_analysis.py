@@ -7,10 +7,12 @@ import json
 
 import numpy as np
 import pytest
+import zarr
 from scipy import stats
 
 import distatomenv
 from distatomenv.analysis import Analyzer
+from distatomenv.analysis.report import cluster_table
 from distatomenv.cli import main
 from distatomenv.errors import AnalysisError, StoreError, StoreIncompleteError
 from distatomenv.store.labels import label_runs, read_labels
@@ -58,37 +60,41 @@ def lj_store(tmp_path_factory):
 # Controls
 # ----------------------------------------------------------------------------
 def test_positive_control_nearly_all_clusters_significant(positive_store, tmp_path):
+    # G is tested on |F| (here a function of the descriptors: sqrt of a sum of
+    # squares of functions of X), not on F_x
     res = distatomenv.analyze(positive_store, tmp_path / "rep", descriptor="G", clusters=[5, 10, 20],
                               seeds=2, permutations=30)
-    assert {(r["component"], r["k"]) for r in res.results} == {
-        (c, k) for c in "xyz" for k in (5, 10, 20)}
+    assert {(r["component"], r["k"]) for r in res.results} == {("norm", k) for k in (5, 10, 20)}
     # nearly all: a cluster whose mean force happens to equal the rest's is
     # rightly not significant (k=5 merges blobs), so >= 0.8 each, >= 0.9 overall
     assert np.mean([r["significant_share"] for r in res.results]) >= 0.9
     for r in res.results:
         assert r["significant_share"] >= 0.8, r
         assert r["significant_share"] > r["null_high"]
-        assert r["eta2"] > 0.3
+        assert r["eta2"] > 0.3 > 50 * r["eta2_null"]
+        assert r["eta2_null"] == pytest.approx((r["k"] - 1) / (6000 - 1), rel=1e-12)
         assert r["n_tested"] == r["k"]
         assert sum(c["size"] for c in r["clusters"]) == 6000
     # the stability of well-separated blobs is high for k below their number
-    assert res.select(component="x", k=5)[0]["stability_ari"] > 0.5
+    assert res.select(component="norm", k=5)[0]["stability_ari"] > 0.5
 
 
 def test_negative_control_share_at_chance_and_inside_the_permutation_band(negative_store, tmp_path):
     alpha = 0.05          # a threshold with enough expected hits to see the chance level
-    res = distatomenv.analyze(negative_store, tmp_path / "rep", descriptor="G", clusters=[20, 50],
+    res = distatomenv.analyze(negative_store, tmp_path / "rep", descriptor="G", clusters=[20, 50, 100],
                               alpha=alpha, seeds=1, permutations=100, map_k=20)
-    assert len(res.results) == 6
+    assert [(r["component"], r["k"]) for r in res.results] == [("norm", 20), ("norm", 50), ("norm", 100)]
     inside = [r["null_low"] <= r["significant_share"] <= r["null_high"] for r in res.results]
-    # each band covers 95 % of chance outcomes: one of six outside is ordinary
-    assert sum(inside) >= 5, res.summary()
+    # each band covers 95 % of chance outcomes: one of three outside is ordinary
+    assert sum(inside) >= 2, res.summary()
     for r in res.results:
         assert abs(r["null_mean"] - alpha) < 0.02          # the null is at chance level
         assert r["null_high"] < 0.25
-        assert r["eta2"] < 0.02
-    shares = np.array([r["significant_share"] for r in res.results])
-    assert abs(shares.mean() - alpha) < 0.04, res.summary()
+        # eta2 at its null expectation (k-1)/(N-1), within 4 sd (sd ~ sqrt(2(k-1))/N)
+        assert r["eta2_null"] == pytest.approx((r["k"] - 1) / (6000 - 1), rel=1e-12)
+        assert abs(r["eta2"] - r["eta2_null"]) < 4 * np.sqrt(2 * (r["k"] - 1)) / 6000, r
+    pooled = sum(r["n_significant"] for r in res.results) / sum(r["n_tested"] for r in res.results)
+    assert abs(pooled - alpha) < 0.04, res.summary()
 
 
 # ----------------------------------------------------------------------------
@@ -195,11 +201,196 @@ def test_hdbscan_end_to_end(positive_store, tmp_path):
     assert r["significant_share"] >= 0.8
     assert r["stability_ari"] is not None
     labels = read_labels(positive_store, "hd", "H", "G", "labels_hdbscan")
+    np.testing.assert_array_equal(read_labels(positive_store, "hd", k="hdbscan"), labels)
     assert labels.min() >= -1 and labels.max() == r["k"] - 1
     assert int((labels == -1).sum()) == r["noise"]["size"]
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     assert "noise" in report["noise_handling"]
-    assert (tmp_path / "rep" / "clusters_H_Fx_G_k{}.png".format(r["k"])).exists()
+    assert (tmp_path / "rep" / "clusters_H_Fnorm_G_k{}.png".format(r["k"])).exists()
+    # the notebook's min_cluster_size, and the noise fraction everywhere
+    assert res.report["fits"]["H/G"]["min_cluster_size"] == 50
+    assert r["noise_fraction"] == pytest.approx(r["noise"]["size"] / 6000, rel=1e-12)
+    groups = r["k"] + (r["noise"]["size"] > 0)               # noise is one group in eta2
+    assert r["inertia"] is None and r["eta2_null"] == pytest.approx((groups - 1) / 5999, rel=1e-12)
+    with open(tmp_path / "rep" / "clusters.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == r["k"] + 1
+    assert {float(row["noise_fraction"]) for row in rows} == {r["noise_fraction"]}
+    assert "noise" in cluster_table(res.report).splitlines()[0]
+    assert f"{100 * r['noise_fraction']:.1f}%" in cluster_table(res.report) in res.summary()
+    assert f"<td>{100 * r['noise_fraction']:.1f}%</td>" in (tmp_path / "rep" / "report.html").read_text()
+
+
+# ----------------------------------------------------------------------------
+# The cluster view, fixed: |F| for G, converged k-means, HDBSCAN options,
+# eta2 against its null, read_labels as a user writes it, the share plot
+# ----------------------------------------------------------------------------
+def test_G_is_tested_on_the_force_magnitude_which_a_cartesian_component_misses(tmp_path):
+    """An isotropic toy: |F| is set by the descriptors, its direction is random.
+    E[F_x | X] = 0, so F_x clusters are at chance; |F| clusters are not."""
+    X, which = blobs(4000, n_centers=6, dim=5, seed=21)
+    rng = np.random.default_rng(22)
+    u = rng.standard_normal((4000, 3))
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    F = (1.0 + 0.5 * which)[:, None] * u                      # magnitude by blob, random direction
+    path = write_store(tmp_path / "iso.zarr", X, F, chunk_rows=256, derivatives=True,
+                       dX=[X, X, X])                          # dGdx = G: the same clusters
+    kw = dict(clusters=[6, 12], seeds=1, permutations=40)
+    g = distatomenv.analyze(path, tmp_path / "g", descriptor="G", component="x", **kw)
+    assert {r["component"] for r in g.results} == {"norm"}   # x asked, |F| tested
+    for r in g.results:
+        assert r["significant_share"] >= 0.8 and r["significant_share"] > r["null_high"], r
+    cart = distatomenv.analyze(path, tmp_path / "x", descriptor="dGdx", component="x", **kw)
+    for r in cart.results:                                   # derivative + matching component kept
+        assert r["component"] == "x" and r["descriptor"] == "dGdx"
+        assert r["significant_share"] <= r["null_high"] + 0.1, r
+    # |F| asked for directly: G space
+    (r,) = distatomenv.analyze(path, tmp_path / "n", component="norm", clusters=[6], seeds=1,
+                               permutations=0).results
+    assert (r["descriptor"], r["component"]) == ("G", "norm")
+    report = json.loads((tmp_path / "n" / "report.json").read_text())
+    assert "forces_H.png" in report["plots"] and "clusters_H_Fnorm_G_k6.png" in report["plots"]
+    with pytest.raises(AnalysisError, match="component 'norm' .* is tested in G space; descriptor dGdy"):
+        distatomenv.analyze(path, tmp_path / "bad", component="norm", descriptor="dGdy")
+
+
+def _inertia(X, centers):
+    d2 = ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=2)
+    return d2.min(axis=1).sum(), d2.argmin(axis=1)
+
+
+def test_small_elements_get_full_kmeans_converged_with_inertia(tmp_path, monkeypatch):
+    from distatomenv.analysis import analyze as analyze_mod
+
+    X, _ = blobs(3000, n_centers=10, dim=4, spread=0.8, seed=31)
+    path = write_store(tmp_path / "small.zarr", X, X[:, :3], chunk_rows=128)
+    res = distatomenv.analyze(path, tmp_path / "rep", descriptor="G", clusters=[4, 15],
+                              write_labels="full", **FAST)
+    fit = res.report["fits"]["H/G"]
+    assert fit["algorithm"].startswith("kmeans (full")
+    assert fit["converged"] == {"4": True, "15": True}
+    for k in (4, 15):
+        centers = zarr.open_array(str(path), path=f"analysis/full/H/G/centers_k{k}", mode="r")[...]
+        labels = read_labels(path, k=k)
+        inertia, nearest = _inertia(X, centers)
+        np.testing.assert_array_equal(labels, nearest)
+        # converged: every centre is the mean of its rows (a Lloyd fixed point)
+        for c in range(k):
+            np.testing.assert_allclose(centers[c], X[labels == c].mean(axis=0), rtol=1e-9, atol=1e-9)
+        (r,) = res.select(k=k)
+        assert r["inertia"] == pytest.approx(inertia, rel=1e-9)
+        assert fit["inertia"][str(k)] == r["inertia"]
+        assert sum(c["inertia"] for c in r["clusters"]) == pytest.approx(inertia, rel=1e-9)
+    with open(tmp_path / "rep" / "clusters.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sum(float(row["inertia"]) for row in rows if row["k"] == "4") == pytest.approx(
+        res.select(k=4)[0]["inertia"], rel=1e-9)
+    assert all(row["noise_fraction"] == "" for row in rows)
+    head = cluster_table(res.report).splitlines()[0]
+    assert "inertia" in head and "noise" not in head and "eta2 (null)" in head
+    assert cluster_table(res.report) in res.summary()
+    # above the threshold: mini-batch, its inertia reported from the labelling pass
+    monkeypatch.setattr(analyze_mod, "FULL_KMEANS_ROWS", 1000)
+    res = distatomenv.analyze(path, tmp_path / "rep2", descriptor="G", clusters=[4],
+                              write_labels="mb", **FAST)
+    fit = res.report["fits"]["H/G"]
+    assert fit["algorithm"] == "minibatch" and fit["epochs"] > 1
+    centers = zarr.open_array(str(path), path="analysis/mb/H/G/centers_k4", mode="r")[...]
+    assert res.results[0]["inertia"] == pytest.approx(_inertia(X, centers)[0], rel=1e-9)
+
+
+def test_hdbscan_min_samples_from_the_cli_and_the_noise_fraction(positive_store, tmp_path, capsys):
+    noise = {}
+    for ms in (2, 60):
+        out = tmp_path / f"ms{ms}"
+        assert main(["analyze", str(positive_store), "-o", str(out), "--method", "hdbscan",
+                     "--descriptor", "G", "--sample", "1200", "--pca", "3", "--seeds", "1",
+                     "--permutations", "0", "--min-samples", str(ms)]) == 0
+        report = json.loads((out / "report.json").read_text())
+        assert report["parameters"]["min_samples"] == ms
+        assert report["parameters"]["min_cluster_size"] is None             # the API's default
+        assert report["fits"]["H/G"]["min_samples"] == ms
+        assert report["fits"]["H/G"]["min_cluster_size"] == 50
+        (r,) = report["results"]
+        noise[ms] = r["noise_fraction"]
+        printed = capsys.readouterr().out
+        assert cluster_table(report) in printed and "noise" in cluster_table(report).splitlines()[0]
+    assert noise[60] > noise[2]          # more neighbours for a core point: more noise
+    with pytest.raises(AnalysisError, match=r"min_samples = 5000 is more than the \d+ sampled rows"):
+        distatomenv.analyze(positive_store, tmp_path / "bad", method="hdbscan", descriptor="G",
+                            sample=300, seeds=1, permutations=0, min_samples=5000)
+    X, _ = blobs(40, seed=0)
+    small = write_store(tmp_path / "tiny.zarr", X, np.zeros((40, 3)), chunk_rows=16)
+    with pytest.raises(AnalysisError, match=r"min_samples = 50 \(= min_cluster_size\) is more than "
+                                            r"the 40 sampled rows"):
+        distatomenv.analyze(small, tmp_path / "bad2", method="hdbscan", descriptor="G", seeds=1)
+
+
+def test_read_labels_as_a_user_writes_it(tmp_path):
+    X, _ = blobs(600, seed=41)
+    path = write_store(tmp_path / "l.zarr", X, X[:, :3], chunk_rows=64, derivatives=True)
+    with pytest.raises(StoreError, match="holds no cluster labels .*--write-labels"):
+        read_labels(path, k=3)
+    distatomenv.analyze(path, tmp_path / "r1", descriptor="G", clusters=[3, 4], write_labels="mine",
+                        **FAST)
+    full = read_labels(path, "mine", "H", "G", "labels_k4")           # the explicit call
+    np.testing.assert_array_equal(read_labels(path, k=4), full)      # the only run, element, descr.
+    np.testing.assert_array_equal(read_labels(distatomenv.open_store(path), k=4), full)  # a reader
+    np.testing.assert_array_equal(read_labels(path, k=4, rows=[5, 1]), full[[5, 1]])
+    with pytest.raises(StoreError, match=r"2 label arrays that fit .*pass k= one of \[3, 4\]"):
+        read_labels(path)
+    with pytest.raises(StoreError, match=r"no label array in analysis run 'mine' fits name='labels_k7' "
+                                         r"\(labels in that run: H/G/labels_k3, H/G/labels_k4\)"):
+        read_labels(path, k=7)
+    with pytest.raises(StoreError, match="give k or name, not both"):
+        read_labels(path, k=4, name="labels_k4")
+    with pytest.raises(StoreError, match="k must be a number of clusters"):
+        read_labels(path, k=0)
+    with pytest.raises(StoreError, match=r"no analysis run 'other' in the store \(runs: \['mine'\]\)"):
+        read_labels(path, "other", k=4)
+    # a second run, neither named "latest": say which
+    distatomenv.analyze(path, tmp_path / "r2", component="x", clusters=[3], write_labels="dg", **FAST)
+    with pytest.raises(StoreError, match=r"several analysis runs \(\['dg', 'mine'\]\) and none is "
+                                         r"named 'latest'; pass run="):
+        read_labels(path, k=3)
+    assert read_labels(path, "dg", k=3).shape == (600,)
+    # "latest" wins; several descriptors there: say which argument tells them apart
+    distatomenv.analyze(path, tmp_path / "r3", component="all", clusters=[3], write_labels=True,
+                        **FAST)
+    with pytest.raises(StoreError, match=r"run 'latest' has 3 label arrays .*pass descriptor= one of "
+                                         r"\['dGdx', 'dGdy', 'dGdz'\]"):
+        read_labels(path, k=3)
+    np.testing.assert_array_equal(read_labels(path, k=3, descriptor="dGdy"),
+                                  read_labels(path, "latest", "H", "dGdy", "labels_k3"))
+
+
+def test_share_plot_shows_the_k_values_as_plain_non_overlapping_ticks(tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    from distatomenv.analysis import plots
+
+    figs = []
+    save = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda self, *a, **kw: (figs.append(self), save(self, *a, **kw))[1])
+    ks = [3, 5, 10, 20, 50, 100, 150, 200]
+    entries = [{"component": c, "descriptor": d, "k": k, "significant_share": 0.5,
+                "significant_share_holm": 0.4, "null_low": 0.0, "null_high": 0.1}
+               for c, d in (("x", "dGdx"), ("norm", "G")) for k in ks]
+    plots.plot_share("O", entries, 0.0027, tmp_path / "share.png")
+    (fig,) = figs
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig).draw()                              # the figure as saved, drawn again
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()]
+        assert [t.get_text() for t in labels] == [str(k) for k in ks]
+        assert not [t for t in ax.get_xticklabels(minor=True) if t.get_text()]
+        boxes = [t.get_window_extent(renderer) for t in labels]
+        for a, b in zip(boxes, boxes[1:]):
+            assert a.x1 < b.x0, (a, b)                       # no two labels overlap
+    assert {ax.get_title() for ax in fig.axes} == {"O: Fx vs dGdx", "O: |F| vs G"}
 
 
 # ----------------------------------------------------------------------------
@@ -252,7 +443,9 @@ def test_non_finite_forces(tmp_path):
 
 @pytest.mark.parametrize("params, message", [
     ({"method": "dbscan"}, "unknown method 'dbscan'"),
-    ({"component": "w"}, "unknown force component 'w'"),
+    ({"component": "w"}, "unknown force component 'w'; choose x, y, z, all or norm"),
+    ({"component": "norm", "descriptor": "dGdx"}, "component 'norm' .* descriptor dGdx goes with a "
+                                                  "Cartesian component"),
     ({"descriptor": "dGdw"}, "unknown descriptor 'dGdw'"),
     ({"clusters": [1, 3]}, "each number of clusters must be an integer >= 2, got 1"),
     ({"alpha": 1.5}, "alpha must be a number strictly between 0 and 1, got 1.5"),
@@ -311,7 +504,15 @@ def test_cli_end_to_end(lj_store, tmp_path, capsys):
     # per-cluster histograms for the map k (10 when swept, else the middle k: 5 here)
     assert {"clusters_Ar_Fx_dGdx_k5.png", "share_Ar.png", "forces_Kr.png",
             "map_Kr_dGdx.png"} <= set(report["plots"])
-    assert "How to read this report" in html
+    assert "How to read the readout" in html and "How to read the notebook's view" in html
+    # eta2 beside its null expectation, and each k's inertia, in the table, the page and the JSON
+    assert "eta2 (null)" in printed and "inertia" in printed
+    assert "<th>&eta;&sup2; null</th>" in html and "<th>inertia</th>" in html
+    for r in report["results"]:
+        n = report["elements"][r["element"]]["n_rows"]
+        assert r["eta2_null"] == pytest.approx((r["k"] - 1) / (n - 1), rel=1e-12)
+        assert f"<td>{r['eta2_null']:.3f}</td>" in html
+        assert r["inertia"] == report["fits"][f"{r['element']}/dGdx"]["inertia"][str(r["k"])] > 0
     assert label_runs(lj_store) == ["latest"]
     assert distatomenv.open_store(lj_store).status == "complete"
 

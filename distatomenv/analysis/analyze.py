@@ -1,9 +1,11 @@
 """``distatomenv analyze``: do the descriptors encode the forces?
 
 n2p2's descriptor-analysis notebook at any scale.  For each element, force
-component and descriptor (G or the derivative matching the component), the
-rows are clustered in descriptor space for every k of a sweep, and each
-cluster's forces are compared with all other forces (Welch's t-test).  The
+component and descriptor (the derivative matching the component, or G with
+the force magnitude |F|: in an isotropic system, by symmetry, G cannot predict
+a Cartesian component), the rows are clustered in descriptor space for every
+k of a sweep, and each cluster's forces are compared with all other forces
+(Welch's t-test).  The
 share of clusters whose forces differ significantly tells how much force
 information the descriptors carry.
 
@@ -13,7 +15,8 @@ in blocks of whole chunks, in passes:
 A. **scan** (parallel): feature moments (for ``standardize``), force moments,
    a uniform random sample of rows, non-finite check;
 B. **fit**: mini-batch k-means of every k and seed in one sequential pass
-   (or dask-ml k-means||, or HDBSCAN on the sample);
+   (full k-means in memory on elements below ``FULL_KMEANS_ROWS`` rows; or
+   dask-ml k-means||, or HDBSCAN on the sample);
 C. **label** (parallel): nearest centre / ``approximate_predict`` of every
    row, per-cluster force moments (Chan-merged) and histograms; labels
    optionally written back to the store;
@@ -29,7 +32,6 @@ local Dask cluster of N processes, ``scheduler=ADDRESS`` joins one.  Pass B
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
@@ -41,7 +43,13 @@ from distatomenv.errors import AnalysisError, StoreIncompleteError
 from distatomenv.store.fs import location
 from distatomenv.store.reader import StoreReader, open_store
 
-from .clustering import DaskKMeansSweep, FeatureScaler, SampleHDBSCAN, StreamingKMeans, nearest_center
+from .blocks import ThreadRunner, chunk_blocks
+from .blocks import progress_bar as _progress_bar
+from .blocks import read_rows as _read
+from .readout import DEFAULT_SAMPLE, G_WEIGHTED_MAX_FEATURES, Readout
+
+from .clustering import (DaskKMeansSweep, FeatureScaler, InMemoryKMeans, SampleHDBSCAN,
+                         StreamingKMeans, nearest_center, nearest_center_distance)
 from .moments import GroupMoments
 from .statistics import PermutationNull, cluster_tests, eta_squared, significant_share
 
@@ -53,9 +61,25 @@ DEFAULT_CLUSTERS = (3, 5, 10, 20, 50, 100, 150, 200)
 ALPHA_3SIGMA = 0.0026997960632601866
 DESCRIPTORS = ("G", "dGdx", "dGdy", "dGdz")
 COMPONENTS = ("x", "y", "z")
+#: The force magnitude |F|: what G (rotation-invariant) is tested on.  By
+#: symmetry E[F_x | G] = 0 in an isotropic system, so a Cartesian component
+#: cannot tell good G from bad.
+NORM = "norm"
+#: Force columns a Job can test: x, y, z and |F|.
+FORCE_COLUMNS = COMPONENTS + (NORM,)
 METHODS = ("minibatch", "kmeans", "hdbscan")
 #: Mini-batch k-means steps at least (epochs=None).
 MIN_STEPS = 100
+#: ``method="minibatch"`` fits full k-means (scikit-learn ``KMeans``, Lloyd
+#: to convergence) on elements with fewer rows than this, when their rows
+#: fit in FULL_KMEANS_VALUES numbers (float64; 25 M = 200 MB).
+FULL_KMEANS_ROWS = 20_000
+FULL_KMEANS_VALUES = 25_000_000
+#: Lloyd iterations at most of that full k-means (it stops when no row
+#: changes cluster; ``fits`` reports ``n_iter`` and ``converged`` per k).
+FULL_KMEANS_MAX_ITER = 300
+#: HDBSCAN min_cluster_size when none is given (n2p2's notebook).
+DEFAULT_MIN_CLUSTER_SIZE = 50
 #: Histogram bins of the force plots.
 N_BINS = 60
 
@@ -71,62 +95,18 @@ class Job:
 
     @property
     def comp_index(self):
-        return [COMPONENTS.index(c) for c in self.components]
+        """Indices into :data:`FORCE_COLUMNS` (3: |F|), see :func:`_force_columns`."""
+        return [FORCE_COLUMNS.index(c) for c in self.components]
 
 
-# ----------------------------------------------------------------------------
-# Where tasks run
-# ----------------------------------------------------------------------------
-class ThreadRunner:
-    """Runs block tasks on threads of this process.
-
-    The runner interface of the analysis (a Dask one comes from
-    :class:`distatomenv.backends.dask.TaskRunner`, injected by
-    :func:`distatomenv.analyze`): context manager; ``local`` (tasks share this
-    process); ``n_parallel``; ``share(obj)``; ``map(fn, items, **kwargs)``
-    yielding results in completion order.
-    """
-
-    local = True
-
-    def __init__(self, threads=None):
-        self.n_parallel = int(threads or os.cpu_count() or 1)
-        self._pool = None
-
-    def __enter__(self):
-        from concurrent.futures import ThreadPoolExecutor
-
-        self._pool = ThreadPoolExecutor(max_workers=self.n_parallel)
-        return self
-
-    def __exit__(self, *exc):
-        self._pool.shutdown(wait=True)
-
-    def share(self, obj):
-        return obj
-
-    def map(self, fn, items, **kwargs):
-        from concurrent.futures import as_completed
-
-        futures = [self._pool.submit(fn, it, **kwargs) for it in items]
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            for f in futures:
-                f.cancel()
-
-
-@functools.lru_cache(maxsize=8)
-def _reader(path) -> StoreReader:
-    return open_store(path, allow_incomplete=True)
-
-
-def _read(path, element, name, start, stop, columns=None):
-    a = _reader(path).read(element, name, slice(start, stop))
-    if columns is not None:
-        a = a[:, columns]
-    return np.asarray(a)
+def _force_columns(F, comps):
+    """Columns ``comps`` (indices into x, y, z, |F|) of the (m, 3) forces ``F``."""
+    F = np.asarray(F)
+    if all(c < 3 for c in comps):
+        return F[:, comps]
+    F64 = F.astype(np.float64, copy=False)
+    full = np.column_stack([F64, np.sqrt(np.einsum("ij,ij->i", F64, F64))])
+    return full[:, comps]
 
 
 # ----------------------------------------------------------------------------
@@ -161,16 +141,19 @@ def _label_task(block, *, path, element, descriptor, comps, scaler, models, edge
                                comps=comps, scaler=scaler, models=models, edges=edges, write=write)
     start, stop = block
     X = scaler.transform(_read(path, element, descriptor, start, stop))
-    F = _read(path, element, "forces", start, stop, comps)
+    F = _force_columns(_read(path, element, "forces", start, stop), comps)
     nb = edges.shape[1] - 1
     bins = np.empty(F.shape, dtype=np.intp)
     for j in range(F.shape[1]):
         bins[:, j] = np.clip(np.searchsorted(edges[j], F[:, j], side="right") - 1, 0, nb - 1)
     out = {}
     for key, kind, payload, n_groups in models:
+        wss = None
         if kind == "centers":
-            labels = nearest_center(X, payload)
+            labels, d2 = nearest_center_distance(X, payload)
             groups = labels
+            # within-cluster sum of squares (its sum over clusters: the inertia)
+            wss = (start, np.bincount(labels, weights=d2, minlength=n_groups))
         else:
             labels = payload.predict(X)
             groups = np.where(labels < 0, n_groups - 1, labels)
@@ -178,7 +161,7 @@ def _label_task(block, *, path, element, descriptor, comps, scaler, models, edge
         hist = np.empty((n_groups, F.shape[1], nb), dtype=np.int64)
         for j in range(F.shape[1]):
             hist[:, j, :] = np.bincount(groups * nb + bins[:, j], minlength=n_groups * nb).reshape(n_groups, nb)
-        out[key] = (mom, hist)
+        out[key] = (mom, hist, wss)
         if write is not None:
             from distatomenv.store.labels import write_label_rows
 
@@ -193,18 +176,10 @@ def _null_task(seed, *, path, element, comps, blocks, sizes, rounds, alpha, coun
                                       (len(comps),), shift)
              for key in sizes}
     for start, stop in blocks:
-        F = _read(path, element, "forces", start, stop, comps)
+        F = _force_columns(_read(path, element, "forces", start, stop), comps)
         for null in nulls.values():
             null.add(F)
     return {key: null.finish().shares_ for key, null in nulls.items()}
-
-
-def _progress_bar(enabled, total, desc, unit="row"):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
 
 
 # ----------------------------------------------------------------------------
@@ -219,11 +194,15 @@ class Analyzer:
         Elements to analyse, each separately (default: all of the store).
     descriptor : {"G", "dGdx", "dGdy", "dGdz"} or None
         Descriptor space.  None (default, as n2p2's notebook): the derivative
-        matching each force component (x with dGdx, ...).  "G" clusters once
-        and tests every component; an explicit derivative is used for every
-        requested component.
-    component : {"x", "y", "z", "all"}
-        Force component(s) tested (default "all").
+        matching each force component (x with dGdx, ...; G for "norm").  "G"
+        clusters once and tests the force magnitude |F| (component "norm"),
+        whatever ``component`` says: G is rotation-invariant, so in an
+        isotropic system E[F_x | G] = 0 and a Welch test of F_x would find
+        nothing however good G is.  An explicit derivative is used for every
+        requested Cartesian component.
+    component : {"x", "y", "z", "all", "norm"}
+        Force component(s) tested (default "all": x, y and z).  "norm": the
+        force magnitude |F|, in G space (not with a derivative descriptor).
     method : {"minibatch", "kmeans", "hdbscan"}
     clusters : sequence of int or None
         The k of the sweep (k-means methods; ignored by HDBSCAN); None:
@@ -248,16 +227,23 @@ class Analyzer:
         stability, descriptor-space map).
     pca : int or None
         HDBSCAN: principal components fitted on the sample first.
-    min_cluster_size, min_samples : HDBSCAN parameters (default
-        min_cluster_size = max(10, sample rows / 200)).
+    min_cluster_size, min_samples : HDBSCAN parameters (None:
+        min_cluster_size 50, n2p2's notebook (:data:`DEFAULT_MIN_CLUSTER_SIZE`);
+        min_samples = min_cluster_size, as the hdbscan package).
     batch_size : int
         Rows per mini-batch k-means step (at most; small elements use
         n_rows / 8, at least 256).
     epochs : int or None
         Passes of mini-batch k-means over the data; None (default): enough
         for at least 100 steps (small elements get several passes, at most
-        100; from 100 x 4096 rows on, one).
-    max_iter : dask-ml k-means Lloyd iterations.
+        100; from 100 x 4096 rows on, one).  Elements with fewer than
+        :data:`FULL_KMEANS_ROWS` (20,000) rows whose rows fit in
+        :data:`FULL_KMEANS_VALUES` numbers get full k-means instead
+        (scikit-learn ``KMeans`` in memory, Lloyd to convergence), where a
+        hundred mini-batch steps would stop short of it; ``epochs`` set
+        explicitly keeps mini-batch.  The inertia of every k is reported.
+    max_iter : dask-ml k-means Lloyd iterations (the full k-means of small
+        elements iterates up to :data:`FULL_KMEANS_MAX_ITER`).
     map_k : int or None
         k shown in the descriptor map and the per-cluster histograms
         (default 10 when swept, else the middle k).
@@ -271,6 +257,21 @@ class Analyzer:
         Rows per task, rounded to whole chunks (default ~32k rows).
     progress : bool
         tqdm progress bars.
+    readout : bool or None
+        Run the cross-validated force readout (:mod:`.readout`; the headline).
+        None (default): when the store has derivatives, which it needs; True
+        refuses a store without them.
+    folds : int or None
+        Folds of the readout's cross-validation, grouped by structure (default
+        5, or one structure per fold when there are fewer).
+    tiers : sequence of str or None
+        Readout tiers of ``linear``, ``g_weighted``, ``reference_knn`` (default all).
+    readout_sample : int
+        Atoms per element sampled for the k-NN reference and the parity plot.
+    g_weighted_max_features : int
+        The G-weighted tier is skipped (with the reason) beyond this many features.
+    clusters_view : bool
+        Run the n2p2 notebook's cluster view (default True; False for speed).
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -289,7 +290,15 @@ class Analyzer:
                  permutations=100, sample=10000, pca=None, min_cluster_size=None, min_samples=None,
                  batch_size=4096, epochs=None, max_iter=100, map_k=None, tsne=False,
                  write_labels=False, scheduler=None, workers=None, threads=None, block_rows=None,
-                 progress=False):
+                 progress=False, readout=None, folds=None, tiers=None,
+                 readout_sample=DEFAULT_SAMPLE, g_weighted_max_features=G_WEIGHTED_MAX_FEATURES,
+                 clusters_view=True):
+        self.readout = readout
+        self.folds = folds
+        self.tiers = tiers
+        self.readout_sample = readout_sample
+        self.g_weighted_max_features = g_weighted_max_features
+        self.clusters_view = clusters_view
         self.elements = elements
         self.descriptor = descriptor
         self.component = component
@@ -322,7 +331,8 @@ class Analyzer:
             "elements", "descriptor", "component", "method", "clusters", "alpha", "seed", "seeds",
             "standardize", "permutations", "sample", "pca", "min_cluster_size", "min_samples",
             "batch_size", "epochs", "max_iter", "map_k", "tsne", "write_labels", "scheduler",
-            "workers", "threads", "block_rows")}
+            "workers", "threads", "block_rows", "readout", "folds", "tiers", "readout_sample",
+            "g_weighted_max_features", "clusters_view")}
 
     def _check_params(self):
         def positive_int(name, value, minimum=1, allow_none=False):
@@ -334,10 +344,14 @@ class Analyzer:
 
         if self.method not in METHODS:
             raise AnalysisError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        if self.component not in COMPONENTS + ("all",):
-            raise AnalysisError(f"unknown force component {self.component!r}; choose x, y, z or all")
+        if self.component not in FORCE_COLUMNS + ("all",):
+            raise AnalysisError(f"unknown force component {self.component!r}; choose x, y, z, all or norm")
         if self.descriptor is not None and self.descriptor not in DESCRIPTORS:
             raise AnalysisError(f"unknown descriptor {self.descriptor!r}; choose one of {list(DESCRIPTORS)}")
+        if self.component == NORM and self.descriptor not in (None, "G"):
+            raise AnalysisError(
+                f"component 'norm' (the force magnitude |F|) is tested in G space; descriptor "
+                f"{self.descriptor} goes with a Cartesian component (x, y, z or all)")
         ks = DEFAULT_CLUSTERS if self.clusters is None else self.clusters
         if isinstance(ks, (int, np.integer)):
             ks = [ks]
@@ -378,8 +392,10 @@ class Analyzer:
         comps = list(COMPONENTS) if self.component == "all" else [self.component]
         jobs = []
         for e in dict.fromkeys(elements):
-            if self.descriptor == "G":
-                jobs.append(Job(e, "G", comps))
+            if self.descriptor == "G" or self.component == NORM:
+                # G is rotation-invariant: E[F_x | G] = 0 by symmetry, so G is
+                # tested on |F| whatever the component (see the class doc)
+                jobs.append(Job(e, "G", [NORM]))
             elif self.descriptor is None:
                 jobs.extend(Job(e, f"dGd{c}", [c]) for c in comps)
             else:
@@ -411,8 +427,7 @@ class Analyzer:
         target = self.block_rows or 32768
         if self.block_rows is None:       # keep every worker busy on small stores
             target = min(target, max(c, math.ceil(n / (4 * self._runner.n_parallel))))
-        step = max(1, round(target / c)) * c
-        return [(s, min(s + step, n)) for s in range(0, n, step)]
+        return chunk_blocks(n, c, target)
 
     # -- fit --------------------------------------------------------------------
     def fit(self, store, runner=None):
@@ -438,8 +453,13 @@ class Analyzer:
                 raise StoreIncompleteError(reader._incomplete_message())
         else:
             reader = open_store(store)
-        jobs = self._plan(reader)
+        jobs = self._plan(reader) if self.clusters_view else []
         self.jobs_ = jobs
+        do_readout = self.readout if self.readout is not None else reader.layout.derivatives
+        self.readout_, self.readout_samples_, self.readout_weights_ = [], {}, {}
+        self.readout_note_ = None if do_readout else (
+            "the force readout was switched off" if self.readout is False else
+            "the force readout needs derivatives (dG rows), and this store has none")
         self.results_, self.elements_, self.maps_, self.hists_ = [], {}, {}, {}
         self.timings_ = {"scan": 0.0, "fit": 0.0, "label": 0.0, "null": 0.0, "stability": 0.0}
         self.fits_ = {}
@@ -464,6 +484,17 @@ class Analyzer:
             # threads here; Dask workers limit themselves in the task)
             limit = threadpool_limits(limits=1) if runner.local else None
             try:
+                if do_readout:
+                    t0 = time.perf_counter()
+                    ro = Readout(elements=self.elements, folds=self.folds, tiers=self.tiers,
+                                 seed=self.seed, sample=self.readout_sample,
+                                 g_weighted_max_features=self.g_weighted_max_features,
+                                 progress=self.progress).fit(reader, runner)
+                    self.readout_, self.readout_samples_ = ro.results_, ro.samples_
+                    self.readout_weights_ = ro.weights_
+                    for e, forces in ro.force_moments_.items():
+                        self.elements_.setdefault(e, {"n_rows": reader.layout.n_rows[e], "forces": forces})
+                    self.timings_["readout"] = time.perf_counter() - t0
                 for i, job in enumerate(jobs):
                     self._fit_job(reader, job, seed_offset=i)
             finally:
@@ -523,7 +554,15 @@ class Analyzer:
         models = []          # (key, kind, payload, n_groups)
         stability_models = {}  # key -> list of payloads of the other seeds
         if self.method == "hdbscan":
-            mcs = self.min_cluster_size or max(10, n_sample // 200)
+            mcs = self.min_cluster_size or DEFAULT_MIN_CLUSTER_SIZE
+            n_fit = n_sample if len(seeds) == 1 else min(n_sample, max(2, int(0.8 * n_sample)))
+            ms = self.min_samples or mcs
+            if ms > n_fit:
+                raise AnalysisError(
+                    f"{path}: element {e}: HDBSCAN min_samples = {ms}"
+                    f"{'' if self.min_samples else ' (= min_cluster_size)'} is more than the "
+                    f"{n_fit} sampled rows it is fitted on; lower min_samples / min_cluster_size "
+                    f"(--min-samples, --min-cluster-size)")
             hd = SampleHDBSCAN(mcs, self.min_samples, self.pca, self.seed).fit(s_t)
             models.append(("hdbscan", "hdbscan", hd, hd.n_clusters_ + 1))
             others = []
@@ -532,13 +571,31 @@ class Analyzer:
                     n_sample, size=max(2, int(0.8 * n_sample)), replace=False)
                 others.append(SampleHDBSCAN(mcs, self.min_samples, self.pca, s).fit(s_t[sub]))
             stability_models["hdbscan"] = others
-            self.fits_[(e, d)] = {"n_clusters": hd.n_clusters_, "min_cluster_size": mcs,
+            self.fits_[(e, d)] = {"algorithm": "hdbscan", "n_clusters": hd.n_clusters_,
+                                  "min_cluster_size": mcs, "min_samples": self.min_samples,
                                   "sample_noise": int(np.count_nonzero(hd.sample_labels_ < 0))}
         else:
-            if self.method == "minibatch":
+            full = (self.method == "minibatch" and self.epochs is None and n < FULL_KMEANS_ROWS
+                    and n * s_x.shape[1] <= FULL_KMEANS_VALUES)
+            if full:
+                # a small element: full k-means in memory converges where a
+                # hundred mini-batch steps would not
+                X_all = np.concatenate([scaler.transform(_read(path, e, d, s, t)) for s, t in blocks])
+                bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {label}", unit="fit")
+                threads = runner.n_parallel if runner.local else (self.threads or os.cpu_count() or 1)
+                fitter = InMemoryKMeans(self._ks, seeds, FULL_KMEANS_MAX_ITER, n_threads=threads).fit(
+                    X_all, s_t, progress=bar.update if bar is not None else None)
+                del X_all
+                if bar is not None:
+                    bar.close()
+                self.fits_[(e, d)] = {"algorithm": "kmeans (full, in memory)",
+                                      "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks},
+                                      "converged": {str(k): fitter.converged_[(k, seeds[0])]
+                                                    for k in self._ks}}
+            elif self.method == "minibatch":
                 batch = min(int(self.batch_size), max(256, n // 8))
                 epochs = self.epochs or min(100, math.ceil(MIN_STEPS * batch / n))
-                self.fits_[(e, d)] = {"epochs": epochs, "batch_size": batch}
+                self.fits_[(e, d)] = {"algorithm": "minibatch", "epochs": epochs, "batch_size": batch}
                 bar = _progress_bar(self.progress, n * epochs, f"fit {label} (k={len(self._ks)}x{len(seeds)})")
 
                 def epoch_blocks(epoch):
@@ -561,7 +618,8 @@ class Analyzer:
                     Xd, progress=bar.update if bar is not None else None)
                 if bar is not None:
                     bar.close()
-                self.fits_[(e, d)] = {"n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks}}
+                self.fits_[(e, d)] = {"algorithm": "kmeans (dask-ml k-means||)",
+                                      "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks}}
             for k in self._ks:
                 models.append((k, "centers", fitter.centers_[(k, seeds[0])], k))
                 stability_models[k] = [fitter.centers_[(k, s)] for s in seeds[1:]]
@@ -587,8 +645,9 @@ class Analyzer:
         t0 = time.perf_counter()
         comps = job.comp_index
         edges = np.empty((len(comps), N_BINS + 1))
-        for j, c in enumerate(comps):
-            lo, hi = np.quantile(s_f[:, c], [0.001, 0.999])
+        s_fc = _force_columns(s_f, comps)
+        for j in range(len(comps)):
+            lo, hi = np.quantile(s_fc[:, j], [0.001, 0.999])
             if not hi > lo:
                 lo, hi = lo - 1.0, hi + 1.0
             pad = 0.02 * (hi - lo)
@@ -616,11 +675,11 @@ class Analyzer:
         for r in runner.map(_label_task, blocks, path=path, element=e, descriptor=d, comps=comps,
                             scaler=scaler, models=shared, edges=edges, write=write,
                             single_thread=not runner.local):
-            for key, (mom, hist) in r.items():
+            for key, (mom, hist, wss) in r.items():
                 if key in acc:
-                    acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist)
+                    acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist, acc[key][2] + [wss])
                 else:
-                    acc[key] = (mom, hist)
+                    acc[key] = (mom, hist, [wss])
             if bar is not None:
                 bar.update(int(next(iter(r.values()))[0].count.sum()))
         if bar is not None:
@@ -660,7 +719,13 @@ class Analyzer:
 
         # results ------------------------------------------------------------
         for key, kind, payload, g in models:
-            mom, hist = acc[key]
+            mom, hist, wss_parts = acc[key]
+            wss = None
+            if kind == "centers":         # summed in row order: the same for any scheduling
+                wss = np.zeros(g)
+                for _, part in sorted(wss_parts, key=lambda w: w[0]):
+                    wss += part
+                self.fits_[(e, d)].setdefault("inertia", {})[str(key)] = float(wss.sum())
             self.hists_[(e, d, key)] = (edges, hist, list(job.components))
             fam = counted[key]
             total = mom.total()
@@ -669,10 +734,10 @@ class Analyzer:
             sh = np.concatenate(shares[key]) if shares[key] else None
             aris = stability[key]
             for j, comp in enumerate(job.components):
-                entry = self._entry(job, comp, j, key, kind, g, tests, eta, sh, aris, n)
+                entry = self._entry(job, comp, j, key, kind, g, tests, eta, sh, aris, n, wss)
                 self.results_.append(entry)
 
-    def _entry(self, job, comp, j, key, kind, g, tests, eta, shares, aris, n):
+    def _entry(self, job, comp, j, key, kind, g, tests, eta, shares, aris, n, wss=None):
         counted = np.arange(g) if kind == "centers" else np.arange(g - 1)
         p = tests["p"][counted, j]
         n_sig, n_tested, share = significant_share(p, self._alpha)
@@ -698,7 +763,14 @@ class Analyzer:
                 "p_bh": _f(tests["p_bh"][i, j]),
                 "hedges_g": _f(tests["hedges_g"][i, j]),
                 "significant": bool(tests["p"][i, j] < self._alpha),
+                "inertia": None if wss is None else _f(wss[i]),
             }
+
+        # eta2 of a labelling with no link to the forces (a uniform shuffle
+        # of the labels, sizes kept) has expectation (g - 1) / (N - 1), g the
+        # non-empty groups (HDBSCAN's noise is one): it grows with k
+        g_used = int(np.count_nonzero(tests["size"] > 0))
+        eta2_null = (g_used - 1) / (n - 1) if n > 1 else float("nan")
 
         entry = {
             "element": job.element,
@@ -717,6 +789,9 @@ class Analyzer:
             "null_mean": _f(null_mean),
             "null_rounds": 0 if shares is None else int(len(shares)),
             "eta2": _f(eta[j]),
+            "eta2_null": _f(eta2_null),
+            "inertia": None if wss is None else _f(wss.sum()),
+            "noise_fraction": _f(tests["size"][g - 1] / n) if kind == "hdbscan" else None,
             "stability_ari": _f(np.mean(aris)) if aris else None,
             "stability_ari_min": _f(np.min(aris)) if aris else None,
             "clusters": [cluster(i, i) for i in counted],

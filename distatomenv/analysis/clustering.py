@@ -12,7 +12,9 @@ attributes with a trailing underscore):
   a separate, parallel labelling pass (:func:`nearest_center`).  This is the
   scheme dask-ml's ``Incremental(MiniBatchKMeans)`` implements for one
   estimator; doing all estimators per block reads the data once instead of
-  once per k (see benchmarks/README.md for the measurement).
+  once per k (see benchmarks/README.md for the measurement).  Elements small
+  enough to hold in memory get :class:`InMemoryKMeans` instead (full
+  k-means, Lloyd to convergence).
 * :class:`DaskKMeansSweep` (``--method kmeans``): dask-ml's ``KMeans`` with
   ``init="k-means||"`` (Lloyd iterations, one pass over the dask array per
   iteration).  Only ``cluster_centers_`` is used; labels are the nearest
@@ -34,7 +36,9 @@ import numpy as np
 __all__ = [
     "FeatureScaler",
     "nearest_center",
+    "nearest_center_distance",
     "StreamingKMeans",
+    "InMemoryKMeans",
     "DaskKMeansSweep",
     "SampleHDBSCAN",
     "prefetch",
@@ -78,15 +82,27 @@ def nearest_center(X, centers, centers_sq=None, block: int = 8192) -> np.ndarray
     X : (n, p); centers : (k, p).  Returns (n,) int32.  Works in blocks of
     rows so that the (block, k) distance matrix stays small.
     """
+    return nearest_center_distance(X, centers, centers_sq, block)[0]
+
+
+def nearest_center_distance(X, centers, centers_sq=None, block: int = 8192):
+    """As :func:`nearest_center`, and the squared distance of each row to
+    its centre: ``(labels (n,) int32, d2 (n,) float64)``.  The sum of ``d2``
+    is the k-means inertia of the rows."""
     X = np.asarray(X, dtype=np.float64)
     centers = np.asarray(centers, dtype=np.float64)
     if centers_sq is None:
         centers_sq = np.einsum("ij,ij->i", centers, centers)
     out = np.empty(len(X), dtype=np.int32)
+    d2 = np.empty(len(X), dtype=np.float64)
     for s in range(0, len(X), block):
-        d = centers_sq[None, :] - 2.0 * (X[s : s + block] @ centers.T)
-        out[s : s + block] = np.argmin(d, axis=1)
-    return out
+        xb = X[s : s + block]
+        d = centers_sq[None, :] - 2.0 * (xb @ centers.T)
+        lab = np.argmin(d, axis=1)
+        out[s : s + block] = lab
+        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2 (>= 0; rounding can make it a hair negative)
+        d2[s : s + block] = np.maximum(d[np.arange(len(xb)), lab] + np.einsum("ij,ij->i", xb, xb), 0.0)
+    return out, d2
 
 
 def prefetch(iterable, depth: int = 2):
@@ -218,6 +234,73 @@ class StreamingKMeans:
                         progress(len(batch))
         self.centers_ = {key: m.cluster_centers_.copy() for key, m in models.items()}
         self.n_batches_ = n_batches
+        return self
+
+
+class InMemoryKMeans:
+    """Full k-means (scikit-learn ``KMeans``, Lloyd to convergence) of rows
+    held in memory, for every (k, seed): what ``--method minibatch`` does on
+    elements small enough to hold (see ``FULL_KMEANS_ROWS`` in
+    :mod:`.analyze`), where a few hundred mini-batch steps would stop short
+    of convergence.
+
+    Parameters
+    ----------
+    n_clusters, seeds : as :class:`StreamingKMeans`
+    max_iter : int
+        Lloyd iterations at most.
+    tol : float
+        scikit-learn's relative tolerance on the centre shift; 0 (default):
+        iterate until no row changes cluster (a Lloyd fixed point: every
+        centre is the mean of its rows) or ``max_iter``.
+    n_threads : int
+        Models fitted side by side, each single-threaded.
+
+    Attributes
+    ----------
+    centers_ : dict (k, seed) -> (k, p) ndarray
+    n_iter_ : dict (k, seed) -> int
+    converged_ : dict (k, seed) -> bool
+        Whether the fit stopped before ``max_iter``.
+    inertia_ : dict (k, seed) -> float
+        Sum of squared distances of the rows to their centre.
+    """
+
+    def __init__(self, n_clusters=(3, 5, 10), seeds=(0,), max_iter: int = 300, tol: float = 0.0,
+                 n_threads: int = 1):
+        self.n_clusters = n_clusters
+        self.seeds = seeds
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_threads = n_threads
+
+    def fit(self, X, init_sample, progress=None):
+        """X : (n, p) rows; init_sample : (s, p) random rows (k-means++ on it
+        gives the initial centres, as :class:`StreamingKMeans`)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from sklearn.cluster import KMeans, kmeans_plusplus
+        from threadpoolctl import threadpool_limits
+
+        X = np.asarray(X, dtype=np.float64)
+        keys = [(int(k), int(s)) for s in self.seeds for k in self.n_clusters]
+
+        def one(key):
+            k, seed = key
+            init, _ = kmeans_plusplus(init_sample, k, random_state=seed * 7919 + k)
+            km = KMeans(n_clusters=k, init=init, n_init=1, max_iter=int(self.max_iter),
+                        tol=self.tol, random_state=seed).fit(X)
+            if progress is not None:
+                progress(1)
+            return key, km
+
+        self.centers_, self.n_iter_, self.inertia_, self.converged_ = {}, {}, {}, {}
+        with threadpool_limits(limits=1), ThreadPoolExecutor(max(1, int(self.n_threads))) as pool:
+            for key, km in pool.map(one, sorted(keys, key=lambda key: -key[0])):
+                self.centers_[key] = np.asarray(km.cluster_centers_, dtype=np.float64)
+                self.n_iter_[key] = int(km.n_iter_)
+                self.inertia_[key] = float(km.inertia_)
+                self.converged_[key] = bool(km.n_iter_ < int(self.max_iter))
         return self
 
 

@@ -368,7 +368,7 @@ def _failure(future, unit_id):
 class TaskRunner:
     """Runs the analysis's block tasks on a Dask cluster: a local one of
     ``workers`` processes, or the one at ``scheduler``.  Same interface as
-    :class:`distatomenv.analysis.analyze.ThreadRunner` (context manager,
+    :class:`distatomenv.analysis.blocks.ThreadRunner` (context manager,
     ``local``, ``n_parallel``, ``share``, ``map`` in completion order)."""
 
     local = False
