@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_forces", "plot_cluster_histograms", "plot_share", "plot_map"]
+__all__ = ["plot_forces", "plot_cluster_histograms", "plot_share", "plot_map", "plot_parity",
+           "plot_learning_curve"]
 
 SIG_COLOR = "#2e9a3c"      # green: cluster forces differ from the rest
 NONSIG_COLOR = "#c8332b"   # red: they do not
@@ -21,6 +22,32 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _force_name(comp) -> str:
+    """"Fx" for a Cartesian component, "|F|" for the magnitude ("norm")."""
+    return "|F|" if comp == "norm" else f"F{comp}"
+
+
+def _k_axis(ax, ks, max_labels: int = 12):
+    """x axis of a sweep over k: the k values as plain tick labels at evenly
+    spaced positions (a log axis crowds 100, 150, 200 and labels its own
+    decades instead); returns the positions to plot at.  With more than
+    ``max_labels`` values every m-th is labelled (first and last kept)."""
+    from matplotlib.ticker import NullLocator
+
+    ks = [int(k) for k in ks]
+    x = np.arange(len(ks), dtype=float)
+    ax.set_xticks(x)
+    step = max(1, int(np.ceil(len(ks) / max_labels)))
+    ax.set_xticklabels([str(k) if (i % step == 0 or i == len(ks) - 1) else ""
+                        for i, k in enumerate(ks)])
+    ax.xaxis.set_minor_locator(NullLocator())
+    if len(ks) == 1:
+        ax.set_xlim(-1.0, 1.0)
+    else:
+        ax.set_xlim(-0.4, len(ks) - 0.6)
+    return x
 
 
 def _density(counts, edges):
@@ -39,9 +66,10 @@ def plot_forces(element, hists, filename):
     fig, axes = plt.subplots(1, len(hists), figsize=(4.2 * len(hists), 3.4), squeeze=False)
     for ax, (comp, edges, counts) in zip(axes[0], hists):
         ax.stairs(_density(counts, edges), edges, fill=True, color="#4878a8", alpha=0.85)
-        ax.set_xlabel(f"F{comp}")
+        ax.set_xlabel(_force_name(comp))
         ax.set_ylabel("density")
-        ax.set_title(f"{element}: force {comp} ({int(counts.sum())} atoms)")
+        what = "force magnitude |F|" if comp == "norm" else f"force {comp}"
+        ax.set_title(f"{element}: {what} ({int(counts.sum())} atoms)")
     fig.tight_layout()
     fig.savefig(filename, dpi=90)
     plt.close(fig)
@@ -89,7 +117,7 @@ def plot_cluster_histograms(entry, edges, counts, filename, max_panels: int = 30
         ax.tick_params(labelsize=7, labelbottom=True)
     hidden = len(clusters) - min(len(clusters), max_panels)
     note = f" (the {hidden} smallest clusters not shown)" if hidden > 0 else ""
-    fig.suptitle(f"{entry['element']} F{entry['component']} by {entry['descriptor']} clusters, "
+    fig.suptitle(f"{entry['element']} {_force_name(entry['component'])} by {entry['descriptor']} clusters, "
                  f"k={entry['k']}: {entry['n_significant']}/{entry['n_tested']} significant{note}",
                  fontsize=10)
     fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=1 - 0.9 / (2.3 * nrow),
@@ -108,7 +136,7 @@ def plot_share(element, entries, alpha, filename):
     for ax, (comp, desc) in zip(axes[0], comps):
         es = sorted((e for e in entries if e["component"] == comp and e["descriptor"] == desc),
                     key=lambda e: e["k"])
-        k = np.array([e["k"] for e in es], dtype=float)
+        k = _k_axis(ax, [e["k"] for e in es])      # positions; the labels are the k values
         share = np.array([np.nan if e["significant_share"] is None else e["significant_share"] for e in es])
         holm = np.array([np.nan if e["significant_share_holm"] is None else e["significant_share_holm"]
                          for e in es])
@@ -123,11 +151,9 @@ def plot_share(element, entries, alpha, filename):
         ax.plot(k, share, "o-", color="#1f5fa8", label=f"p < {alpha:.2g}")
         ax.plot(k, holm, "s--", color="#d07a12", ms=4, label="Holm-corrected")
         ax.set_ylim(-0.03, 1.03)
-        if len(k) > 1 and k.max() / max(k.min(), 1) > 10:
-            ax.set_xscale("log")
-        ax.set_xlabel("number of clusters k")
+        ax.set_xlabel("number of clusters k (the sweep, evenly spaced)")
         ax.set_ylabel("share of clusters significant")
-        ax.set_title(f"{element}: F{comp} vs {desc}")
+        ax.set_title(f"{element}: {_force_name(comp)} vs {desc}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -161,6 +187,134 @@ def plot_map(element, descriptor, mp, key, filename):
         ax.set_title(f"{element} {descriptor}: {len(lab)} sampled rows, {kname}", fontsize=9)
         if noise.any():
             ax.legend(fontsize=7, markerscale=3)
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+#: Colours of the force components in the parity plot.
+COMPONENT_COLORS = {"x": "#1f5fa8", "y": "#d07a12", "z": "#2e9a3c"}
+#: Line styles of the readout tiers in the learning-curve plot.
+#: (per-component fits: thin dotted lines in the component's colour)
+TIER_STYLES = {"linear": ("o-", "#222222"), "g_weighted": ("s-", "#8c2d9c"),
+               "reference_knn": ("^--", "#7f7f7f")}
+
+
+def sample_r2(forces, predicted):
+    """R² of ``predicted`` against ``forces`` (both (m, 3), force units), the
+    three components pooled as the readout pools them: 1 - SS_res / SS_tot,
+    SS_tot about the mean of all values (``r2_score`` of the pooled rows).
+    None when undefined (fewer than 2 rows, no variance)."""
+    f = np.asarray(forces, dtype=np.float64).reshape(len(forces), -1)
+    p = np.asarray(predicted, dtype=np.float64).reshape(len(predicted), -1)
+    ok = np.isfinite(f).all(axis=1) & np.isfinite(p).all(axis=1)
+    f, p = f[ok], p[ok]
+    if len(f) < 2:
+        return None
+    ss_tot = float(((f - f.mean()) ** 2).sum())
+    if ss_tot <= 0:
+        return None
+    return 1.0 - float(((f - p) ** 2).sum()) / ss_tot
+
+
+def plot_parity(element, sample, filename, r2=None, max_points: int = 20000):
+    """Held-out predicted force against the reference force of a sample of
+    atoms of ``element``, the three components in one panel, with the
+    diagonal (a perfect readout).
+
+    sample : dict with ``forces`` (m, 3) and ``predicted`` (m, 3), force units
+        (the held-out prediction: each atom predicted by the fold that did not
+        see its structure)
+    r2 : float or None
+        The cross-validated R² of the tier the prediction comes from, shown in
+        the title with the R² of the points drawn.
+    """
+    plt = _plt()
+    f = np.asarray(sample["forces"], dtype=np.float64).reshape(-1, 3)
+    p = np.asarray(sample["predicted"], dtype=np.float64).reshape(-1, 3)
+    m = len(f)
+    if m > max_points:                      # deterministic thinning
+        keep = np.linspace(0, m - 1, max_points).astype(np.intp)
+        f, p = f[keep], p[keep]
+    fig, ax = plt.subplots(figsize=(5.2, 5.0))
+    alpha = 0.6 if len(f) < 2000 else 0.25
+    for j, comp in enumerate("xyz"):
+        ax.scatter(f[:, j], p[:, j], s=4, alpha=alpha, color=COMPONENT_COLORS[comp],
+                   label=f"F{comp}", rasterized=True, linewidths=0)
+    vals = np.concatenate([f.ravel(), p.ravel()])
+    vals = vals[np.isfinite(vals)]
+    if len(vals):
+        lo, hi = float(vals.min()), float(vals.max())
+        pad = 0.03 * (hi - lo) if hi > lo else 1.0
+        lo, hi = lo - pad, hi + pad
+    else:
+        lo, hi = -1.0, 1.0
+    ax.plot([lo, hi], [lo, hi], "-", color="black", lw=1, label="predicted = true")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("reference force")
+    ax.set_ylabel("predicted force (held out by structure)")
+    rs = sample_r2(f, p)
+    parts = []
+    if r2 is not None:
+        parts.append(f"CV R² = {r2:.3f}")
+    parts.append("sample R² = n/a" if rs is None else f"sample R² = {rs:.3f}")
+    ax.set_title(f"{element}: held-out parity ({m} atoms)\n" + ", ".join(parts), fontsize=10)
+    ax.grid(alpha=0.3)
+    leg = ax.legend(fontsize=7, loc="upper left", markerscale=3)
+    for h in getattr(leg, "legend_handles", getattr(leg, "legendHandles", [])):
+        h.set_alpha(1.0)
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def plot_learning_curve(element, entries, filename):
+    """Cross-validated R² against the fraction of the structures used for
+    training, one line per readout tier (and components) that has a learning
+    curve.  A curve still rising at 100 % says more data would help.
+
+    entries : ``readout`` entries of ``element`` (dicts with ``tier``,
+        ``components`` and ``learning_curve`` = list of {fraction, r2})
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fractions = set()
+    drawn = 0
+    for e in entries:
+        lc = [pt for pt in (e.get("learning_curve") or []) if pt.get("fraction") is not None]
+        if not lc:
+            continue
+        lc.sort(key=lambda pt: pt["fraction"])
+        x = np.array([100.0 * pt["fraction"] for pt in lc])
+        y = np.array([np.nan if pt.get("r2") is None else pt["r2"] for pt in lc], dtype=float)
+        fractions.update(x.tolist())
+        style, color = TIER_STYLES.get(e.get("tier"), ("o-", None))
+        comps = "".join(e.get("components") or [])
+        label = f"{e.get('tier')} ({'F' + comps if len(comps) == 1 else 'x,y,z pooled'})"
+        if len(comps) == 1:                 # per-component fits: thin, coloured by component
+            ax.plot(x, y, style[0] + ":", color=COMPONENT_COLORS.get(comps, color), label=label,
+                    ms=3, lw=1)
+        else:
+            ax.plot(x, y, style, color=color, label=label, ms=5, lw=2)
+        drawn += 1
+    ax.axhline(0.0, color="#999999", lw=0.8)
+    if fractions:
+        ticks = sorted(fractions)
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.set_xlabel("structures used for training (%)")
+    ax.set_ylabel("held-out R²")
+    ax.set_title(f"{element}: learning curve", fontsize=10)
+    ax.grid(alpha=0.3)
+    if drawn:
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no learning curve computed", ha="center", va="center",
+                transform=ax.transAxes, color="#777777")
     fig.tight_layout()
     fig.savefig(filename, dpi=90)
     plt.close(fig)

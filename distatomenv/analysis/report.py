@@ -17,13 +17,13 @@ import time
 from . import plots
 
 __all__ = ["REPORT_FORMAT", "REPORT_VERSION", "build_report", "write_report", "summary_table",
-           "AnalysisResult"]
+           "readout_table", "cluster_table", "AnalysisResult"]
 
 REPORT_FORMAT = "distatomenv-analysis"
 REPORT_VERSION = 1
 
 CSV_FIELDS = ["element", "component", "descriptor", "method", "k", "cluster", "size", "mean", "std",
-              "t", "df", "p", "p_holm", "p_bh", "hedges_g", "significant"]
+              "t", "df", "p", "p_holm", "p_bh", "hedges_g", "significant", "inertia", "noise_fraction"]
 
 
 class AnalysisResult:
@@ -34,8 +34,12 @@ class AnalysisResult:
     out_dir : str
     report : dict
         The content of report.json.
+    readout : list of dict
+        ``report["readout"]``: the force readout, one entry per element, tier
+        and components (the headline).
     results : list of dict
-        ``report["results"]``: one entry per element, component and k.
+        ``report["results"]``: one entry per element, component and k (the
+        n2p2 notebook's cluster view).
     files : dict name -> path
         report.json, clusters.csv, report.html and every plot.
     timings : dict phase -> seconds
@@ -46,6 +50,7 @@ class AnalysisResult:
         self.out_dir = out_dir
         self.report = report
         self.results = report["results"]
+        self.readout = report.get("readout", [])
         self.files = files
         self.timings = report["timings"]
         self.analyzer = analyzer
@@ -93,6 +98,8 @@ def build_report(analyzer, command=None) -> dict:
             "reported under 'noise', but it is not a cluster: it is not counted in k, in the "
             "significant share or in the Holm/BH family; noise rows belong to every cluster's "
             "'rest' and count as one group in eta2" if analyzer.method == "hdbscan" else None),
+        "readout": _jsonable(list(getattr(analyzer, "readout_", None) or [])),
+        "readout_note": getattr(analyzer, "readout_note_", None),
         "results": analyzer.results_,
         "timings": {k: round(v, 3) for k, v in analyzer.timings_.items()},
     }
@@ -111,25 +118,112 @@ def _write_csv(results, filename):
                             c["id"], c["size"]] +
                            ["" if c[f] is None else repr(float(c[f]))
                             for f in ("mean", "std", "t", "df", "p", "p_holm", "p_bh", "hedges_g")] +
-                           ["" if c["significant"] is None else int(c["significant"])])
+                           ["" if c["significant"] is None else int(c["significant"])] +
+                           ["" if c.get("inertia") is None else repr(float(c["inertia"])),
+                            "" if r.get("noise_fraction") is None else repr(float(r["noise_fraction"]))])
 
 
 def _fmt(x, spec=".2f"):
     return "  n/a" if x is None else format(x, spec)
 
 
+def _eta2_text(r) -> str:
+    """eta2 with its null expectation (k-1)/(N-1) in brackets."""
+    null = r.get("eta2_null")
+    return _fmt(r["eta2"], ".3f") + ("" if null is None else f" ({null:.3f})")
+
+
+TIER_NAMES = {"linear": "linear", "g_weighted": "G-weighted", "reference_knn": "k-NN reference"}
+
+
+def _comps(entry) -> str:
+    c = entry.get("components") or []
+    return "".join(c) if c else "?"
+
+
+def _lc_text(entry, sep=" ") -> str:
+    """The learning curve as '10%:0.95 30%:0.98 100%:0.99'."""
+    pts = sorted((pt for pt in (entry.get("learning_curve") or []) if pt.get("fraction") is not None),
+                 key=lambda pt: pt["fraction"])
+    return sep.join(f"{100 * pt['fraction']:.0f}%:{_fmt(pt.get('r2'), '.3f').strip()}" for pt in pts)
+
+
+def readout_elements(report) -> list:
+    """Elements with readout entries, in the store's order."""
+    have = {r["element"] for r in report.get("readout") or []}
+    order = list(report.get("store", {}).get("elements") or [])
+    return [e for e in order if e in have] + sorted(have - set(order))
+
+
+def readout_table(report) -> str:
+    """The force readout: one line per element, tier and components
+    (held-out R², its 95 % interval, the shuffled-force null, RMSE against the
+    force standard deviation, lambda, rows/structures, folds, learning curve)."""
+    entries = report.get("readout") or []
+    title = ("Force readout: held-out R² of the forces from the dG rows (folds grouped by "
+             "structure; null = shuffled forces)")
+    if not entries:
+        note = report.get("readout_note") or "no readout in this report"
+        return f"{title}\n  {note}"
+    head = (f"{'element':<8} {'tier':<15} {'F':<4} {'R2':>7} {'95% interval':>15} {'null':>7} "
+            f"{'RMSE':>9} {'F std':>9} {'lambda':>8} {'rows/structures':>16} {'folds':>5}  "
+            f"learning curve")
+    lines = [title, head, "-" * len(head)]
+    for e in readout_elements(report):
+        for r in entries:
+            if r["element"] != e:
+                continue
+            tier = TIER_NAMES.get(r.get("tier"), str(r.get("tier")))
+            start = f"{r['element']:<8} {tier:<15} {_comps(r):<4}"
+            if r.get("skipped"):
+                lines.append(f"{start} skipped: {r['skipped']}")
+                continue
+            band = ("n/a" if r.get("r2_low") is None or r.get("r2_high") is None
+                    else f"{r['r2_low']:.3f}-{r['r2_high']:.3f}")
+            lam = "n/a" if r.get("lambda") is None else format(r["lambda"], ".2g")
+            rows = f"{r.get('n_rows', '?')}/{r.get('n_structures', '?')}"
+            lines.append(
+                f"{start} {_fmt(r.get('r2'), '.3f'):>7} {band:>15} {_fmt(r.get('r2_null'), '.3f'):>7} "
+                f"{_fmt(r.get('rmse'), '.4g'):>9} {_fmt(r.get('force_std'), '.4g'):>9} {lam:>8} "
+                f"{rows:>16} {r.get('folds', ''):>5}  {_lc_text(r)}".rstrip())
+    return "\n".join(lines)
+
+
 def summary_table(report) -> str:
-    """One line per element, component and k: share, chance band, Holm share, eta2, ARI."""
-    head = (f"{'element':<8} {'F':<2} {'descr':<5} {'k':>4} {'signif.':>9} {'share':>6} "
-            f"{'chance 95%':>12} {'Holm':>6} {'eta2':>6} {'ARI':>5}")
+    """The terminal summary: the force readout first (per element and tier),
+    then the n2p2 notebook's cluster view (when it was run)."""
+    parts = [readout_table(report)]
+    if report.get("results"):
+        parts.append("The n2p2 notebook's view: share of clusters whose forces differ from the "
+                     "rest (grows with the number of atoms)\n" + cluster_table(report))
+    elif report.get("parameters", {}).get("clusters_view") is False:
+        parts.append("The n2p2 notebook's view: switched off")
+    return "\n\n".join(parts)
+
+
+def cluster_table(report) -> str:
+    """One line per element, component and k: share, chance band, Holm share,
+    eta2 (its null expectation), inertia (k-means) or noise fraction (HDBSCAN), ARI."""
+    results = report["results"]
+    inertia = any(r.get("inertia") is not None for r in results)
+    noise = any(r.get("noise_fraction") is not None for r in results)
+    head = (f"{'element':<8} {'F':<4} {'descr':<5} {'k':>4} {'signif.':>9} {'share':>6} "
+            f"{'chance 95%':>12} {'Holm':>6} {'eta2 (null)':>13}"
+            + (f" {'inertia':>10}" if inertia else "") + (f" {'noise':>6}" if noise else "")
+            + f" {'ARI':>5}")
     lines = [head, "-" * len(head)]
-    for r in report["results"]:
+    for r in results:
         band = ("n/a" if r["null_low"] is None
                 else f"{r['null_low']:.2f}-{r['null_high']:.2f}")
+        extra = ""
+        if inertia:
+            extra += f" {'n/a' if r.get('inertia') is None else format(r['inertia'], '.4g'):>10}"
+        if noise:
+            extra += f" {'n/a' if r.get('noise_fraction') is None else format(r['noise_fraction'], '.1%'):>6}"
         lines.append(
-            f"{r['element']:<8} {r['component']:<2} {r['descriptor']:<5} {r['k']:>4} "
+            f"{r['element']:<8} {r['component']:<4} {r['descriptor']:<5} {r['k']:>4} "
             f"{r['n_significant']:>4}/{r['n_tested']:<4} {_fmt(r['significant_share']):>6} "
-            f"{band:>12} {_fmt(r['significant_share_holm']):>6} {_fmt(r['eta2'], '.3f'):>6} "
+            f"{band:>12} {_fmt(r['significant_share_holm']):>6} {_eta2_text(r):>13}{extra} "
             f"{_fmt(r['stability_ari']):>5}")
     return "\n".join(lines)
 
@@ -145,12 +239,32 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
     report = build_report(analyzer, command)
     files = {}
     results = report["results"]
-    key = analyzer.map_key()
-    plot_files = []          # (section element, title, file)
+    clusters_on = getattr(analyzer, "clusters_view", True) is not False
+    key = analyzer.map_key() if clusters_on else None
+    plot_files = []          # (section element, title, file): the cluster view
+    readout_files = []       # (element, title, file): the readout, shown first
 
-    for e in report["elements"]:
+    samples = getattr(analyzer, "readout_samples_", None) or {}
+    r2_linear = {}
+    for e in readout_elements(report):
+        ents = [r for r in report["readout"] if r["element"] == e]
+        pooled = [r for r in ents if r.get("tier") == "linear" and len(r.get("components") or []) == 3]
+        r2_linear[e] = pooled[0].get("r2") if pooled else None
+        smp = samples.get(e) or {}
+        if len(smp.get("forces", ())) and len(smp.get("predicted", ())):
+            f = plots.plot_parity(e, smp, os.path.join(out_dir, f"parity_{_safe(e)}.png"),
+                                  r2=r2_linear[e])
+            readout_files.append((e, "Held-out parity: predicted against reference force "
+                                     "(linear tier, x, y, z pooled; a sample of atoms)", f))
+        if any(r.get("learning_curve") for r in ents):
+            f = plots.plot_learning_curve(e, ents, os.path.join(out_dir, f"learning_{_safe(e)}.png"))
+            readout_files.append((e, "Learning curve: held-out R² against the share of structures "
+                                     "used", f))
+    report["interactive_map"] = _write_map(analyzer, samples, out_dir, r2_linear, files)
+
+    for e in (report["elements"] if clusters_on else []):
         hs = []
-        for comp in ("x", "y", "z"):
+        for comp in ("x", "y", "z", "norm"):
             for (he, hd, hk), (edges, hist, comps) in analyzer.hists_.items():
                 if he == e and hk == key and comp in comps:
                     hs.append((comp, edges[comps.index(comp)], hist[:, comps.index(comp), :].sum(axis=0)))
@@ -176,7 +290,7 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
             plot_files.append((e, f"F{r['component']} per cluster ({r['descriptor']}, k={r['k']}): "
                                   f"cluster vs rest", f))
 
-    report["plots"] = [os.path.basename(f) for _, _, f in plot_files]
+    report["plots"] = [os.path.basename(f) for _, _, f in readout_files + plot_files]
     files["report.json"] = os.path.join(out_dir, "report.json")
     with open(files["report.json"], "w") as fh:
         json.dump(report, fh, indent=1, allow_nan=False)
@@ -184,14 +298,46 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
     _write_csv(results, files["clusters.csv"])
     files["report.html"] = os.path.join(out_dir, "report.html")
     with open(files["report.html"], "w") as fh:
-        fh.write(_html(report, plot_files, analyzer))
-    for _, _, f in plot_files:
+        fh.write(_html(report, plot_files, analyzer, readout_files))
+    for _, _, f in readout_files + plot_files:
         files[os.path.basename(f)] = f
     return AnalysisResult(out_dir, report, files, analyzer)
 
 
+def _write_map(analyzer, samples, out_dir, r2, files) -> dict:
+    """The chemiscope map of the readout's sampled atoms (report.json's
+    ``interactive_map``: ``file`` (or None) and ``note``)."""
+    from . import chemiscope_map
+
+    if not any(len((s or {}).get("structure", ())) for s in samples.values()):
+        return {"file": None, "note": "no sampled atoms (the readout did not run)"}
+    ok, why = chemiscope_map.available()
+    if not ok:
+        return {"file": None, "note": f"not written: {why}"}
+    path = os.path.join(out_dir, chemiscope_map.MAP_FILE)
+    try:
+        info = chemiscope_map.write_chemiscope(
+            analyzer.store_["path"], samples, path,
+            labels=chemiscope_map.cluster_labels(analyzer, samples), r2=r2)
+    except Exception as exc:               # noqa: BLE001 -- the map is optional; say why
+        return {"file": None, "note": f"not written: {type(exc).__name__}: {exc}"}
+    files[chemiscope_map.MAP_FILE] = path
+    capped = " (capped)" if info["capped"] else ""
+    return {"file": chemiscope_map.MAP_FILE, "n_structures": info["n_structures"],
+            "n_environments": info["n_environments"], "properties": info["properties"],
+            "note": f"{info['n_environments']} sampled atoms in {info['n_structures']} "
+                    f"structures{capped}"}
+
+
 _GUIDE = """
-<h2>How to read this report</h2>
+<h3>How to read the notebook's view</h3>
+<p>The <b>significant share</b> is a count of significant differences: the share of clusters whose
+mean force differs from the rest's at p &lt; alpha.  It measures statistical power as much as
+information: with the same descriptors it grows with the number of atoms (more atoms, smaller
+differences become significant), so it is not comparable across elements, data sets or k.  And it
+is blind for G against a Cartesian force component by symmetry: in an isotropic system the mean of
+F<sub>x</sub> given G is zero however good G is.  Read it next to the force readout above, which
+answers the question directly.</p>
 <ul>
 <li><b>Method</b> (as n2p2's descriptor-analysis notebook): the atoms of each element are
 clustered in descriptor space; for every cluster, Welch's t-test compares the cluster's
@@ -207,7 +353,17 @@ against it, not against zero.</li>
 force is from the rest's, in pooled standard deviations.  With millions of atoms tiny
 differences are "significant"; |g| &lt; 0.2 is a small effect.</li>
 <li><b>&eta;&sup2;</b>: the share of the force variance explained by the clusters (between-cluster
-sum of squares / total).  It grows with k; compare it with the same k elsewhere.</li>
+sum of squares / total).  It grows with k even for clusters with no link to the forces: read it
+against <b>&eta;&sup2; null</b> = (k&minus;1)/(N&minus;1), its expectation when the labels are
+shuffled over the N atoms.</li>
+<li><b>F norm</b>: clusters of G (symmetry functions, rotation-invariant) are tested on the force
+magnitude |F|: in an isotropic system the mean of F<sub>x</sub> given G is zero by symmetry, so a
+Cartesian component would find nothing however good G is.</li>
+<li><b>Inertia</b> (k-means): the sum of squared distances of the atoms to their cluster centre, in
+the clustered space; it falls with k.  With <code>--method minibatch</code>, small elements are
+clustered with full k-means run to convergence, large ones with mini-batch k-means
+(<code>fits</code> in report.json says which).</li>
+<li><b>Noise</b> (HDBSCAN): the fraction of atoms HDBSCAN leaves in no cluster.</li>
 <li><b>ARI</b>: adjusted Rand index between the labelling and those of other seeds on the
 sample: 1 = the clustering is reproducible, near 0 = it is arbitrary.</li>
 <li>In the per-cluster histograms a cluster is <span style="color:#2e9a3c">green</span> when
@@ -217,26 +373,120 @@ when not; the grey bars are the rest.</li>
 """
 
 
-def _html(report, plot_files, analyzer) -> str:
+_READOUT_GUIDE = """
+<div class='guide'><b>How to read the readout.</b>
+<ul>
+<li><b>R&sup2;</b> = the share of the force variance predicted on structures the model has not
+seen: the structures are split into folds, each fold's forces are predicted by a model fitted on
+the other folds, and R&sup2; = 1 &minus; (sum of squared errors) / (sum of squares of the forces
+about their mean).  1 = the descriptors determine the forces; 0 = no better than the mean force.
+A network force is linear in the dG rows with weights that depend on G, so a high R&sup2; of the
+<b>linear</b> tier (one weight vector shared by x, y and z) says a potential built on these
+descriptors can reproduce the forces.</li>
+<li><b>95 % interval</b>: the uncertainty of R&sup2; from resampling the structures.</li>
+<li><b>Null</b>: R&sup2; of the same model fitted to shuffled forces (no link to the
+descriptors).  It should be &asymp; 0; R&sup2; must stand well above it.</li>
+<li><b>RMSE</b> and <b>force std</b>: the held-out error against the spread of the forces
+(in the store's force unit); RMSE / std = &radic;(1 &minus; R&sup2;).</li>
+<li><b>&lambda;</b>: the ridge penalty, chosen by cross-validation on a log grid.</li>
+<li><b>G-weighted</b> tier: the dG features times [1, G of the atom], a network force
+linearised in &part;E/&part;G; above the linear tier when the weights must vary with the
+environment.</li>
+<li><b>k-NN reference</b>: a nonlinear regression on a sample of atoms, held out by structure.
+It is a reference ceiling to compare with, not the headline.</li>
+<li><b>Learning curve</b>: R&sup2; with 10 %, 30 % and 100 % of the structures.  Still rising at
+100 %: more data would help; flat: the descriptors, not the data, limit the readout.  For
+coarse-grained forces the part not predicted includes thermal noise that no descriptor of the
+beads can resolve.</li>
+</ul></div>
+"""
+
+
+def _readout_html(report, readout_files) -> list:
+    esc = html.escape
+    out = ["<h2>Force readout: do the descriptors determine the forces?</h2>", _READOUT_GUIDE]
+    entries = report.get("readout") or []
+    if not entries:
+        note = report.get("readout_note") or "no readout in this report"
+        out.append(f"<p class='note'>The readout was not computed: {esc(note)}.</p>")
+        return out
+    for e in readout_elements(report):
+        ents = [r for r in entries if r["element"] == e]
+        n_atoms = (report.get("store", {}).get("n_rows") or {}).get(e)
+        n_s = max((r.get("n_structures") or 0 for r in ents), default=0)
+        atoms = "" if n_atoms is None else f"{n_atoms} atoms in "
+        out.append(f"<h3>Element {esc(e)} ({atoms}{n_s} structures)</h3>")
+        out.append("<table class='readout'><tr><th>tier</th><th>F</th><th>R&sup2;</th>"
+                   "<th>95 % interval</th><th>null</th><th>RMSE</th><th>force std</th>"
+                   "<th>&lambda;</th><th>rows / structures</th><th>folds</th><th>features</th>"
+                   "<th>learning curve (share of structures: R&sup2;)</th></tr>")
+        for r in ents:
+            tier = esc(TIER_NAMES.get(r.get("tier"), str(r.get("tier"))))
+            comps = esc(", ".join(r.get("components") or []))
+            if r.get("skipped"):
+                out.append(f"<tr><td>{tier}</td><td>{comps}</td><td colspan='10' class='skipped'>"
+                           f"skipped: {esc(str(r['skipped']))}</td></tr>")
+                continue
+            band = ("n/a" if r.get("r2_low") is None or r.get("r2_high") is None
+                    else f"{r['r2_low']:.3f}&ndash;{r['r2_high']:.3f}")
+            lam = "n/a" if r.get("lambda") is None else format(r["lambda"], ".2g")
+            out.append(
+                f"<tr><td>{tier}</td><td>{comps}</td><td><b>{_fmt(r.get('r2'), '.3f')}</b></td>"
+                f"<td>{band}</td><td>{_fmt(r.get('r2_null'), '.3f')}</td>"
+                f"<td>{_fmt(r.get('rmse'), '.4g')}</td><td>{_fmt(r.get('force_std'), '.4g')}</td>"
+                f"<td>{lam}</td><td>{r.get('n_rows', '')} / {r.get('n_structures', '')}</td>"
+                f"<td>{r.get('folds', '')}</td><td>{r.get('n_features', '')}</td>"
+                f"<td>{esc(_lc_text(r, ', ').replace('%:', ' %: '))}</td></tr>")
+        out.append("</table>")
+        for pe, title, f in readout_files:
+            if pe == e:
+                out.append(f"<h4>{esc(title)}</h4><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>")
+    m = report.get("interactive_map") or {}
+    out.append("<h3>Interactive map</h3>")
+    if m.get("file"):
+        out.append(
+            f"<p><a href='{esc(m['file'])}'>{esc(m['file'])}</a>: {esc(m.get('note', ''))}, each a "
+            "point (reference against predicted force, coloured by the residual); clicking a point "
+            "shows the atom in its structure with the force arrows.  Open it by dragging the file "
+            "onto <a href='https://chemiscope.org'>chemiscope.org</a>, or in Jupyter with "
+            f"<code>chemiscope.show_input(\"{esc(m['file'])}\")</code>.</p>")
+    else:
+        out.append(f"<p class='note'>No chemiscope map: {esc(m.get('note') or 'not written')}.</p>")
+    return out
+
+
+def _html(report, plot_files, analyzer, readout_files=()) -> str:
     p = report["parameters"]
     esc = html.escape
+    clusters_on = p.get("clusters_view", True) is not False
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>distatomenv analysis</title>",
            "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
            "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
-           "text-align:right}img{max-width:100%;border:1px solid #eee;margin:4px 0}</style></head><body>",
+           "text-align:right}img{max-width:100%;border:1px solid #eee;margin:4px 0}"
+           "th{background:#eef2f7}table.readout td:first-child{text-align:left}"
+           "td.skipped{text-align:left;color:#777}.note{color:#777}"
+           ".guide{background:#f6f8fa;border-left:4px solid #1f5fa8;padding:2px 12px;font-size:14px}"
+           "</style></head><body>",
            "<h1>Descriptor analysis</h1>",
-           f"<p>Store <code>{esc(report['store']['path'])}</code>; method <b>{esc(p['method'])}</b>; "
-           f"alpha {p['alpha']:.4g}; {p['permutations']} permutation rounds; "
-           f"standardize {p['standardize']}; seeds {p['stability_seeds']}; "
-           f"distatomenv {esc(report['distatomenv_version'])}, {esc(report['created'])}.</p>",
-           _GUIDE]
-    if report.get("noise_handling"):
+           f"<p>Store <code>{esc(report['store']['path'])}</code>; "
+           f"distatomenv {esc(report['distatomenv_version'])}, {esc(report['created'])}.</p>"]
+    out += _readout_html(report, readout_files)
+    out.append("<h2>The n2p2 notebook's view</h2>")
+    if not clusters_on:
+        out.append("<p class='note'>The cluster view was switched off for this report.</p>")
+    else:
+        out.append(f"<p>Clusters in descriptor space, Welch's t-test of each cluster's forces "
+                   f"against the rest: method <b>{esc(p['method'])}</b>; "
+                   f"alpha {p['alpha']:.4g}; {p['permutations']} permutation rounds; "
+                   f"standardize {p['standardize']}; seeds {p['stability_seeds']}.</p>")
+        out.append(_GUIDE)
+    if clusters_on and report.get("noise_handling"):
         out.append(f"<p><i>{esc(report['noise_handling'])}</i></p>")
-    for e in report["elements"]:
-        out.append(f"<h2>Element {esc(e)} ({report['elements'][e]['n_rows']} atoms)</h2>")
+    for e in (report["elements"] if clusters_on else []):
+        out.append(f"<h3>Element {esc(e)} ({report['elements'][e]['n_rows']} atoms)</h3>")
         out.append("<table><tr><th>F</th><th>descriptor</th><th>k</th><th>significant</th>"
                    "<th>share</th><th>chance 95%</th><th>Holm</th><th>BH</th><th>&eta;&sup2;</th>"
-                   "<th>ARI</th></tr>")
+                   "<th>&eta;&sup2; null</th><th>inertia</th><th>noise</th><th>ARI</th></tr>")
         for r in report["results"]:
             if r["element"] != e:
                 continue
@@ -246,13 +496,18 @@ def _html(report, plot_files, analyzer) -> str:
                 f"<td>{r['n_significant']}/{r['n_tested']}</td><td>{_fmt(r['significant_share'])}</td>"
                 f"<td>{band}</td><td>{_fmt(r['significant_share_holm'])}</td>"
                 f"<td>{_fmt(r['significant_share_bh'])}</td><td>{_fmt(r['eta2'], '.3f')}</td>"
+                f"<td>{_fmt(r.get('eta2_null'), '.3f')}</td><td>{_fmt(r.get('inertia'), '.4g')}</td>"
+                f"<td>{_fmt(r.get('noise_fraction'), '.1%')}</td>"
                 f"<td>{_fmt(r['stability_ari'])}</td></tr>")
         out.append("</table>")
         for pe, title, f in plot_files:
             if pe == e:
-                out.append(f"<h3>{esc(title)}</h3><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>")
+                out.append(f"<h4>{esc(title)}</h4><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>")
+    m = report.get("interactive_map") or {}
     out.append("<h2>Files</h2><ul><li><a href='report.json'>report.json</a> (every number, schema in "
-               "the README)</li><li><a href='clusters.csv'>clusters.csv</a> (one row per cluster)</li></ul>")
+               "the README)</li><li><a href='clusters.csv'>clusters.csv</a> (one row per cluster)</li>"
+               + (f"<li><a href='{esc(m['file'])}'>{esc(m['file'])}</a> (the interactive map, for "
+                  "chemiscope)</li>" if m.get("file") else "") + "</ul>")
     t = report["timings"]
     out.append("<p>Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + "</p>")
     out.append("</body></html>")
