@@ -1,0 +1,152 @@
+"""Time and peak memory of the cross-validated force readout (issue 11).
+
+(a) CG water (n2p2's coarse-graining example, ../shared/reference/CG_water_inputs_only,
+    6,840 rows, ``--neighbors 4``: 60 dG columns): each tier on its own (linear:
+    5 folds, null, interval, learning curve; G-weighted; k-NN reference).
+(b) A generated one-element store of N rows x 60 dG columns per component (default
+    5,000,000 rows; random rows, forces a noisy linear function of the dG rows, float64),
+    written through the store writer: the linear tier, target <= 30 s and <= 1.5 GB on
+    this 2-core machine.
+
+Each measurement runs in its own child process, which reports its own peak RSS.
+
+Usage::
+
+    python benchmarks/bench_readout.py                     # (a) and (b)
+    python benchmarks/bench_readout.py --rows 1000000      # a smaller (b)
+    python benchmarks/bench_readout.py --skip-big          # (a) only
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve()
+sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(HERE.parent))
+from bench_analyze import _peak_mib, du  # noqa: E402
+
+
+def child_readout(spec):
+    from distatomenv.analysis import Analyzer
+
+    t = time.perf_counter()
+    a = Analyzer(clusters_view=False, tiers=spec["tiers"], threads=spec.get("threads")).fit(spec["store"])
+    wall = time.perf_counter() - t
+    entries = [{k: r[k] for k in ("element", "tier", "components", "r2", "r2_low", "r2_high", "r2_null",
+                                  "n_features", "skipped")} for r in a.readout_]
+    return {"wall_s": wall, "peak_mib": _peak_mib(), "timings": a.timings_, "readout": entries}
+
+
+def child_compute(spec):
+    import distatomenv
+
+    t = time.perf_counter()
+    distatomenv.compute(spec["data"], settings=spec["settings"], scaling=spec["scaling"],
+                        neighbors="4", out=spec["store"], overwrite=True)
+    return {"wall_s": time.perf_counter() - t}
+
+
+def child_generate(spec):
+    from distatomenv.store.schema import StoreLayout
+    from distatomenv.store.writer import StoreWriter, create_store, finalize_store
+
+    n, p, chunk = spec["rows"], spec["features"], spec["chunk_rows"]
+    per_struct = 1000
+    S = -(-n // per_struct)
+    counts = np.full(S, per_struct, dtype=np.int64)
+    counts[-1] = n - per_struct * (S - 1)
+    layout = StoreLayout(elements=["Cm"], n_rows={"Cm": n}, nG={"Cm": p}, ndG={"Cm": p},
+                         nblocks={"Cm": 0}, derivatives=True, n_structures=S, chunk_rows=chunk)
+    structures = {"natoms": counts, "periodic": np.ones(S, bool),
+                  "lattice": np.tile(np.eye(3) * 30.0, (S, 1, 1)), "energy": np.zeros(S),
+                  "charge": np.zeros(S), "counts": counts[:, None]}
+    t = time.perf_counter()
+    create_store(spec["store"], layout, structures, {"command": "benchmarks/bench_readout.py",
+                                                     "inputs": {"generated": spec}},
+                 n_units=1, overwrite=True)
+    w = StoreWriter(spec["store"])
+    rng = np.random.default_rng(0)
+    wvec = rng.standard_normal(p) / np.sqrt(p)
+    step = chunk * 32
+    structure = np.repeat(np.arange(S), counts)
+    for s in range(0, n, step):
+        m = min(step, n - s)
+        dG = [rng.standard_normal((m, p)) for _ in range(3)]
+        F = np.column_stack([d @ wvec for d in dG]) + 0.3 * rng.standard_normal((m, 3))
+        w.write_rows("Cm", s, {"G": rng.standard_normal((m, p)), "dGdx": dG[0], "dGdy": dG[1],
+                               "dGdz": dG[2], "forces": F, "structure": structure[s:s + m],
+                               "atom": (np.arange(s, s + m) % per_struct).astype(np.int32)})
+    w.mark_unit_done(0)
+    finalize_store(spec["store"], 1)
+    return {"wall_s": time.perf_counter() - t}
+
+
+CHILDREN = {"readout": child_readout, "compute": child_compute, "generate": child_generate}
+
+
+def run_child(kind, spec):
+    out = subprocess.run([sys.executable, str(HERE), "--child", kind, json.dumps(spec)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stderr)
+        raise SystemExit(f"child {kind} failed")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _line(name, r):
+    lin = [e for e in r["readout"] if e["r2"] is not None and len(e["components"]) == 3]
+    r2 = ", ".join(f"{e['element']} {e['tier']} R2 {e['r2']:.4f} (null {e['r2_null']:.4f})" for e in lin)
+    print(f"{name:<34} {r['wall_s']:7.2f} s  peak {r['peak_mib']:7.0f} MiB  {r2}")
+    print(f"{'':<34} phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--child", nargs=2)
+    ap.add_argument("--rows", type=int, default=5_000_000)
+    ap.add_argument("--skip-big", action="store_true")
+    ap.add_argument("--reference", default=str(HERE.parents[2] / "shared" / "reference"))
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(CHILDREN[args.child[0]](json.loads(args.child[1]))))
+        return
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-readout-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        cg = Path(args.reference) / "CG_water_inputs_only"
+        if cg.is_dir():
+            store = str(work / "cg.zarr")
+            run_child("compute", {"data": str(cg / "input.data"), "settings": str(cg / "input.nn"),
+                                  "scaling": str(cg / "scaling.data"), "store": store})
+            print("(a) CG water, 6,840 rows x 60 dG columns, 5 folds")
+            for tiers in (["linear"], ["g_weighted"], ["reference_knn"]):
+                _line(f"  {tiers[0]}", run_child("readout", {"store": store, "tiers": tiers}))
+        else:
+            print(f"(a) skipped: no CG water reference at {cg}")
+        if not args.skip_big:
+            store = str(work / "big.zarr")
+            g = run_child("generate", {"store": store, "rows": args.rows, "features": 60,
+                                       "chunk_rows": 2048})
+            print(f"(b) generated {args.rows:,} rows x 60 dG columns (x, y, z): written in "
+                  f"{g['wall_s']:.0f} s, {du(store) / 2**30:.2f} GiB on disk")
+            _line("  linear (5 folds, null, curve)", run_child("readout", {"store": store,
+                                                                          "tiers": ["linear"]}))
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    main()
