@@ -3,6 +3,9 @@
 (a) CG water (n2p2's coarse-graining example, ../shared/reference/CG_water_inputs_only,
     6,840 rows, ``--neighbors 4``: 60 dG columns): each tier on its own (linear:
     5 folds, null, interval, learning curve; G-weighted; k-NN reference).
+(c) The design advice (importance, elimination, saturation; issue 12) over the
+    readout alone: on CG water, and on the package's own CG water (20 x 64 molecules)
+    computed with a generated input.nn of 108 SFs (60 radial, 48 angular), --neighbors 2.
 (b) A generated one-element store of N rows x 60 dG columns per component (default
     5,000,000 rows; random rows, forces a noisy linear function of the dG rows, float64),
     written through the store writer: the linear tier, target <= 30 s and <= 1.5 GB on
@@ -47,13 +50,44 @@ def child_readout(spec):
     return {"wall_s": wall, "peak_mib": _peak_mib(), "timings": a.timings_, "readout": entries}
 
 
+def child_advice(spec):
+    from distatomenv.analysis import Analyzer
+
+    out = {}
+    for advice in (False, True):
+        t = time.perf_counter()
+        a = Analyzer(clusters_view=False, tiers=["linear"], advice=advice).fit(spec["store"])
+        out["with" if advice else "without"] = time.perf_counter() - t
+    el = a.advice_["elimination"]
+    return {**out, "timings": a.timings_, "peak_mib": _peak_mib(), "n_sf": el["n_sf"],
+            "suggested": sum(len(v) for v in el["suggested"].values()),
+            "r2_full": el["r2_full"], "r2_suggested": el["r2_suggested"],
+            "n_features": [r["n_features"] for r in a.readout_ if r["tier"] == "linear"][0]}
+
+
 def child_compute(spec):
     import distatomenv
 
     t = time.perf_counter()
-    distatomenv.compute(spec["data"], settings=spec["settings"], scaling=spec["scaling"],
-                        neighbors="4", out=spec["store"], overwrite=True)
+    distatomenv.compute(spec["data"], settings=spec["settings"], scaling=spec.get("scaling"),
+                        neighbors=spec.get("neighbors", "4"), out=spec["store"], overwrite=True)
     return {"wall_s": time.perf_counter() - t}
+
+
+def child_many_sfs(spec):
+    """The package's CG water with an input.nn of 108 SFs."""
+    from distatomenv.synth import write_water_dataset
+    from distatomenv.synth.settings import settings_text
+
+    d = Path(spec["dir"])
+    data = write_water_dataset(d, n_structures=20, n_molecules=64, seed=0, overwrite=True)
+    radial = [(eta, rs) for eta in (0.01, 0.05, 0.2, 0.5, 1.0, 2.0) for rs in np.linspace(0, 5.4, 10)]
+    angular = [(eta, lam, zeta) for eta in (0.001, 0.01, 0.03, 0.06, 0.1, 0.2)
+               for lam in (1, -1) for zeta in (1, 2, 4, 8)]
+    nn = d / "many.nn"
+    nn.write_text(settings_text("CG water, 108 SFs", "benchmarks/bench_readout.py", ["Cm"], radial,
+                                angular, angular_type=3, cutoff=6.0))
+    return {"data": str(data["cg_data"]), "settings": str(nn)}
 
 
 def child_generate(spec):
@@ -91,7 +125,8 @@ def child_generate(spec):
     return {"wall_s": time.perf_counter() - t}
 
 
-CHILDREN = {"readout": child_readout, "compute": child_compute, "generate": child_generate}
+CHILDREN = {"readout": child_readout, "compute": child_compute, "generate": child_generate,
+            "advice": child_advice, "many_sfs": child_many_sfs}
 
 
 def run_child(kind, spec):
@@ -108,6 +143,13 @@ def _line(name, r):
     r2 = ", ".join(f"{e['element']} {e['tier']} R2 {e['r2']:.4f} (null {e['r2_null']:.4f})" for e in lin)
     print(f"{name:<34} {r['wall_s']:7.2f} s  peak {r['peak_mib']:7.0f} MiB  {r2}")
     print(f"{'':<34} phases: " + ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items()))
+
+
+def _advice_line(name, r):
+    print(f"{name}: {r['n_features']} dG columns; readout alone {r['without']:.2f} s, with the "
+          f"advice {r['with']:.2f} s (advice {r['timings'].get('advice', 0):.2f} s), peak "
+          f"{r['peak_mib']:.0f} MiB; suggested {r['suggested']} of {r['n_sf']} SFs, R2 "
+          + ", ".join(f"{e} {r['r2_full'][e]:.4f} -> {r['r2_suggested'][e]:.4f}" for e in r["r2_full"]))
 
 
 def main():
@@ -132,8 +174,13 @@ def main():
             print("(a) CG water, 6,840 rows x 60 dG columns, 5 folds")
             for tiers in (["linear"], ["g_weighted"], ["reference_knn"]):
                 _line(f"  {tiers[0]}", run_child("readout", {"store": store, "tiers": tiers}))
+            _advice_line("(c) CG water, 12 SFs", run_child("advice", {"store": store}))
         else:
             print(f"(a) skipped: no CG water reference at {cg}")
+        many = run_child("many_sfs", {"dir": str(work / "many")})
+        store = str(work / "many.zarr")
+        run_child("compute", {**many, "store": store, "neighbors": "2"})
+        _advice_line("(c) generated CG water, 108 SFs", run_child("advice", {"store": store}))
         if not args.skip_big:
             store = str(work / "big.zarr")
             g = run_child("generate", {"store": store, "rows": args.rows, "features": 60,

@@ -231,7 +231,8 @@ def _k_list(text):
 def cmd_analyze(args):
     from .pipeline import analyze
     command = "distatomenv " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    result = analyze(args.store, args.output, command=command, elements=args.element,
+    result = analyze(args.store if len(args.store) > 1 else args.store[0], args.output,
+                     command=command, elements=args.element,
                      descriptor=args.descriptor, component=args.component, method=args.method,
                      clusters=args.clusters, alpha=args.alpha, seed=args.seed, seeds=args.seeds,
                      standardize=args.standardize, permutations=args.permutations,
@@ -241,7 +242,8 @@ def cmd_analyze(args):
                      progress=not args.quiet and sys.stderr.isatty(),
                      # readout options: only those given, the API holds the defaults
                      **{k: getattr(args, k) for k in ("readout", "folds", "tiers", "readout_sample",
-                                                      "clusters_view") if hasattr(args, k)})
+                                                      "clusters_view", "advice", "advice_tolerance",
+                                                      "compare_different_data") if hasattr(args, k)})
     if not args.quiet:
         print(result.summary())
         print(f"distatomenv: report in {result.files['report.html']} "
@@ -256,7 +258,9 @@ def _add_analyze_parser(sub):
                                    "each cluster's forces against the rest (Welch's t-test), as "
                                    "n2p2's descriptor-analysis notebook, with corrected p-values, "
                                    "effect sizes, a permutation null and stability over seeds.")
-    a.add_argument("store")
+    a.add_argument("store", nargs="+",
+                   help="the store; several stores of the same data: the first is analysed and "
+                        "the readouts of all are compared, paired over the same folds")
     a.add_argument("-o", "--output", required=True, metavar="REPORT_DIR",
                    help="folder for report.json, clusters.csv, plots and report.html")
     a.add_argument("--element", action="append", metavar="E",
@@ -310,6 +314,15 @@ def _add_analyze_parser(sub):
     r.add_argument("--readout-sample", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="atoms per element sampled for the k-NN reference and the parity plot "
                         "(default 5000)")
+    r.add_argument("--no-advice", dest="advice", action="store_false", default=argparse.SUPPRESS,
+                   help="skip the design advice (SF importance, suggested SF set, neighbour "
+                        "saturation)")
+    r.add_argument("--advice-tolerance", type=float, default=argparse.SUPPRESS, metavar="DR2",
+                   help="R² the suggested SF set and --neighbors may lose against the full set "
+                        "(default 0.01)")
+    r.add_argument("--compare-different-data", action="store_true", default=argparse.SUPPRESS,
+                   help="compare stores made from different data (side by side, unpaired, "
+                        "marked) instead of refusing")
     a.add_argument("--no-clusters", dest="clusters_view", action="store_false",
                    default=argparse.SUPPRESS,
                    help="skip the n2p2 notebook's cluster view (faster: the readout only)")

@@ -625,8 +625,11 @@ def analyze(store, out_dir, *, command=None, **params):
 
     Parameters
     ----------
-    store : str, os.PathLike or StoreReader
-        A complete store (made by :func:`distatomenv.compute`).
+    store : str, os.PathLike, StoreReader, or a list of them
+        A complete store (made by :func:`distatomenv.compute`).  Several
+        stores of the same data: the first is analysed, and the readouts of
+        all are compared side by side, paired over the same folds
+        (``report.json``'s ``comparison``).
     out_dir : str or os.PathLike
         Report directory (created): report.json, clusters.csv, PNG plots,
         report.html.
@@ -639,7 +642,9 @@ def analyze(store, out_dir, *, command=None, **params):
         min_samples, batch_size, epochs, max_iter, map_k, tsne, write_labels,
         scheduler, workers, threads, block_rows, progress; and of the force
         readout (the headline): readout, folds, tiers, readout_sample,
-        g_weighted_max_features; clusters_view=False skips the cluster view.
+        g_weighted_max_features; clusters_view=False skips the cluster view;
+        the design advice: advice, advice_tolerance, compare,
+        compare_different_data.
         The result's ``readout`` holds the readout entries (report.json's
         ``readout``).
 
@@ -658,6 +663,12 @@ def analyze(store, out_dir, *, command=None, **params):
         descriptor without derivatives, k larger than the rows, ...).
     """
     from .analysis import Analyzer, write_report
+    if isinstance(store, (list, tuple)):          # several stores: the first, compared with the rest
+        if not store:
+            raise DistatomenvError("analyze: no store given")
+        store, others = store[0], list(store[1:])
+        if others:
+            params["compare"] = list(params.get("compare") or []) + others
     runner = None
     if params.get("scheduler") or params.get("workers"):
         from .backends.dask import TaskRunner

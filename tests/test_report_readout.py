@@ -151,7 +151,7 @@ def test_html_leads_with_the_readout_then_the_notebook_view(report_dir):
     # the guides: how to read the readout; what the notebook's share is
     guide = " ".join(page[readout:table].split())
     assert "on structures the model has not seen" in guide and "shuffled forces" in guide
-    assert "reference ceiling" in guide
+    assert "nonlinear reference" in guide
     guide = " ".join(page[cluster:].split())
     assert "grows with the number of atoms" in guide and "blind for G" in guide
     # the map, linked with how to open it

@@ -46,6 +46,7 @@ from distatomenv.store.reader import StoreReader, open_store
 from .blocks import ThreadRunner, chunk_blocks
 from .blocks import progress_bar as _progress_bar
 from .blocks import read_rows as _read
+from .advice import DEFAULT_TOLERANCE, compare_stores, design_advice
 from .readout import DEFAULT_SAMPLE, G_WEIGHTED_MAX_FEATURES, Readout
 
 from .clustering import (DaskKMeansSweep, FeatureScaler, InMemoryKMeans, SampleHDBSCAN,
@@ -272,6 +273,17 @@ class Analyzer:
         The G-weighted tier is skipped (with the reason) beyond this many features.
     clusters_view : bool
         Run the n2p2 notebook's cluster view (default True; False for speed).
+    advice : bool
+        Design advice from the readout's statistics (:mod:`.advice`): SF
+        importance, a suggested reduced SF set, neighbour saturation.
+    advice_tolerance : float
+        R² the suggested SF set and neighbour counts may lose (default 0.01).
+    compare : sequence of stores
+        Other stores of the same data whose readouts are compared with this
+        one's, paired over the same folds.
+    compare_different_data : bool
+        Compare stores whose input data differ (marked, no paired difference)
+        instead of refusing them.
 
     Attributes (after :meth:`fit`)
     ------------------------------
@@ -292,7 +304,12 @@ class Analyzer:
                  write_labels=False, scheduler=None, workers=None, threads=None, block_rows=None,
                  progress=False, readout=None, folds=None, tiers=None,
                  readout_sample=DEFAULT_SAMPLE, g_weighted_max_features=G_WEIGHTED_MAX_FEATURES,
-                 clusters_view=True):
+                 clusters_view=True, advice=True, advice_tolerance=DEFAULT_TOLERANCE, compare=(),
+                 compare_different_data=False):
+        self.advice = advice
+        self.advice_tolerance = advice_tolerance
+        self.compare = compare
+        self.compare_different_data = compare_different_data
         self.readout = readout
         self.folds = folds
         self.tiers = tiers
@@ -332,7 +349,8 @@ class Analyzer:
             "standardize", "permutations", "sample", "pca", "min_cluster_size", "min_samples",
             "batch_size", "epochs", "max_iter", "map_k", "tsne", "write_labels", "scheduler",
             "workers", "threads", "block_rows", "readout", "folds", "tiers", "readout_sample",
-            "g_weighted_max_features", "clusters_view")}
+            "g_weighted_max_features", "clusters_view", "advice", "advice_tolerance", "compare",
+            "compare_different_data")}
 
     def _check_params(self):
         def positive_int(name, value, minimum=1, allow_none=False):
@@ -457,6 +475,10 @@ class Analyzer:
         self.jobs_ = jobs
         do_readout = self.readout if self.readout is not None else reader.layout.derivatives
         self.readout_, self.readout_samples_, self.readout_weights_ = [], {}, {}
+        self.advice_, self.comparison_ = None, None
+        if self.compare and not do_readout:
+            raise AnalysisError("comparing stores (compare / several stores) needs the readout, "
+                                "which is off or impossible for this store")
         self.readout_note_ = None if do_readout else (
             "the force readout was switched off" if self.readout is False else
             "the force readout needs derivatives (dG rows), and this store has none")
@@ -495,6 +517,16 @@ class Analyzer:
                     for e, forces in ro.force_moments_.items():
                         self.elements_.setdefault(e, {"n_rows": reader.layout.n_rows[e], "forces": forces})
                     self.timings_["readout"] = time.perf_counter() - t0
+                    if self.advice:
+                        t0 = time.perf_counter()
+                        self.advice_ = design_advice(reader, ro, self.advice_tolerance)
+                        self.timings_["advice"] = time.perf_counter() - t0
+                    if self.compare:
+                        t0 = time.perf_counter()
+                        self.comparison_ = compare_stores(
+                            reader, ro, self.compare, runner, allow_different_data=self.compare_different_data,
+                            progress=self.progress)
+                        self.timings_["compare"] = time.perf_counter() - t0
                 for i, job in enumerate(jobs):
                     self._fit_job(reader, job, seed_offset=i)
             finally:

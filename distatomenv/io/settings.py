@@ -374,3 +374,17 @@ def read_settings(path) -> Settings:
         conv_energy=norm["conv_energy"], conv_length=norm["conv_length"],
         use_short_forces="use_short_forces" in seen, warnings=messages,
         sha256=hashlib.sha256(raw).hexdigest())
+
+
+def format_sf_line(sf) -> str:
+    """The ``symfunction_short`` line of ``sf`` (a SymmetryFunction) in n2p2's
+    notation, lengths in input units: what :func:`read_settings` reads back
+    as the same SF."""
+    vals = []
+    for name in _PARAMS[sf.type]:
+        v = getattr(sf, name)
+        if name in ("e1", "e2", "subtype"):
+            vals.append(str(v))
+        else:
+            vals.append(repr(float(v)) if float(v) != int(v) or abs(v) >= 1e15 else str(int(v)))
+    return " ".join(["symfunction_short", sf.element, str(sf.type)] + vals)
