@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_forces", "plot_cluster_histograms", "plot_share", "plot_map", "plot_parity",
-           "plot_learning_curve"]
+           "plot_learning_curve", "plot_importance", "plot_elimination", "plot_saturation",
+           "plot_comparison"]
 
 SIG_COLOR = "#2e9a3c"      # green: cluster forces differ from the rest
 NONSIG_COLOR = "#c8332b"   # red: they do not
@@ -315,6 +316,270 @@ def plot_learning_curve(element, entries, filename):
     else:
         ax.text(0.5, 0.5, "no learning curve computed", ha="center", va="center",
                 transform=ax.transAxes, color="#777777")
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+# ----------------------------------------------------------------------------- design advice
+#: Colours of elements (SF elements, central elements, neighbour elements) in
+#: the design-advice plots, in the order the elements are listed.
+ELEMENT_COLORS = ["#1f5fa8", "#d07a12", "#2e9a3c", "#8c2d9c", "#c8332b", "#17a2b8", "#7f7f7f",
+                  "#b5a000"]
+
+
+def _num(x) -> float:
+    """A float for plotting (None -> NaN)."""
+    return np.nan if x is None else float(x)
+
+
+def _color(i: int) -> str:
+    return ELEMENT_COLORS[i % len(ELEMENT_COLORS)]
+
+
+def _element_order(elements) -> list:
+    """Elements in atomic-number order (unknown symbols last, alphabetically),
+    so that an element has the same colour in every plot."""
+    from distatomenv.elements import ATOMIC_NUMBER
+
+    return sorted((e for e in elements if e is not None),
+                  key=lambda e: (ATOMIC_NUMBER.get(e, 10 ** 6), str(e)))
+
+
+def store_labels(paths) -> list:
+    """Short names of stores for legends: "1: name.zarr", with the parent
+    folder added where two names would read the same."""
+    import os
+
+    paths = [os.fspath(p).rstrip("/\\") for p in paths]
+    base = [os.path.basename(p) or p for p in paths]
+    out = []
+    for i, (p, b) in enumerate(zip(paths, base)):
+        if base.count(b) > 1:
+            parent = os.path.basename(os.path.dirname(p))
+            b = f"{parent}/{b}" if parent else b
+        out.append(f"{i + 1}: {b}")
+    return out
+
+
+def plot_importance(element, entry, filename, max_bars: int = 30):
+    """ΔR² of each symmetry function for the forces on ``element``: the held-out
+    R² of the linear readout lost when that SF is removed from input.nn,
+    largest first, bars coloured by the SF's element, labelled with its
+    parameters (the ``max_bars`` largest when there are more).
+
+    entry : ``importance[element]`` of report.json ({"r2_full", "sfs": [{sf_element,
+        sf_index, label, r2_without, delta_r2}, ...]})
+    """
+    plt = _plt()
+    sfs = sorted(entry.get("sfs") or [], key=lambda d: -_num(d.get("delta_r2"))
+                 if d.get("delta_r2") is not None else np.inf)
+    n_all = len(sfs)
+    shown = sfs[:max_bars]
+    n = len(shown)
+    fig, ax = plt.subplots(figsize=(8.8, 1.3 + 0.24 * max(n, 3)))
+    sf_elements = _element_order({d.get("sf_element") for d in sfs})
+    y = np.arange(n)[::-1]                    # the largest at the top
+    vals = np.array([_num(d.get("delta_r2")) for d in shown], dtype=float)
+    colors = [_color(sf_elements.index(d.get("sf_element"))) for d in shown]
+    bars = ax.barh(y, np.nan_to_num(vals), color=colors, height=0.7)
+    for b, v in zip(bars, vals):
+        if np.isfinite(v) and v < 0:            # removing it helps: pale
+            b.set_alpha(0.45)
+    ax.set_yticks(y)
+    ax.set_yticklabels([str(d.get("label", "?")) for d in shown], fontsize=7)
+    ax.axvline(0.0, color="black", lw=0.8)
+    finite = vals[np.isfinite(vals)]
+    span = float(np.ptp(np.append(finite, 0.0))) if len(finite) else 1.0
+    span = span if span > 0 else 1.0
+    for yi, v in zip(y, vals):
+        if np.isfinite(v):
+            ax.text(v + (0.01 if v >= 0 else -0.01) * span, yi, f"{v:+.2g}", va="center",
+                    ha="left" if v >= 0 else "right", fontsize=6, color="#333333")
+    if len(finite):
+        lo, hi = min(0.0, float(finite.min())), max(0.0, float(finite.max()))
+        ax.set_xlim(lo - (0.14 if lo < 0 else 0.02) * span, hi + 0.14 * span)
+    if n:
+        ax.set_ylim(-0.7, n - 0.3)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=_color(i), label=f"SF of {x}") for i, x in enumerate(sf_elements)]
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+    ax.set_xlabel("ΔR²: held-out R² lost when the SF is removed (linear tier, x, y, z pooled)",
+                  fontsize=8)
+    r2 = entry.get("r2_full")
+    which = f"the {n} largest of {n_all} SFs" if n < n_all else f"{n_all} SFs"
+    r2txt = "" if r2 is None else f"; R² with all SFs {r2:.3f}"
+    ax.set_title(f"Forces on {element}: importance of each symmetry function\n({which}{r2txt})",
+                 fontsize=9)
+    ax.grid(axis="x", alpha=0.3)
+    if not n:
+        ax.text(0.5, 0.5, "no symmetry functions", ha="center", va="center",
+                transform=ax.transAxes, color="#777777")
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90, bbox_inches="tight")      # long SF labels: keep them whole
+    plt.close(fig)
+    return filename
+
+
+def plot_elimination(elim, filename):
+    """The greedy backward elimination: held-out R² of each element against
+    the number of symmetry functions kept (all on the left, one per element on
+    the right), each element's tolerance band below its full R², and the
+    suggested size marked.  Two panels: the whole path, and zoomed on the band.
+
+    elim : ``elimination`` of report.json ({"tolerance", "path": [{n_sf, r2: {element: r2}}],
+        "suggested": {element: [SF indices]}, "r2_full": {element: r2}})
+    """
+    plt = _plt()
+    path = sorted(elim.get("path") or [], key=lambda st: -st["n_sf"])
+    full = elim.get("r2_full") or (path[0]["r2"] if path else {})
+    elements = _element_order(full)
+    tol = elim.get("tolerance")
+    tol = 0.0 if tol is None else float(tol)
+    n_sug = sum(len(v) for v in (elim.get("suggested") or {}).values())
+    x = np.array([st["n_sf"] for st in path], dtype=float)
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.0), squeeze=False)
+    allv = []
+    for panel, ax in enumerate(axes[0]):
+        for i, e in enumerate(elements):
+            yv = np.array([_num((st.get("r2") or {}).get(e)) for st in path], dtype=float)
+            allv.extend(yv[np.isfinite(yv)].tolist())
+            f = _num(full.get(e))
+            if np.isfinite(f):
+                ax.axhspan(f - tol, f, color=_color(i), alpha=0.12, lw=0)
+                ax.axhline(f - tol, color=_color(i), ls=":", lw=0.9)
+            ax.plot(x, yv, "o-", color=_color(i), ms=3 if len(x) < 60 else 1.5, lw=1.5,
+                    label=f"{e} (all SFs: {f:.3f})" if np.isfinite(f) else e)
+        if n_sug:
+            ax.axvline(n_sug, color="black", ls="--", lw=1,
+                       label=f"suggested: {n_sug} SFs (within {tol:g} of the full R²)")
+        if len(x):
+            ax.set_xlim(x.max() + 0.5, max(x.min() - 0.5, 0.0))      # SFs leave left to right
+        ax.set_xlabel("symmetry functions kept (all elements)")
+        ax.set_ylabel("held-out R² (linear tier)")
+        ax.grid(alpha=0.3)
+    fulls = [_num(v) for v in full.values() if v is not None]
+    if fulls and allv:
+        lo = min(fulls) - 4 * max(tol, 1e-3)
+        hi = max(max(allv), max(fulls)) + max(tol, 1e-3)
+        axes[0][1].set_ylim(lo, hi)
+    axes[0][0].set_title("Backward elimination: R² against the SFs kept", fontsize=9)
+    axes[0][1].set_title("Zoomed on the tolerance band (shaded: within the tolerance)", fontsize=9)
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def plot_saturation(element, sat, filename, tolerance=None):
+    """Held-out R² of the forces on ``element`` against the number of
+    neighbour blocks kept (nearest first), one line per neighbour element
+    (the other pairs at their stored count), the knee marked.
+
+    sat : ``saturation["elements"][element]`` of report.json ({neighbour element:
+        {"curve": [{blocks, r2}], "knee", "stored"}})
+    tolerance : float, optional
+        Draws the band below the full R² (the last point of each curve).
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.2, 4.0))
+    xmax = 0
+    full = np.nan
+    for i, en in enumerate(_element_order(sat or {})):
+        d = sat[en]
+        curve = sorted(d.get("curve") or [], key=lambda c: c["blocks"])
+        if not curve:
+            continue
+        xb = np.array([c["blocks"] for c in curve], dtype=float)
+        yv = np.array([_num(c.get("r2")) for c in curve], dtype=float)
+        xmax = max(xmax, int(xb.max()))
+        ax.plot(xb, yv, "o-", color=_color(i), ms=4, lw=1.6,
+                label=f"{element}-{en} neighbours (stored {d.get('stored')}, knee {d.get('knee')})")
+        knee = d.get("knee")
+        if knee is not None and knee in xb:
+            ax.plot([knee], [yv[list(xb).index(knee)]], "*", color=_color(i), ms=15, mec="black",
+                    mew=0.7, zorder=5)
+        if not np.isfinite(full):
+            full = yv[-1]                   # every curve ends at the full set
+    if tolerance is not None and np.isfinite(full):
+        ax.axhspan(full - tolerance, full, color="#999999", alpha=0.15, lw=0,
+                   label=f"within {tolerance:g} of the full R²")
+    if sat:
+        ax.set_xticks(np.arange(0, xmax + 1))
+        ax.plot([], [], "*", color="#555555", ms=12, mec="black", mew=0.7, ls="none",
+                label="knee: fewest blocks within the tolerance")
+        ax.legend(fontsize=7, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no neighbour blocks stored", ha="center", va="center",
+                transform=ax.transAxes, color="#777777")
+    ax.set_xlabel("neighbour blocks kept (nearest first)")
+    ax.set_ylabel("held-out R² (linear tier)")
+    ax.set_title(f"Forces on {element}: neighbour saturation", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(filename, dpi=90)
+    plt.close(fig)
+    return filename
+
+
+def plot_comparison(comparison, filename):
+    """Stores of the same data side by side: held-out R² of each element per
+    store with its 95 % interval, and ΔR² against the first store with the
+    paired interval (same folds, same groups of structures).
+
+    comparison : ``comparison`` of report.json ({"stores", "elements": {element:
+        [{store, r2, r2_low, r2_high, delta_r2, delta_low, delta_high}, ...]}})
+    """
+    plt = _plt()
+    stores = list(comparison.get("stores") or [])
+    labels = store_labels(stores)
+    elements = list(comparison.get("elements") or {})
+    ns = max(len(stores), 1)
+    width = 0.7 / ns
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.2), squeeze=False)
+    ax_r2, ax_d = axes[0]
+
+    def bar(lo, mid, hi):
+        return [[max(mid - lo, 0.0)], [max(hi - mid, 0.0)]] if np.isfinite([lo, mid, hi]).all() else None
+
+    for j, (store, label) in enumerate(zip(stores, labels)):
+        for i, e in enumerate(elements):
+            rows = [r for r in comparison["elements"][e] if r.get("store") == store]
+            if not rows:
+                continue
+            r = rows[0]
+            xpos = i + (j - (ns - 1) / 2) * width
+            mid = _num(r.get("r2"))
+            err = bar(_num(r.get("r2_low")), mid, _num(r.get("r2_high")))
+            ax_r2.errorbar([xpos], [mid], yerr=err, fmt="o", color=_color(j), capsize=4, ms=6,
+                           label=label if i == 0 else None)
+            if j > 0 and r.get("delta_r2") is not None:
+                d = _num(r.get("delta_r2"))
+                err = bar(_num(r.get("delta_low")), d, _num(r.get("delta_high")))
+                ax_d.errorbar([xpos], [d], yerr=err, fmt="s", color=_color(j), capsize=4, ms=6,
+                              label=label if i == 0 else None)
+            elif j > 0 and r.get("note"):
+                ax_d.annotate("unpaired", (xpos, 0.0), fontsize=7, color=_color(j), ha="center",
+                              rotation=90, va="bottom")
+    for ax in (ax_r2, ax_d):
+        ax.set_xticks(np.arange(len(elements)))
+        ax.set_xticklabels(elements)
+        ax.set_xlim(-0.6, max(len(elements), 1) - 0.4)
+        ax.set_xlabel("element")
+        ax.grid(alpha=0.3, axis="y")
+    ax_d.axhline(0.0, color="black", lw=0.8)
+    ax_r2.set_ylabel("held-out R² (linear tier), 95 % interval")
+    ax_d.set_ylabel(f"ΔR² against {labels[0] if labels else 'the first store'}")
+    ax_r2.set_title("R² per element and store", fontsize=9)
+    ax_d.set_title("ΔR² against the first store (paired 95 % interval)", fontsize=9)
+    if stores:
+        ax_r2.legend(fontsize=7, loc="lower left")
+    if ax_d.get_legend_handles_labels()[0]:
+        ax_d.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(filename, dpi=90)
     plt.close(fig)

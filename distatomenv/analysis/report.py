@@ -17,7 +17,7 @@ import time
 from . import plots
 
 __all__ = ["REPORT_FORMAT", "REPORT_VERSION", "build_report", "write_report", "summary_table",
-           "readout_table", "cluster_table", "AnalysisResult"]
+           "readout_table", "advice_table", "cluster_table", "fragment_text", "AnalysisResult"]
 
 REPORT_FORMAT = "distatomenv-analysis"
 REPORT_VERSION = 1
@@ -41,7 +41,8 @@ class AnalysisResult:
         ``report["results"]``: one entry per element, component and k (the
         n2p2 notebook's cluster view).
     files : dict name -> path
-        report.json, clusters.csv, report.html and every plot.
+        report.json, clusters.csv, report.html, every plot and, with a
+        suggested SF set, suggested_input.nn.
     timings : dict phase -> seconds
     analyzer : the fitted :class:`~distatomenv.analysis.Analyzer`
     """
@@ -100,9 +101,88 @@ def build_report(analyzer, command=None) -> dict:
             "'rest' and count as one group in eta2" if analyzer.method == "hdbscan" else None),
         "readout": _jsonable(list(getattr(analyzer, "readout_", None) or [])),
         "readout_note": getattr(analyzer, "readout_note_", None),
+        **_advice_sections(analyzer),
         "results": analyzer.results_,
         "timings": {k: round(v, 3) for k, v in analyzer.timings_.items()},
     }
+
+
+ADVICE_KEYS = ("importance", "elimination", "saturation")
+#: The suggested reduced SF set (``elimination.fragment``) as an input.nn fragment.
+FRAGMENT_FILE = "suggested_input.nn"
+
+
+def _advice_sections(analyzer) -> dict:
+    """report.json's ``importance``, ``elimination``, ``saturation`` (the design
+    advice, :mod:`.advice`) and ``comparison``: JSON-safe, null when absent."""
+    from .analyze import _jsonable
+
+    advice = getattr(analyzer, "advice_", None) or {}
+    out = {k: (None if advice.get(k) is None else _jsonable(advice[k])) for k in ADVICE_KEYS}
+    comparison = getattr(analyzer, "comparison_", None)
+    out["comparison"] = None if comparison is None else _jsonable(comparison)
+    return out
+
+
+def _ordered(keys, report) -> list:
+    """``keys`` (element symbols) in the store's element order, others after."""
+    keys = list(keys or [])
+    order = list(report.get("store", {}).get("elements") or [])
+    return [e for e in order if e in keys] + sorted(k for k in keys if k not in order)
+
+
+def _sf_totals(report) -> dict:
+    """SF element -> number of its SFs in the rows (the elimination's start)."""
+    seen = set()
+    for ent in (report.get("importance") or {}).values():
+        for d in ent.get("sfs") or []:
+            seen.add((d.get("sf_element"), d.get("sf_index")))
+    out = {}
+    for x, _ in seen:
+        out[x] = out.get(x, 0) + 1
+    return out
+
+
+def _suggested_text(report, sep=", ") -> str:
+    """'10 of 55 SFs (H 5 of 27, O 5 of 28)'."""
+    elim = report.get("elimination") or {}
+    sug = elim.get("suggested") or {}
+    tot = _sf_totals(report)
+    n = sum(len(v) for v in sug.values())
+    per = sep.join(f"{x} {len(sug.get(x) or [])}" + (f" of {tot[x]}" if x in tot else "")
+                   for x in _ordered(set(sug) | set(tot), report))
+    return f"{n} of {elim.get('n_sf', '?')} SFs" + (f" ({per})" if per else "")
+
+
+def _r2_change_text(report, sep=", ") -> str:
+    """'H 0.994 -> 0.985, O 0.986 -> 0.978' (full -> suggested)."""
+    elim = report.get("elimination") or {}
+    full, sug = elim.get("r2_full") or {}, elim.get("r2_suggested") or {}
+    return sep.join(f"{e} {_fmt(full.get(e), '.4f').strip()} -> {_fmt(sug.get(e), '.4f').strip()}"
+                    for e in _ordered(full, report))
+
+
+def fragment_text(report) -> str | None:
+    """The content of suggested_input.nn: a comment header, then the
+    ``symfunction_short`` lines of ``elimination.fragment`` (None without one)."""
+    elim = report.get("elimination") or {}
+    lines = elim.get("fragment")
+    if not lines:
+        return None
+    tol = elim.get("tolerance")
+    head = [
+        "# distatomenv design advice: the suggested reduced symmetry-function set",
+        f"# store: {report.get('store', {}).get('path')}",
+        "# Paste these lines in place of the symfunction_short lines of input.nn.",
+        "# Greedy backward elimination on the held-out force readout (linear tier, same folds",
+        "# and lambda): the smallest set whose R2 stays within "
+        f"{_fmt(tol, 'g').strip()} of the full set's for every element.",
+        f"# Kept: {_suggested_text(report)}.",
+        f"# R2 all SFs -> suggested: {_r2_change_text(report)}.",
+        "# A suggestion for the linear readout: compute a store with this set and analyse it",
+        "# (or compare both stores) before training; n2p2 needs a new scaling.data for it.",
+    ]
+    return "\n".join(head + list(lines)) + "\n"
 
 
 def _write_csv(results, filename):
@@ -193,12 +273,65 @@ def summary_table(report) -> str:
     """The terminal summary: the force readout first (per element and tier),
     then the n2p2 notebook's cluster view (when it was run)."""
     parts = [readout_table(report)]
+    advice = advice_table(report)
+    if advice:
+        parts.append(advice)
     if report.get("results"):
         parts.append("The n2p2 notebook's view: share of clusters whose forces differ from the "
                      "rest (grows with the number of atoms)\n" + cluster_table(report))
     elif report.get("parameters", {}).get("clusters_view") is False:
         parts.append("The n2p2 notebook's view: switched off")
     return "\n\n".join(parts)
+
+
+def advice_table(report) -> str:
+    """The design advice in a few lines: the three SFs with the largest ΔR²
+    per element, the suggested set (size, R² before and after, the fragment
+    file), the suggested --neighbors next to the survey's and the stored one,
+    and the comparison of stores.  Empty when the report has none of them."""
+    lines = []
+    imp = report.get("importance") or {}
+    elim = report.get("elimination")
+    sat = report.get("saturation")
+    if imp or elim or sat:
+        lines.append("Design advice (linear tier; ΔR² = held-out R² lost without the SF, same folds "
+                     "and lambda)")
+    for e in _ordered(imp, report):
+        ent = imp[e]
+        lines.append(f"  {e}: R² {_fmt(ent.get('r2_full'), '.3f').strip()} with all "
+                     f"{len(ent.get('sfs') or [])} SFs; largest ΔR²:")
+        for d in (ent.get("sfs") or [])[:3]:
+            lines.append(f"    {_fmt(d.get('delta_r2'), '+.4f'):>8}  {d.get('label')}")
+    if elim:
+        ff = elim.get("fragment_file")
+        lines.append(f"  suggested set (within {_fmt(elim.get('tolerance'), 'g').strip()} of the full R²): "
+                     f"{_suggested_text(report)}" + (f" -> {ff}" if ff else ""))
+        lines.append(f"    R² all SFs -> suggested: {_r2_change_text(report)}")
+    if sat:
+        lines.append(f"  --neighbors: suggested \"{sat.get('suggested_neighbors')}\" (saturation knees); "
+                     f"survey \"{sat.get('survey_neighbors') or 'n/a'}\"; stored "
+                     f"\"{sat.get('stored_neighbors') or 'n/a'}\" (pairs {_pairs_text(report)})")
+    cmp_ = report.get("comparison")
+    if cmp_ and cmp_.get("elements"):
+        stores = cmp_.get("stores") or []
+        names = plots.store_labels(stores)
+        if lines:
+            lines.append("")
+        lines.append("Stores side by side (linear tier; ΔR² against the first, paired over the same folds)")
+        width = max([len(n) for n in names] + [5])
+        head = (f"  {'store':<{width}} {'element':<8} {'R2':>7} {'95% interval':>15} {'dR2':>8} "
+                f"{'paired 95%':>17} {'features':>8}")
+        lines += [head, "  " + "-" * (len(head) - 2)]
+        for e in _ordered(cmp_["elements"], report):
+            for i, r in enumerate(cmp_["elements"][e]):
+                name = names[stores.index(r["store"])] if r.get("store") in stores else str(r.get("store"))
+                note = _comparison_note(r, i, stores)
+                lines.append(
+                    f"  {name:<{width}} {e:<8} {_fmt(r.get('r2'), '.3f'):>7} "
+                    f"{_interval(r, 'r2', '-', '.3f'):>15} "
+                    f"{_fmt(r.get('delta_r2'), '+.4f'):>8} {_interval(r, 'delta', '..'):>17} "
+                    f"{r.get('n_features', ''):>8}" + (f"  {note}" if note else ""))
+    return "\n".join(lines)
 
 
 def cluster_table(report) -> str:
@@ -261,6 +394,7 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
             readout_files.append((e, "Learning curve: held-out R² against the share of structures "
                                      "used", f))
     report["interactive_map"] = _write_map(analyzer, samples, out_dir, r2_linear, files)
+    advice_files = _write_advice(report, out_dir, files)
 
     for e in (report["elements"] if clusters_on else []):
         hs = []
@@ -290,7 +424,7 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
             plot_files.append((e, f"F{r['component']} per cluster ({r['descriptor']}, k={r['k']}): "
                                   f"cluster vs rest", f))
 
-    report["plots"] = [os.path.basename(f) for _, _, f in readout_files + plot_files]
+    report["plots"] = [os.path.basename(f) for _, _, f in readout_files + advice_files + plot_files]
     files["report.json"] = os.path.join(out_dir, "report.json")
     with open(files["report.json"], "w") as fh:
         json.dump(report, fh, indent=1, allow_nan=False)
@@ -298,10 +432,44 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
     _write_csv(results, files["clusters.csv"])
     files["report.html"] = os.path.join(out_dir, "report.html")
     with open(files["report.html"], "w") as fh:
-        fh.write(_html(report, plot_files, analyzer, readout_files))
-    for _, _, f in readout_files + plot_files:
+        fh.write(_html(report, plot_files, analyzer, readout_files, advice_files))
+    for _, _, f in readout_files + advice_files + plot_files:
         files[os.path.basename(f)] = f
     return AnalysisResult(out_dir, report, files, analyzer)
+
+
+def _write_advice(report, out_dir, files) -> list:
+    """The design-advice plots and suggested_input.nn; sets
+    ``elimination.fragment_file``.  Returns (key, title, file) of the plots:
+    key "importance/<E>", "elimination", "saturation/<E>" or "comparison"."""
+    out = []
+    imp = report.get("importance") or {}
+    for e in _ordered(imp, report):
+        f = plots.plot_importance(e, imp[e], os.path.join(out_dir, f"importance_{_safe(e)}.png"))
+        out.append((f"importance/{e}", f"Forces on {e}: ΔR² of each symmetry function", f))
+    elim = report.get("elimination")
+    if elim and elim.get("path"):
+        f = plots.plot_elimination(elim, os.path.join(out_dir, "elimination.png"))
+        out.append(("elimination", "Backward elimination: R² against the number of SFs kept", f))
+    sat = report.get("saturation") or {}
+    for e in _ordered(sat.get("elements") or {}, report):
+        f = plots.plot_saturation(e, sat["elements"][e], os.path.join(out_dir, f"saturation_{_safe(e)}.png"),
+                                  tolerance=sat.get("tolerance"))
+        out.append((f"saturation/{e}", f"Forces on {e}: R² against the neighbour blocks kept", f))
+    comparison = report.get("comparison")
+    if comparison and comparison.get("elements"):
+        f = plots.plot_comparison(comparison, os.path.join(out_dir, "comparison.png"))
+        out.append(("comparison", "R² per element and store, and ΔR² against the first", f))
+    if elim is not None:
+        text = fragment_text(report)
+        elim["fragment_file"] = None
+        if text is not None:
+            path = os.path.join(out_dir, FRAGMENT_FILE)
+            with open(path, "w") as fh:
+                fh.write(text)
+            files[FRAGMENT_FILE] = path
+            elim["fragment_file"] = FRAGMENT_FILE
+    return out
 
 
 def _write_map(analyzer, samples, out_dir, r2, files) -> dict:
@@ -393,7 +561,7 @@ descriptors).  It should be &asymp; 0; R&sup2; must stand well above it.</li>
 linearised in &part;E/&part;G; above the linear tier when the weights must vary with the
 environment.</li>
 <li><b>k-NN reference</b>: a nonlinear regression on a sample of atoms, held out by structure.
-It is a reference ceiling to compare with, not the headline.</li>
+It is a nonlinear reference to compare with, not the headline: in many dimensions with few atoms it can fall far below the linear tier, which knows that a force is linear in dG.</li>
 <li><b>Learning curve</b>: R&sup2; with 10 %, 30 % and 100 % of the structures.  Still rising at
 100 %: more data would help; flat: the descriptors, not the data, limit the readout.  For
 coarse-grained forces the part not predicted includes thermal noise that no descriptor of the
@@ -455,7 +623,204 @@ def _readout_html(report, readout_files) -> list:
     return out
 
 
-def _html(report, plot_files, analyzer, readout_files=()) -> str:
+_ADVICE_GUIDE = """
+<div class='guide'><b>How to read the design advice.</b>  All of it comes from the statistics
+of the readout above (linear tier, x, y, z pooled): the same folds, the same &lambda; of each
+fold, no new pass over the store.
+<ul>
+<li><b>&Delta;R&sup2;</b> of a symmetry function = the held-out R&sup2; lost when that SF is
+removed from input.nn: all of its columns go, in the atom's own block and in every neighbour
+block where it appears.  Large: the forces need it.  &asymp; 0: the other SFs carry the same
+information.  Negative (pale bars): the model does slightly better without it at this amount
+of data.</li>
+<li><b>Elimination</b>: the SFs are removed one at a time, each time the one whose removal costs
+least in the worst element (an SF of X sits in the rows of every element that has X
+neighbours), down to one SF per element.  The curve is R&sup2; of each element against the
+number of SFs kept.</li>
+<li><b>Suggested set</b>: the smallest set on that path whose R&sup2; stays within the
+<b>tolerance</b> of the full set's for every element, written as <code>symfunction_short</code>
+lines to paste in place of those in input.nn.  It is what the linear readout needs: compute a
+store with it and analyse it (or compare both stores side by side) before training.</li>
+<li><b>Neighbour saturation</b>: R&sup2; against the neighbour blocks kept for each neighbour
+element (nearest first; the other pairs at their stored count).  The <b>knee</b> is the fewest
+blocks within the tolerance of the full R&sup2;; the knees make the suggested
+<code>--neighbors</code>, shown next to the survey's geometric suggestion (the neighbours every
+atom has inside the cutoff) and what this store was computed with.  Only stored blocks can be
+judged: a knee at the stored count says more blocks may still help.</li>
+<li><b>Side by side</b> (several stores of the same data): R&sup2; of each store with its 95 %
+interval, and &Delta;R&sup2; against the first store with a paired interval (the same folds and
+the same groups of structures resampled for both): an interval that excludes 0 is a real
+difference.</li>
+</ul></div>
+"""
+
+
+def _pairs_text(report) -> str:
+    els = list(report.get("store", {}).get("elements") or [])
+    return ", ".join(f"{a}-{b}" for a in els for b in els)
+
+
+def _img(title, f) -> str:
+    esc = html.escape
+    return f"<h5>{esc(title)}</h5><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>"
+
+
+def _advice_html(report, advice_files=()) -> list:
+    """The "Design advice" subsection of the readout section."""
+    esc = html.escape
+    figs = {key: (title, f) for key, title, f in advice_files}
+    imp = report.get("importance") or {}
+    elim = report.get("elimination")
+    sat = report.get("saturation")
+    out = ["<h3 id='advice'>Design advice: which symmetry functions and how many neighbours do "
+           "the forces need?</h3>"]
+    if imp or elim or sat or report.get("comparison"):
+        out.append(_ADVICE_GUIDE)
+    if not (imp or elim or sat):
+        switched_off = report.get("parameters", {}).get("advice") is False
+        out.append("<p class='note'>No design advice in this report"
+                   + (": switched off (<code>advice=False</code>, <code>--no-advice</code>)."
+                      if switched_off else ".") + "</p>")
+    if imp:
+        out.append("<h4>Symmetry-function importance</h4>")
+        for e in _ordered(imp, report):
+            ent = imp[e]
+            sfs = ent.get("sfs") or []
+            top = ", ".join(f"{esc(str(d.get('label')))} ({_fmt(d.get('delta_r2'), '+.2g').strip()})"
+                            for d in sfs[:3])
+            out.append(f"<p><b>{esc(e)}</b>: R&sup2; with all {len(sfs)} SFs "
+                       f"{_fmt(ent.get('r2_full'), '.3f')}; largest &Delta;R&sup2;: {top}.</p>")
+            if f"importance/{e}" in figs:
+                out.append(_img(*figs[f"importance/{e}"]))
+            out.append(f"<details><summary>All {len(sfs)} SFs of the forces on {esc(e)}</summary>"
+                       "<table class='readout'><tr><th>rank</th><th>SF</th><th>SF element</th>"
+                       "<th>index</th><th>&Delta;R&sup2;</th><th>R&sup2; without it</th></tr>")
+            for i, d in enumerate(sfs):
+                out.append(f"<tr><td>{i + 1}</td><td style='text-align:left'>{esc(str(d.get('label')))}</td>"
+                           f"<td>{esc(str(d.get('sf_element')))}</td><td>{d.get('sf_index')}</td>"
+                           f"<td>{_fmt(d.get('delta_r2'), '+.3g')}</td>"
+                           f"<td>{_fmt(d.get('r2_without'), '.4f')}</td></tr>")
+            out.append("</table></details>")
+    if elim:
+        tol = elim.get("tolerance")
+        full, sug = elim.get("r2_full") or {}, elim.get("r2_suggested") or {}
+        out.append("<h4>Backward elimination and the suggested set</h4>")
+        out.append(f"<p>Suggested: <b>{esc(_suggested_text(report))}</b>, the smallest set within "
+                   f"{_fmt(tol, 'g').strip()} of the full R&sup2; for every element.</p>")
+        out.append("<table class='readout'><tr><th>element</th><th>R&sup2; all SFs</th>"
+                   "<th>R&sup2; suggested set</th><th>change</th></tr>")
+        for e in _ordered(full, report):
+            a, b = full.get(e), sug.get(e)
+            d = None if a is None or b is None else b - a
+            out.append(f"<tr><td>{esc(e)}</td><td>{_fmt(a, '.4f')}</td><td><b>{_fmt(b, '.4f')}</b></td>"
+                       f"<td>{_fmt(d, '+.4f')}</td></tr>")
+        out.append("</table>")
+        if "elimination" in figs:
+            out.append(_img(*figs["elimination"]))
+        frag = elim.get("fragment")
+        if frag:
+            ff = elim.get("fragment_file")
+            link = (f" (also in <a href='{esc(ff)}'>{esc(ff)}</a>, with a comment header)" if ff else "")
+            out.append(f"<p>The suggested set as input.nn lines{link}: paste them in place of the "
+                       "<code>symfunction_short</code> lines.</p>")
+            out.append("<pre class='fragment'>" + esc("\n".join(frag)) + "</pre>")
+        else:
+            out.append("<p class='note'>No input.nn fragment: the store does not record its SF "
+                       "settings.</p>")
+        path = [st for st in elim.get("path") or [] if st.get("removed")]
+        if path:
+            els = _ordered(full, report)
+            out.append(f"<details><summary>The order in which the SFs leave ({len(path)} steps)</summary>"
+                       "<table class='readout'><tr><th>SFs left</th><th>removed</th><th>worst loss</th>"
+                       + "".join(f"<th>R&sup2; {esc(e)}</th>" for e in els) + "</tr>")
+            for st in path:
+                r = st["removed"]
+                out.append(f"<tr><td>{st.get('n_sf')}</td><td style='text-align:left'>"
+                           f"{esc(str(r.get('label')))}</td><td>{_fmt(st.get('worst_loss'), '+.4f')}</td>"
+                           + "".join(f"<td>{_fmt((st.get('r2') or {}).get(e), '.4f')}</td>" for e in els)
+                           + "</tr>")
+            out.append("</table></details>")
+    if sat:
+        out.append("<h4>Neighbour saturation</h4>")
+        out.append(
+            "<table class='readout'><tr><th>--neighbors</th><th>value</th></tr>"
+            f"<tr><td>suggested (the knees, within {_fmt(sat.get('tolerance'), 'g').strip()})</td>"
+            f"<td><b><code>{esc(str(sat.get('suggested_neighbors')))}</code></b></td></tr>"
+            f"<tr><td>the survey's geometric suggestion</td>"
+            f"<td><code>{esc(str(sat.get('survey_neighbors') or 'n/a'))}</code></td></tr>"
+            f"<tr><td>this store was computed with</td>"
+            f"<td><code>{esc(str(sat.get('stored_neighbors') or 'n/a'))}</code></td></tr></table>"
+            f"<p class='note'>Pairs in the order {esc(_pairs_text(report))} (central-neighbour).</p>")
+        els_sat = sat.get("elements") or {}
+        out.append("<table class='readout'><tr><th>central</th><th>neighbour</th><th>blocks stored</th>"
+                   "<th>knee</th><th>R&sup2; no blocks</th><th>R&sup2; at the knee</th>"
+                   "<th>R&sup2; all stored</th><th></th></tr>")
+        for e in _ordered(els_sat, report):
+            for en in _ordered(els_sat[e], report):
+                d = els_sat[e][en]
+                curve = {c["blocks"]: c.get("r2") for c in d.get("curve") or []}
+                flag = ("at the stored count: more blocks may help"
+                        if d.get("stored") and d.get("knee") == d.get("stored") else "")
+                out.append(f"<tr><td>{esc(e)}</td><td>{esc(en)}</td><td>{d.get('stored')}</td>"
+                           f"<td><b>{d.get('knee')}</b></td><td>{_fmt(curve.get(0), '.4f')}</td>"
+                           f"<td>{_fmt(curve.get(d.get('knee')), '.4f')}</td>"
+                           f"<td>{_fmt(curve.get(d.get('stored')), '.4f')}</td>"
+                           f"<td style='text-align:left'>{flag}</td></tr>")
+        out.append("</table>")
+        for e in _ordered(els_sat, report):
+            if f"saturation/{e}" in figs:
+                out.append(_img(*figs[f"saturation/{e}"]))
+    out += _comparison_html(report, figs)
+    return out
+
+
+def _comparison_html(report, figs) -> list:
+    esc = html.escape
+    cmp_ = report.get("comparison")
+    if not cmp_:
+        return []
+    out = ["<h4>Side by side: stores of the same data</h4>"]
+    same = cmp_.get("same_data") or []
+    stores = cmp_.get("stores") or []
+    names = plots.store_labels(stores)
+    out.append("<p>" + "; ".join(
+        f"{esc(n)} = <code>{esc(s)}</code>" + ("" if i >= len(same) or same[i] else
+                                               " (<b>different input data</b>: not paired)")
+        for i, (n, s) in enumerate(zip(names, stores))) + ".</p>")
+    out.append("<table class='readout'><tr><th>store</th><th>element</th><th>R&sup2;</th>"
+               "<th>95 % interval</th><th>&Delta;R&sup2; vs first</th><th>paired 95 % interval</th>"
+               "<th>features</th><th>note</th></tr>")
+    for e in _ordered(cmp_.get("elements") or {}, report):
+        for i, r in enumerate(cmp_["elements"][e]):
+            name = names[stores.index(r["store"])] if r.get("store") in stores else str(r.get("store"))
+            out.append(f"<tr><td style='text-align:left'>{esc(name)}</td><td>{esc(e)}</td>"
+                       f"<td><b>{_fmt(r.get('r2'), '.4f')}</b></td><td>{_interval(r, 'r2')}</td>"
+                       f"<td>{_fmt(r.get('delta_r2'), '+.4f')}</td><td>{_interval(r, 'delta', ' to ')}</td>"
+                       f"<td>{r.get('n_features', '')}</td><td style='text-align:left'>"
+                       f"{esc(_comparison_note(r, i, stores))}</td></tr>")
+    out.append("</table>")
+    if "comparison" in figs:
+        out.append(_img(*figs["comparison"]))
+    return out
+
+
+def _comparison_note(r, i, stores) -> str:
+    """The note of a comparison row: its own, or "reference" for the first store's."""
+    if r.get("note"):
+        return str(r["note"])
+    return "reference" if i == 0 and stores and r.get("store") == stores[0] else ""
+
+
+def _interval(r, prefix, dash="&ndash;", spec=None) -> str:
+    """'lo-hi' of ``<prefix>_low`` and ``<prefix>_high`` of a comparison row."""
+    lo, hi = r.get(f"{prefix}_low"), r.get(f"{prefix}_high")
+    if lo is None or hi is None:
+        return "n/a"
+    spec = spec or ("+.4f" if prefix == "delta" else ".4f")
+    return f"{lo:{spec}}{dash}{hi:{spec}}"
+
+
+def _html(report, plot_files, analyzer, readout_files=(), advice_files=()) -> str:
     p = report["parameters"]
     esc = html.escape
     clusters_on = p.get("clusters_view", True) is not False
@@ -466,11 +831,15 @@ def _html(report, plot_files, analyzer, readout_files=()) -> str:
            "th{background:#eef2f7}table.readout td:first-child{text-align:left}"
            "td.skipped{text-align:left;color:#777}.note{color:#777}"
            ".guide{background:#f6f8fa;border-left:4px solid #1f5fa8;padding:2px 12px;font-size:14px}"
+           "pre.fragment{background:#f6f8fa;border:1px solid #ddd;padding:6px 10px;font-size:13px;"
+           "overflow-x:auto}details{margin:4px 0 10px}summary{cursor:pointer;color:#1f5fa8}"
            "</style></head><body>",
            "<h1>Descriptor analysis</h1>",
            f"<p>Store <code>{esc(report['store']['path'])}</code>; "
            f"distatomenv {esc(report['distatomenv_version'])}, {esc(report['created'])}.</p>"]
     out += _readout_html(report, readout_files)
+    if report.get("readout"):
+        out += _advice_html(report, advice_files)
     out.append("<h2>The n2p2 notebook's view</h2>")
     if not clusters_on:
         out.append("<p class='note'>The cluster view was switched off for this report.</p>")
@@ -507,7 +876,9 @@ def _html(report, plot_files, analyzer, readout_files=()) -> str:
     out.append("<h2>Files</h2><ul><li><a href='report.json'>report.json</a> (every number, schema in "
                "the README)</li><li><a href='clusters.csv'>clusters.csv</a> (one row per cluster)</li>"
                + (f"<li><a href='{esc(m['file'])}'>{esc(m['file'])}</a> (the interactive map, for "
-                  "chemiscope)</li>" if m.get("file") else "") + "</ul>")
+                  "chemiscope)</li>" if m.get("file") else "")
+               + (f"<li><a href='{esc(ff)}'>{esc(ff)}</a> (the suggested SF set, input.nn lines)</li>"
+                  if (ff := (report.get("elimination") or {}).get("fragment_file")) else "") + "</ul>")
     t = report["timings"]
     out.append("<p>Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + "</p>")
     out.append("</body></html>")
