@@ -10,13 +10,14 @@ Public API::
     store = distatomenv.compute("input.data", neighbors="6 2 4 4", out="run.zarr")
     print(distatomenv.info("run.zarr"))
     distatomenv.export("run.zarr", "out/")
+    report = distatomenv.verify("run.zarr")                # every chunk checked: report.ok
     reader = distatomenv.open_store("run.zarr")
     survey = distatomenv.survey_neighbors("input.data")     # before compute: --neighbors?
     result = distatomenv.analyze("run.zarr", "report/")   # clusters + statistics + plots
 """
 __version__ = "0.1.0"
 
-from .pipeline import compute, export, info  # noqa: E402
+from .pipeline import compute, export, info, verify  # noqa: E402
 from .store.reader import open_store  # noqa: E402
 from .survey import survey_neighbors  # noqa: E402
 
@@ -37,5 +38,5 @@ def coarse_grain(data, out, **params):
     return _coarse_grain(data, out, **params)
 
 
-__all__ = ["__version__", "analyze", "coarse_grain", "compute", "export", "info", "open_store",
+__all__ = ["__version__", "analyze", "coarse_grain", "compute", "export", "info", "open_store", "verify",
            "survey_neighbors"]

@@ -1,8 +1,11 @@
 """The ``distatomenv`` command line: argument parsing only.
 
 Every subcommand delegates to the public Python API (:mod:`distatomenv.pipeline`);
-no logic lives here.  Errors of type DistatomenvError are printed as one line
-(``distatomenv: error: FILE:LINE: ...``) with exit status 2.
+no logic lives here.  Errors of type DistatomenvError, and the OS's refusals,
+are printed as one line (``distatomenv: error: FILE:LINE: ...``, control
+characters escaped) with the exit status of their class
+(:func:`distatomenv.errors.describe`: 2 usage, 3 bad input, 4 I/O, 5 damaged
+store, 130 interrupted; README "Failures").
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ import sys
 import time
 
 from . import __version__
-from .errors import DistatomenvError
+from .errors import DistatomenvError, describe
 
 
 def detect_backend() -> str:
@@ -143,11 +146,19 @@ def cmd_compute(args):
 
 def cmd_export(args):
     from .pipeline import export
-    paths = export(args.store, args.output, format=args.format)
+    paths = export(args.store, args.output, format=args.format, overwrite=args.overwrite)
     if not args.quiet:
         for p in paths:
             print(p)
     return 0
+
+
+def cmd_verify(args):
+    from .errors import EXIT_DAMAGED
+    from .pipeline import verify
+    report = verify(args.store)
+    print(report.text())
+    return 0 if report.ok else EXIT_DAMAGED
 
 
 def cmd_info(args):
@@ -585,8 +596,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("store")
     e.add_argument("--format", choices=["n2p2"], default="n2p2")
     e.add_argument("-o", "--output", required=True, metavar="DIR")
+    e.add_argument("--overwrite", action="store_true",
+                   help="write into a folder that holds files (those of the same names are "
+                        "replaced; default: refuse a non-empty folder)")
     e.add_argument("-q", "--quiet", action="store_true")
     e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("verify", help="check every chunk of a store (checksums, missing chunks)",
+                       description="Read every chunk of every array and check its crc32c "
+                                   "checksum; in a complete store also that no chunk is "
+                                   "missing.  Prints OK, or each damaged chunk and why; exit "
+                                   "status 0 when intact, 5 when damaged.")
+    v.add_argument("store")
+    v.set_defaults(func=cmd_verify)
 
     i = sub.add_parser("info", help="describe a store",
                        description="Elements, atom counts, arrays, chunks, settings, provenance.")
@@ -641,16 +663,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    from .interrupt import watching
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
-    except DistatomenvError as exc:
-        print(f"distatomenv: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("distatomenv: interrupted", file=sys.stderr)
-        return 130
+        with watching():                 # Ctrl-C ends even a long numba loop
+            return args.func(args)
+    except BrokenPipeError:              # stdout closed early (| head): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except BaseException as exc:         # noqa: B036 - only the known classes are handled
+        known = describe(exc)
+        if known is None:                # a bug: keep the traceback for the report
+            raise
+        message, status = known
+        prefix = "distatomenv: " if status == 130 else "distatomenv: error: "
+        print(prefix + message, file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

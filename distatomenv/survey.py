@@ -42,8 +42,9 @@ import numpy as np
 
 from .descriptors.rdf import (cell_grid, count_histograms, rdf_ideal_counts, shell_volumes,
                               survey_search)
-from .errors import DataFileError, DistatomenvError, SettingsError
-from .io.data import index_data, read_structure
+from .descriptors.environment import check_neighbor_budget
+from .errors import DistatomenvError
+from .io.data import check_readable, index_data, read_structure
 from .io.histo import (NEIGHBORS_HISTO_NAME, pair_name, suggest_neighbors, summarize_counts,
                        write_neighbors_histo)
 from .io.settings import read_settings
@@ -190,14 +191,11 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
         rmax = _positive(rmax, "rmax")
     if structures is not None:
         structures = int(_positive(structures, "structures", int))
-    if not os.path.isfile(data):
-        raise DataFileError(data, None, "file not found")
+    check_readable(data, "input.data")
     settings_path = os.fspath(settings) if settings is not None else \
         os.fspath(Path(data).resolve().parent / "input.nn")
-    if not os.path.isfile(settings_path):
-        raise SettingsError(settings_path, None, "file not found" + (
-            "" if settings is not None else " (the default input.nn beside the data; "
-                                            "give another with --settings)"))
+    check_readable(settings_path, "input.nn" if settings is not None else
+                   "input.nn (the default: beside the data; give another with --settings)")
     st = read_settings(settings_path)
     elements = list(st.elements)
     n_el = len(elements)
@@ -214,6 +212,8 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
     nthreads = set_threads(threads)
     nchunk = 4 * nthreads
     index = index_data(data, elements)
+    check_neighbor_budget(index.natoms, index.lattice, index.periodic, st.sfset,
+                          settings_path=settings_path, data_path=data)
     t1 = time.perf_counter()
     n_total = index.n_structures if structures is None else min(structures, index.n_structures)
     hist = np.zeros((nchunk, n_el, n_el, bins), dtype=np.int64)

@@ -56,7 +56,7 @@ def test_bad_input_names_file_and_line(tmp_path, reference_dir):
     bad.write_text("\n".join(lines) + "\n")
     p = run("compute", bad, "--settings", case / "input.nn", "--scaling", case / "scaling.data",
             "--neighbors", "6 2 4 4", "-o", tmp_path / "s.zarr", ok=False)
-    assert p.returncode == 2
+    assert p.returncode == 3                      # bad input (README "Failures")
     assert f"{bad}:8:" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "s.zarr").exists(), "bad input is found before any store is made"
 

@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pytest
 
-from distatomenv.errors import DataFileError
+from distatomenv.errors import DataFileError, FileAccessError
 from distatomenv.io.data import (DataIndex, Structure, count_newlines, file_digest,
                                  index_data, index_file, read_structure, read_structures,
                                  write_structures)
@@ -503,7 +503,7 @@ def test_index_data_reports_the_first_error_with_its_line(tmp_path, block):
 def test_index_data_empty_and_missing_files(tmp_path):
     with pytest.raises(DataFileError, match="no structures found"):
         index_data(write(tmp_path, "\n\n"), HO, block_bytes=1)
-    with pytest.raises(DataFileError, match="file not found"):
+    with pytest.raises(FileAccessError, match=r"nope\.data: cannot read input\.data: No such file"):
         index_data(tmp_path / "nope.data", HO)
 
 

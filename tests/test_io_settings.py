@@ -86,6 +86,14 @@ def with_line(extra):
     ("H 24 -10 10 30 150 p4a", dict(type=24, rl=-10.0, angle_left=30.0, subtype="p4a")),
     ("H 25 0 10 150 210 p1", dict(type=25, angle_right=210.0, subtype="p1")),
     ("H 25 0 10 0 180 p3", dict(type=25, subtype="p3")),
+    # issue 13: what n2p2 accepts (asked of nnp-scaling)
+    ("H 20 O 0 6 p1a", dict(type=20, subtype="p1a")),
+    ("H 21 O H 0 8 60 150 p3a", dict(type=21, subtype="p3a")),
+    ("H 23 1.0 8.0 ea", dict(type=23, subtype="ea")),        # evaluated as e
+    ("H 9 O H 0.5 1 -2.5 6.0", dict(type=9, zeta=-2.5)),
+    ("H 13 0.2 0.5 -1 -1 8.0", dict(type=13, zeta=-1.0)),
+    ("H 25 0 10 -180 180 p2", dict(angle_left=-180.0, angle_right=180.0)),
+    ("H 24 0 10 0 360 p2", dict(angle_left=0.0, angle_right=360.0)),
 ])
 def test_every_sf_type(tmp_path, line, expected):
     s = read_quiet(write(tmp_path, with_line("symfunction_short " + line)))
@@ -101,12 +109,32 @@ def test_every_sf_type(tmp_path, line, expected):
     (["center_symmetry_functions"], "center"),
     (["scale_symmetry_functions", "center_symmetry_functions"], "scalecenter"),
     (["scale_symmetry_functions_sigma"], "sigma"),
-    (["scale_symmetry_functions_sigma", "center_symmetry_functions"], "sigma"),
+    # n2p2's precedence (its nnp-atomenv log, issue 13): sigma counts only alone
+    (["scale_symmetry_functions_sigma", "center_symmetry_functions"], "center"),
+    (["scale_symmetry_functions_sigma", "scale_symmetry_functions"], "scale"),
+    (["scale_symmetry_functions_sigma", "scale_symmetry_functions",
+      "center_symmetry_functions"], "scalecenter"),
 ])
 def test_scaling_modes(tmp_path, keywords, mode):
     text = BASE.replace("scale_symmetry_functions\n", "").replace("center_symmetry_functions\n", "")
     text = "\n".join(keywords) + "\n" + text
     assert read_quiet(write(tmp_path, text)).scaling == mode
+
+
+def test_symfunction_and_symfunction_short_in_one_file(tmp_path):
+    """n2p2 refuses a file using both names ("Multiple alternative versions of
+    keyword"); so do we, naming both lines."""
+    p = write(tmp_path, with_line("symfunction H 2 H 0.1 0 6"))
+    with expect(p, SF_LINE + 1, r"'symfunction' and 'symfunction_short' \(line 12\) are two "
+                                r"names of the same keyword"):
+        read_settings(p)
+
+
+def test_symfunction_is_another_name_of_symfunction_short(tmp_path):
+    """n2p2 reads 'symfunction' as 'symfunction_short' (issue 13)."""
+    a = read_quiet(write(tmp_path, BASE))
+    b = read_quiet(write(tmp_path, BASE.replace("symfunction_short ", "symfunction ")))
+    assert [f.describe() for f in a.sfset.functions] == [f.describe() for f in b.sfset.functions]
 
 
 def test_defaults(tmp_path):
@@ -172,7 +200,11 @@ def test_swapped_angular_duplicate_is_detected(tmp_path):
     ("H", r"'symfunction_short' needs at least <ec> <type>, found 1"),
     ("H 4 H 0.1 0 6", r"unknown symmetry function type 4; supported types: 2, 3, 9, 12, 13, 20"),
     ("H 2.0 H 0.1 0 6", r"found '2.0' in column 3 \(type\), expected an integer"),
-    ("H 20 H 0 6 p5", r"unknown subtype 'p5' \(column 7\); expected one of p1, p2, p3, p4, e, p2a, p4a"),
+    ("H 20 H 0 6 p5", r"unknown subtype 'p5' \(column 7\); expected p1, p2, p3, p4 \(polynomials\), "
+                      r"p1a, p2a, p3a, p4a \(asymmetric\) or e"),
+    ("H 20 H 0 6 p2x", r"unknown subtype 'p2x'"),
+    ("H 20 H 0 6 exyz", r"unknown subtype 'exyz'"),
+    ("H 20 H 0 6 P2", r"unknown subtype 'P2'"),
     ("C 2 H 0.1 0 6", r"central element 'C' \(column 2\) is not declared in 'elements' \(H O\)"),
     ("H 2 N 0.1 0 6", r"neighbour element 'N' \(column 4\) is not declared in 'elements'"),
     ("H 3 H Xx 0.1 1 1 6", r"neighbour element 'Xx' \(column 5\) is not declared"),
@@ -182,12 +214,14 @@ def test_swapped_angular_duplicate_is_detected(tmp_path):
     ("H 23 7 6 p2", r"rl = 7 must be smaller than rc = 6"),
     ("H 2 H -0.1 0 6", r"eta = -0.1 must be >= 0"),
     ("H 13 -1 0 1 1 6", r"eta = -1 must be >= 0"),
-    ("H 3 H O 0.1 1 0 6", r"zeta = 0 must be > 0"),
-    ("H 9 H O 0.1 1 -2 6", r"zeta = -2 must be > 0"),
-    ("H 13 0.1 0 1 0 6", r"zeta = 0 must be > 0"),
+    ("H 3 H O 0.1 1 0 6", r"zeta = 0 makes the angular factor .*n2p2 accepts it but writes NaN"),
+    ("H 13 0.1 0 1 0 6", r"zeta = 0 makes the angular factor"),
     ("H 21 H O 0 6 90 90 p2", r"angleLeft = 90 must be smaller than angleRight = 90"),
     ("H 25 0 6 120 60 p2", r"angleLeft = 120 must be smaller than angleRight = 60"),
-    ("H 22 H O 0 6 -90 300 p2", r"the angle window \(-90, 300\) is wider than 360 degrees"),
+    ("H 22 H O 0 6 -90 300 p2", r"the angle window \(-90, 300\) reaches outside \[0, 180\] degrees, "
+                                r"so its centre \(105\) must be 0 or 180"),
+    ("H 22 H O 0 6 -181 181 p2", r"the angle window \(-181, 181\) .* within \[-180, 360\]"),
+    ("H 21 H O 0 6 200 300 p2", r"the angle window \(200, 300\) reaches outside"),
     ("H 2 H abc 0 6", r"found 'abc' in column 5 \(eta\), expected a number"),
     ("H 3 H O 0.1 1 1 6 x", r"found 'x' in column 10 \(rs\), expected a number"),
     ("H 2 H 0.1 0 inf", r"found 'inf' in column 7 \(rc\), expected a finite number"),
@@ -221,8 +255,6 @@ def test_sf_errors(tmp_path, line, fragment):
      r"scale_max_short \(-1\) must be larger than scale_min_short \(-1\)"),
     ("scale_max_short 1.0", "scale_max_short x", 8, r"found 'x' in column 2 \(scale_max_short\)"),
     ("use_short_forces", "use_short_forces\ncutoff_type 1", 10, r"keyword 'cutoff_type' appears again \(first at line 4\)"),
-    ("center_symmetry_functions", "scale_symmetry_functions_sigma", 6,
-     r"'scale_symmetry_functions_sigma' cannot be combined with 'scale_symmetry_functions' \(line 5\)"),
 ])
 def test_keyword_errors(tmp_path, old, new, line, fragment):
     assert old in BASE

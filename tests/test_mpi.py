@@ -165,7 +165,7 @@ def test_index_error_in_another_ranks_block_names_file_and_line(lj7, tmp_path):
     (tmp_path / "input.nn").write_text((Path(lj7[0]).parent / "input.nn").read_text())
     assert bad.stat().st_size > 4 * 4096             # several blocks
     proc = _compute(bad, tmp_path / "bad.zarr", ranks=2, check=False)
-    assert proc.returncode == 2, proc.stderr
+    assert proc.returncode == 3, proc.stderr      # bad input (README "Failures")
     assert proc.stderr.count(f"{bad}:{line}: found 'x'") == 2, proc.stderr
     assert not (tmp_path / "bad.zarr").exists()
 

@@ -15,8 +15,8 @@ import pytest
 import distatomenv
 from distatomenv.cli import main
 from distatomenv.descriptors.neighbors import neighbor_list
-from distatomenv.errors import DataFileError, DistatomenvError, NotEnoughNeighborsError, \
-    SettingsError
+from distatomenv.errors import DataFileError, DistatomenvError, FileAccessError, \
+    NotEnoughNeighborsError
 from distatomenv.io.data import Structure, read_structures, write_structures
 from distatomenv.io.histo import read_neighbors_histo
 from distatomenv.io.settings import read_settings
@@ -322,18 +322,19 @@ def test_cli_nonperiodic_reference(reference_dir, tmp_path, capsys):
     assert "every g column is nan" in (out / "rdf.dat").read_text()
 
 
-@pytest.mark.parametrize("args, match", [
-    (["{missing}"], r"missing\.data: file not found"),
-    (["{data}", "--settings", "{missing}"], r"missing\.data: file not found"),
-    (["{data}", "--bins", "0"], r"bins must be a positive integer, got 0"),
-    (["{data}", "--rmax", "0"], r"rmax must be a positive number, got 0\.0"),
-    (["{data}", "--rmax", "-2.5"], r"rmax must be a positive number, got -2\.5"),
-    (["{data}", "--rmax", "nan"], r"rmax must be a positive number, got nan"),
-    (["{data}", "--structures", "0"], r"structures must be a positive integer, got 0"),
+@pytest.mark.parametrize("args, match, status", [
+    (["{missing}"], r"missing\.data: cannot read input\.data: No such file or directory", 4),
+    (["{data}", "--settings", "{missing}"],
+     r"missing\.data: cannot read input\.nn: No such file or directory", 4),
+    (["{data}", "--bins", "0"], r"bins must be a positive integer, got 0", 2),
+    (["{data}", "--rmax", "0"], r"rmax must be a positive number, got 0\.0", 2),
+    (["{data}", "--rmax", "-2.5"], r"rmax must be a positive number, got -2\.5", 2),
+    (["{data}", "--rmax", "nan"], r"rmax must be a positive number, got nan", 2),
+    (["{data}", "--structures", "0"], r"structures must be a positive integer, got 0", 2),
 ])
-def test_cli_errors(lj_small, tmp_path, capsys, args, match):
+def test_cli_errors(lj_small, tmp_path, capsys, args, match, status):
     args = [a.format(missing=tmp_path / "missing.data", data=lj_small) for a in args]
-    assert main(["neighbors", *args, "-o", str(tmp_path / "o")]) == 2
+    assert main(["neighbors", *args, "-o", str(tmp_path / "o")]) == status
     err = capsys.readouterr().err
     assert err.startswith("distatomenv: error: ")
     import re
@@ -342,12 +343,12 @@ def test_cli_errors(lj_small, tmp_path, capsys, args, match):
 
 
 def test_api_errors(tmp_path, lj_small):
-    with pytest.raises(DataFileError, match=r"nothing\.data: file not found"):
+    with pytest.raises(FileAccessError, match=r"nothing\.data: cannot read input\.data: No such"):
         distatomenv.survey_neighbors(tmp_path / "nothing.data")
     alone = tmp_path / "alone"
     alone.mkdir()
     (alone / "input.data").write_bytes(open(lj_small, "rb").read())
-    with pytest.raises(SettingsError, match=r"input\.nn: file not found \(the default"):
+    with pytest.raises(FileAccessError, match=r"input\.nn: cannot read input\.nn \(the default"):
         distatomenv.survey_neighbors(alone / "input.data")
     with pytest.raises(DistatomenvError, match="bins must be a positive integer"):
         distatomenv.survey_neighbors(lj_small, bins=2.5)

@@ -70,7 +70,7 @@ import threading
 import time
 import uuid
 
-from ..errors import DistatomenvError
+from ..errors import DistatomenvError, exit_status_of, is_input_error
 
 #: Environment variables of the worker-kill test hook (see the module docstring).
 TEST_KILL_ENV = "DISTATOMENV_TEST_KILL_UNIT"
@@ -100,6 +100,11 @@ class UnitFailedError(DistatomenvError, RuntimeError):
 
     def __reduce__(self):                # picklable whatever the signature
         return (type(self), (str(self), self.unit, self.error_type, self.worker))
+
+    @property
+    def exit_status(self):
+        """The command line's exit status: that of the original error's class."""
+        return exit_status_of(self.error_type or "")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -490,7 +495,8 @@ def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, 
             message = str(exc) if isinstance(exc, UnitFailedError) else \
                 f"{type(exc).__name__}: {exc}"
             try:
-                mark_failed(job.out, message)
+                mark_failed(job.out, message, input_error=is_input_error(
+                    exc.error_type or "" if isinstance(exc, UnitFailedError) else exc))
             except Exception as err:     # keep the run's own error in front
                 if hasattr(exc, "add_note"):
                     exc.add_note(f"(recording the failure in the store failed: {err})")

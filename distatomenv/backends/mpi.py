@@ -51,7 +51,7 @@ import os
 import pickle
 import time
 
-from ..errors import DistatomenvError
+from ..errors import DistatomenvError, exit_status_of, is_input_error
 
 #: Environment variable of the failure test hook (see the module docstring).
 TEST_FAIL_ENV = "DISTATOMENV_TEST_FAIL_UNIT"
@@ -70,6 +70,11 @@ class RankFailedError(DistatomenvError, RuntimeError):
     def __init__(self, message, failures=()):
         super().__init__(message)
         self.failures = list(failures)
+
+    @property
+    def exit_status(self):
+        """The command line's exit status: that of the first failing rank's error."""
+        return exit_status_of(self.failures[0][2] if self.failures else "")
 
 
 def _mpi():
@@ -399,7 +404,8 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
                 + f": {t}: {m}" for r, u, t, m in failures)
             if rank == 0:
                 try:
-                    mark_failed(job.out, message)
+                    mark_failed(job.out, message,
+                                input_error=all(is_input_error(t) for _, _, t, _ in failures))
                 except Exception as exc:    # keep the run's own error in front
                     message += f" (and recording the failure in the store failed: {exc})"
             if failure is not None:

@@ -22,7 +22,7 @@ The compact SFs (types 20-25) use the same polynomials and exponential as
 "core functions" c(x) on x in [0, 1] (c(0) = 1, c(1) = 0): subtypes p1-p4
 are POLY1-4 and e is EXP.  A compact window [left, right] gives the bump
 C(a) = c(|a - centre| / half_width), symmetric about the centre, and zero
-outside the window.  The asymmetric subtypes p2a and p4a use the p2 and p4
+outside the window.  The asymmetric subtypes p1a-p4a use the p1-p4
 polynomials of y = x (2 - x) instead of x (so they are flat only to first
 order at the centre and fall off faster): C(a) = p(y), x = |a - centre| /
 half_width.  (Established against n2p2's own output in the reference set.)
@@ -38,7 +38,9 @@ HARD, COS, TANHU, TANH, EXP, POLY1, POLY2, POLY3, POLY4 = range(9)
 _TANH_NORM = 1.0 / math.tanh(1.0) ** 3
 
 # Core-function codes of compact SFs (see symfuncs.COMPACT_SUBTYPES).
-CORE_P1, CORE_P2, CORE_P3, CORE_P4, CORE_E, CORE_P2A, CORE_P4A = 1, 2, 3, 4, 5, 6, 7
+CORE_P1, CORE_P2, CORE_P3, CORE_P4, CORE_E = 1, 2, 3, 4, 5
+#: asymmetric pka is CORE_ASYM + k (p1a = 6 ... p4a = 9)
+CORE_ASYM = 5
 
 _jit = nb.njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 
@@ -103,8 +105,8 @@ def cutoff(ctype, r, rc, rci):
 def compact(core, a, left, right):
     """Compact window function C(a) on [left, right] and dC/da.
 
-    core: 1-5 symmetric core functions p1-p4, e; 6 and 7 the asymmetric p2a
-    and p4a (ramp from 1 at ``left`` to 0 at ``right``).
+    core: 1-5 symmetric core functions p1-p4, e; 6-9 the asymmetric p1a-p4a
+    (the polynomial of y = x (2 - x), see the module docstring).
     """
     if a <= left or a >= right:
         return 0.0, 0.0
@@ -112,9 +114,9 @@ def compact(core, a, left, right):
     centre = left + hw
     s = a - centre
     x = abs(s) / hw
-    if core >= 6:
+    if core > CORE_ASYM:
         # asymmetric polynomial: p(y) with y = x (2 - x), dy/dx = 2 (1 - x)
-        c, dc = poly_core(2 if core == 6 else 4, x * (2.0 - x))
+        c, dc = poly_core(core - CORE_ASYM, x * (2.0 - x))
         dc *= 2.0 * (1.0 - x)
     else:
         c, dc = poly_core(core, x)

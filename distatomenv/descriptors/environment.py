@@ -23,12 +23,59 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
+from .. import interrupt
 from ..elements import atomic_number
-from ..errors import NeighborSpecError, NotEnoughNeighborsError
+from ..errors import (CoincidentAtomsError, NeighborListTooLargeError, NeighborSpecError,
+                      NotEnoughNeighborsError)
 from .kernels import pack_tables, sf_entry_derivatives, sf_values
-from .neighbors import neighbor_list
+from .neighbors import ENTRY_BYTES, memory_budget, neighbor_list
 
 _jit = nb.njit(cache=True, error_model="numpy")
+
+#: Two atoms (or an atom and a periodic image) closer than this fraction of the
+#: largest SF cutoff are refused as coincident: at distance 0 the symmetry
+#: functions are NaN, just above it they are meaningless (1e-4 x a 6 A cutoff
+#: is 0.0006 A).
+MIN_DISTANCE_FRACTION = 1e-4
+
+
+def check_neighbor_budget(natoms, lattice, periodic, sfset, *, settings_path=None,
+                          data_path=None) -> None:
+    """Refuse, before anything is computed, a cutoff whose neighbour lists
+    cannot fit the memory budget (:func:`~.neighbors.memory_budget`).
+
+    natoms : int (S,); lattice : float (S, 3, 3) (input length unit); periodic :
+    bool (S,) -- the index of input.data, so no structure is read.  Only periodic
+    structures are estimated (:func:`~.neighbors.estimate_entries`: the count of
+    a structure's atoms within the cutoff, periodic images included, at its
+    mean density); the others are bounded when they are computed.
+
+    Raises NeighborListTooLargeError ``input.nn:LINE: structure S ... would
+    hold about N entries (B bytes) ... budget``, LINE being the line of the SF
+    with the largest cutoff.
+    """
+    periodic = np.asarray(periodic, dtype=bool)
+    if not periodic.any():
+        return
+    rc = float(sfset.max_cutoff())
+    natoms = np.asarray(natoms, dtype=np.float64)[periodic]
+    volume = np.abs(np.linalg.det(np.asarray(lattice, dtype=np.float64)[periodic]))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        est = natoms * natoms / volume * (4.0 / 3.0) * np.pi * rc ** 3
+    est = np.where(np.isnan(est), np.inf, est)
+    k = int(np.argmax(est))
+    limit = memory_budget() // ENTRY_BYTES
+    if not est[k] > limit:
+        return
+    s = int(np.flatnonzero(periodic)[k])
+    line = next((f.line for f in sfset.functions if f.rc == rc and f.line), None)
+    where = "" if settings_path is None else \
+        f"{settings_path}:{line}: " if line else f"{settings_path}: "
+    data = f" of {data_path}" if data_path is not None else ""
+    raise NeighborListTooLargeError(
+        est[k], limit, ENTRY_BYTES,
+        f"{where}structure {s + 1}{data} (1-based; {int(natoms[k])} atoms in a cell of volume "
+        f"{volume[k]:.4g}): ", f"the largest cutoff {rc:g}", estimated=True)
 
 
 # ----------------------------------------------------------------------------- neighbour spec
@@ -244,12 +291,49 @@ class EnvironmentCalculator:
 
     def neighbors(self, positions, lattice, atoms=None):
         """Neighbour list in normalised units (positions/lattice in input units,
-        already remapped into the cell)."""
+        already remapped into the cell).  A list beyond the memory budget is
+        refused before it is allocated; Ctrl-C ends the search (see
+        :mod:`distatomenv.interrupt`)."""
         L = self.conv_length
         lat = None if lattice is None else np.asarray(lattice) * L
-        return neighbor_list(np.asarray(positions) * L, lat, self.rc_max, atoms)
+        return neighbor_list(np.asarray(positions) * L, lat, self.rc_max, atoms,
+                             max_entries=memory_budget() // ENTRY_BYTES, stop=interrupt.STOP)
 
-    def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0, path=None):
+    def check_distances(self, nl, atoms, structure_index=0, path=None, atom_lines=None):
+        """Refuse coincident atoms: the closest entry of ``atoms`` in ``nl``
+        must be at least MIN_DISTANCE_FRACTION x the largest cutoff away.
+
+        Raises CoincidentAtomsError naming the structure (1-based), both atoms
+        (1-based, with their lines when ``atom_lines`` is given) and the
+        distance in the input's length unit."""
+        if nl.d.size == 0:
+            return
+        k = int(np.argmin(nl.d))
+        limit = MIN_DISTANCE_FRACTION * self.rc_max
+        if not nl.d[k] < limit:
+            return
+        i = int(np.searchsorted(nl.start, k, side="right") - 1)
+        j = int(nl.j[k])
+        a, b = sorted((i, j))
+        unit = 1.0 / self.conv_length
+        image = "" if not nl.shift[k].any() else \
+            f" (atom {j + 1} in the periodic image {tuple(int(v) for v in nl.shift[k])})"
+        lines = ""
+        line = None
+        if atom_lines is not None:
+            line = int(atom_lines[b])
+            lines = f" (lines {int(atom_lines[a])} and {line})"
+        same = " (the same atom and its periodic image: the cell is far too small)" if i == j \
+            else ""
+        raise CoincidentAtomsError(
+            path, line,
+            f"structure {structure_index + 1} (1-based): atoms {a + 1} and {b + 1}{lines} are "
+            f"{nl.d[k] * unit:.6g} apart{image}{same}, closer than {limit * unit:.3g} "
+            f"({MIN_DISTANCE_FRACTION:g} x the largest cutoff {self.rc_max * unit:g}); two atoms "
+            "at one place have no defined symmetry functions; remove the duplicate")
+
+    def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0, path=None,
+                atom_lines=None):
         """Environment rows of the owned atoms of one structure.
 
         Parameters
@@ -259,6 +343,7 @@ class EnvironmentCalculator:
         lattice : float64 (3, 3) rows = lattice vectors, or None.
         owned : bool (n,) atoms whose rows are wanted (default all).
         structure_index, path : 0-based structure number and input file, for error messages.
+        atom_lines : int (n,) the atoms' lines in the file, for error messages (optional).
 
         Returns
         -------
@@ -271,7 +356,15 @@ class EnvironmentCalculator:
         elem = np.ascontiguousarray(elements_idx, dtype=np.int64)
         n = elem.shape[0]
         owned_idx = np.arange(n) if owned is None else np.flatnonzero(owned)
-        nl = self.neighbors(positions, lattice, owned_idx)
+        try:
+            nl = self.neighbors(positions, lattice, owned_idx)
+        except NeighborListTooLargeError as exc:
+            where = f"{path}: " if path is not None else ""
+            raise NeighborListTooLargeError(
+                exc.entries, exc.limit, exc.entry_bytes,
+                f"{where}structure {structure_index + 1} (1-based, {n} atoms): ",
+                f"the largest cutoff {self.rc_max / self.conv_length:g}") from None
+        self.check_distances(nl, owned_idx, structure_index, path, atom_lines)
         ne = len(lay.elements)
         sel = {}
         counts = {}

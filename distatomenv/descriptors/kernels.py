@@ -26,9 +26,10 @@ import math
 import numba as nb
 import numpy as np
 
-from .cutoff import compact, cutoff
-from .symfuncs import (I_CORE, I_E1, I_E2, I_IZETA, I_TYPE, N_FLOAT_PARAMS, N_INT_PARAMS,
-                       P_AL, P_AR, P_ETA, P_LAMBDA, P_PREF, P_RC, P_RCI, P_RL, P_RS, P_ZETA)
+from .cutoff import CORE_ASYM, compact, cutoff
+from .symfuncs import (I_CORE, I_E1, I_E2, I_IZETA, I_JKPREV, I_TYPE, N_FLOAT_PARAMS,
+                       N_INT_PARAMS, P_AL, P_AR, P_ETA, P_LAMBDA, P_PREF, P_RC, P_RCI, P_RL,
+                       P_RS, P_ZETA)
 
 _inline = nb.njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
 _kernel = nb.njit(cache=True, parallel=True, error_model="numpy", fastmath={"contract"})
@@ -109,6 +110,26 @@ def _pair_radial(fp, ip, s, r):
 
 
 @_inline
+def _jk_source(fp, ip, s, theta):
+    """The SF whose radial function gives the r_jk factor of narrow compact SF
+    s (types 21, 24) at angle theta, as n2p2 evaluates it: n2p2 reuses the
+    factor of the previous SF of the same type and neighbour elements
+    (I_JKPREV, in its sorted order) when that SF has the same rl and rc and
+    its angle window holds theta, and so on back; otherwise s's own.  Asked of
+    nnp-scaling on small clusters: with e then p2, p2's value is exactly that
+    with e's r_jk factor on the triples in e's window; an SF of the same
+    elements between them with another rl or rc, or a window without the
+    angle, breaks the chain; SFs of other neighbour elements do not."""
+    m = s
+    while True:
+        q = ip[m, I_JKPREV]
+        if q < 0 or fp[q, P_RL] != fp[m, P_RL] or fp[q, P_RC] != fp[m, P_RC] or \
+                not fp[q, P_AL] < theta < fp[q, P_AR]:
+            return m
+        m = q
+
+
+@_inline
 def _gaussian(eta, xij, xik, xjk, narrow):
     """exp(-eta (xij^2 + xik^2 [+ xjk^2])) with x = r - rs."""
     arg = xij * xij + xik * xik
@@ -131,16 +152,25 @@ def _angular_term(fp, ip, s, narrow, w, c, rij, rik, rjk, fij, dfij, fik, dfik, 
     t = ip[s, I_TYPE]
     if t >= 20:
         core = ip[s, I_CORE]
-        if core == 6:
-            core = 2
-        elif core == 7:
-            core = 4
-        cc = min(1.0, max(-1.0, c))
-        theta = math.acos(cc)
+        if core > CORE_ASYM:         # the asymmetry applies to the radial part only
+            core -= CORE_ASYM
+        # n2p2 leaves out a pair whose cos theta is +-1 (collinear: in practice
+        # the self-images i+T, i-T, i+2T of a small cell), even at the centre of
+        # a window around 0 or 180 degrees (asked of nnp-atomenv: an atom on the
+        # x axis of an orthorhombic cell).  Where rounding puts cos theta just
+        # inside (-1, 1) n2p2 keeps the pair; so do we, but our rounding may
+        # differ: the "collinear" class of tests/differential.
+        if c <= -1.0 or c >= 1.0:
+            return 0.0, 0.0, 0.0, 0.0, 0.0
+        theta = math.acos(c)
         ca, dca = compact(core, theta, fp[s, P_AL], fp[s, P_AR])
         if ca == 0.0 and dca == 0.0:
             return 0.0, 0.0, 0.0, 0.0, 0.0
-        sn = math.sqrt(1.0 - cc * cc)
+        if narrow:
+            src = _jk_source(fp, ip, s, theta)
+            if src != s:                 # n2p2 shares the r_jk factor in a group
+                fjk, dfjk = _pair_radial(fp, ip, src, rjk)
+        sn = math.sqrt(1.0 - c * c)
         dca_dc = -dca / sn if sn > 0.0 else 0.0
         rr = fij * fik * fjk
         return (w * ca * rr, w * dca_dc * rr, w * ca * dfij * fik * fjk,

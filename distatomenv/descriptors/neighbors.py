@@ -12,6 +12,15 @@ atom index, then by the image shift (n_a, n_b, n_c) in lexicographic order.
 
 The result is a CSR structure (see :class:`NeighborList`); all arrays are in
 the caller's length unit (distatomenv passes n2p2-normalised units).
+
+Size and interruption: the entries are counted first, and a list of more
+than ``max_entries`` entries is refused before it is allocated
+(:class:`~distatomenv.errors.NeighborListTooLargeError`);
+:func:`estimate_entries` predicts the count of a periodic structure from its
+atom count and cell alone, so a hopeless cutoff is refused before anything
+is computed.  The search loops release the GIL and poll a ``stop`` flag
+(:data:`distatomenv.interrupt.STOP`), so Ctrl-C ends even a very long search
+within moments.
 """
 from __future__ import annotations
 
@@ -21,7 +30,47 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-_jit = nb.njit(cache=True, error_model="numpy")
+from ..errors import NeighborListTooLargeError
+
+_jit = nb.njit(cache=True, error_model="numpy", nogil=True)
+
+#: Bytes per neighbour entry held by a :class:`NeighborList` (j int32, dx, dy,
+#: dz, d float64, shift 3 x int32).
+ENTRY_BYTES = 48
+_NO_STOP = np.zeros(1, dtype=np.int64)
+
+
+def memory_budget() -> int:
+    """Bytes one neighbour list may take: ``DISTATOMENV_MEMORY_BUDGET`` (an
+    integer, optionally with K, M, G or T for powers of 1024), else half of
+    the machine's physical memory (8 GiB where that is unknown)."""
+    import os
+    from ..errors import MEMORY_BUDGET_ENV, DistatomenvError
+    text = os.environ.get(MEMORY_BUDGET_ENV, "").strip()
+    if text:
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}.get(text[-1:].upper())
+        number = text[:-1] if scale else text
+        try:
+            value = float(number) * (scale or 1)
+        except ValueError:
+            value = -1.0
+        if not value > 0 or not math.isfinite(value):
+            raise DistatomenvError(f"{MEMORY_BUDGET_ENV}={text!r}: expected a positive number of "
+                                   "bytes, optionally with K, M, G or T (e.g. 16G)")
+        return int(min(value, 2.0 ** 62))
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):   # pragma: no cover - not POSIX
+        return 8 << 30
+
+
+def estimate_entries(natoms, volume, rc) -> float:
+    """Expected neighbour entries of a periodic structure: every atom sees the
+    structure's mean density within a sphere of radius ``rc``, periodic images
+    included, ``natoms * (natoms / volume) * 4/3 pi rc^3`` (``volume`` and
+    ``rc`` in one length unit).  A float: it may exceed any integer type."""
+    natoms = float(natoms)
+    return natoms * natoms / float(volume) * (4.0 / 3.0) * math.pi * float(rc) ** 3
 
 
 @dataclass
@@ -91,13 +140,16 @@ def cell_sort(frac, nbin):
 
 @_jit
 def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, start, out_j,
-            out_dx, out_dy, out_dz, out_d, out_shift):
-    """Find (count_only) or fill the entries of ``atoms``.  See neighbor_list."""
+            out_dx, out_dy, out_dz, out_d, out_shift, stop):
+    """Find (count_only) or fill the entries of ``atoms``.  See neighbor_list.
+    Returns early, with partial counts, once ``stop[0]`` is set."""
     b, cstart, catoms = cell_sort(frac, nbin)
     nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
     rc2 = rc * rc
     counts = np.zeros(atoms.shape[0], dtype=np.int64)
     for ai in range(atoms.shape[0]):
+        if stop[0]:
+            return counts
         i = atoms[ai]
         xi, yi, zi = pos[i, 0], pos[i, 1], pos[i, 2]
         m = 0 if count_only else start[i]
@@ -113,6 +165,8 @@ def _search(pos, lattice, periodic, frac, nbin, reach, atoms, rc, count_only, st
                 cb = cb % nb1 if periodic else cb
                 if cb < 0 or cb >= nb1:
                     continue
+                if stop[0]:
+                    return counts
                 for dc in range(-reach[2], reach[2] + 1):
                     cc = b[i, 2] + dc
                     sc = (cc - (cc % nb2)) // nb2 if periodic else 0
@@ -191,7 +245,8 @@ def _sort_entries(atoms, start, j, dx, dy, dz, d, shift):
         shift[s:e] = shift[order].copy()
 
 
-def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
+def neighbor_list(positions, lattice, rc, atoms=None, *, max_entries=None,
+                  stop=None) -> NeighborList:
     """Neighbour entries within ``rc`` of the requested atoms.
 
     Parameters
@@ -201,7 +256,12 @@ def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
     lattice : float64 (3, 3), rows are the lattice vectors; None if not periodic.
     rc : cutoff radius (same unit as positions); entries with d <= rc count.
     atoms : int array of the atoms whose lists are wanted (default: all).
+    max_entries : refuse (NeighborListTooLargeError) a list of more entries,
+        after counting and before allocating (default: no limit).
+    stop : int64 (1,) flag polled by the search (:data:`distatomenv.interrupt.STOP`);
+        once it is set the search ends and KeyboardInterrupt is raised.
     """
+    stop = _NO_STOP if stop is None else stop
     pos = np.ascontiguousarray(positions, dtype=np.float64)
     n = pos.shape[0]
     atoms = np.arange(n, dtype=np.int64) if atoms is None else np.asarray(atoms, dtype=np.int64)
@@ -229,7 +289,12 @@ def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
     empty = np.empty(0)
     counts = _search(pos, lat, periodic, frac, nbin, reach, atoms, float(rc), True,
                      np.zeros(1, np.int64), np.empty(0, np.int32), empty, empty, empty, empty,
-                     np.empty((0, 3), np.int32))
+                     np.empty((0, 3), np.int32), stop)
+    if stop[0]:
+        raise KeyboardInterrupt
+    total = int(counts.sum())
+    if max_entries is not None and total > max_entries:
+        raise NeighborListTooLargeError(total, int(max_entries), ENTRY_BYTES)
     per_atom = np.zeros(n, dtype=np.int64)
     per_atom[atoms] = counts
     start = np.zeros(n + 1, dtype=np.int64)
@@ -239,6 +304,8 @@ def neighbor_list(positions, lattice, rc, atoms=None) -> NeighborList:
     dx, dy, dz, d = (np.empty(m) for _ in range(4))
     shift = np.empty((m, 3), np.int32)
     _search(pos, lat, periodic, frac, nbin, reach, atoms, float(rc), False, start, j, dx, dy, dz,
-            d, shift)
+            d, shift, stop)
+    if stop[0]:
+        raise KeyboardInterrupt
     _sort_entries(atoms, start, j, dx, dy, dz, d, shift)
     return NeighborList(start=start, j=j, dx=dx, dy=dy, dz=dz, d=d, shift=shift)

@@ -27,11 +27,13 @@ type  formula (sum over neighbours j, k)        parameters
 ====  =======================================  ==========================
 
 ``C`` is a compact bump of core function ``subtype`` (p1, p2, p3, p4, e, or
-asymmetric p2a/p4a for the radial part); angles are in degrees in input.nn.
+asymmetric p1a-p4a for the radial part; see :func:`compact_core` for the
+strings n2p2 accepts); angles are in degrees in input.nn.
 """
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -48,8 +50,24 @@ COMPACT_TYPES = frozenset({20, 21, 22, 23, 24, 25})
 NARROW_TYPES = frozenset({3, 13, 21, 24})
 SUPPORTED_TYPES = frozenset({2, 3, 9, 12, 13, 20, 21, 22, 23, 24, 25})
 
-#: Core functions of compact SFs, the number used in the kernels' tables.
-COMPACT_SUBTYPES = {"p1": 1, "p2": 2, "p3": 3, "p4": 4, "e": 5, "p2a": 6, "p4a": 7}
+#: Core functions of compact SFs, the number used in the kernels' tables:
+#: polynomials p1-p4, the exponential e, and the asymmetric polynomials p1a-p4a
+#: (code 5 + k for pka).
+COMPACT_SUBTYPES = {"p1": 1, "p2": 2, "p3": 3, "p4": 4, "e": 5,
+                    "p1a": 6, "p2a": 7, "p3a": 8, "p4a": 9}
+#: The subtype strings n2p2 accepts (asked of nnp-scaling itself): at most three
+#: characters, ``p`` + degree 1-4 + an optional ``a``, or ``e`` followed by any one
+#: or two characters (``ea``, ``e1``, ... all evaluate as ``e``; the string
+#: itself still orders the SFs).
+_SUBTYPE_RE = re.compile(r"p[1-4]a?|e\S{0,2}")
+
+
+def compact_core(subtype: str) -> int | None:
+    """Kernel code of a compact-SF subtype string (see :data:`COMPACT_SUBTYPES`),
+    or ``None`` if n2p2 would refuse the string."""
+    if not _SUBTYPE_RE.fullmatch(subtype):
+        return None
+    return COMPACT_SUBTYPES["e"] if subtype[0] == "e" else COMPACT_SUBTYPES[subtype]
 #: Cutoff functions by n2p2 number (``cutoff_type`` keyword).
 CUTOFF_TYPES = {0: "HARD", 1: "COS", 2: "TANHU", 3: "TANH", 4: "EXP",
                 5: "POLY1", 6: "POLY2", 7: "POLY3", 8: "POLY4"}
@@ -117,14 +135,15 @@ class SymmetryFunction:
         """n2p2's order: type, then the type's own parameters (see README).
 
         Exponential types: rc, eta, rs, zeta, lambda, e1, e2; compact types:
-        subtype (as a string), rc, rl, angle_left, angle_right, e1, e2.
-        Elements compare by atomic number.
+        subtype (as a string), e1, e2, rc, rl, angle_left, angle_right (the
+        neighbour elements before the radii, as n2p2's log shows for a subtype
+        with several neighbour elements).  Elements compare by atomic number.
         """
         z1 = atomic_number(self.e1) if self.e1 else 0
         z2 = atomic_number(self.e2) if self.e2 else 0
         if self.is_compact:
-            return (self.type, self.subtype, self.rc, self.rl,
-                    self.angle_left, self.angle_right, z1, z2)
+            return (self.type, self.subtype, z1, z2, self.rc, self.rl,
+                    self.angle_left, self.angle_right)
         return (self.type, self.rc, self.eta, self.rs, self.zeta, self.lambda_, z1, z2)
 
     def describe(self) -> str:
@@ -155,8 +174,8 @@ class SymmetryFunction:
 P_ETA, P_RS, P_RC, P_LAMBDA, P_ZETA, P_RL, P_AL, P_AR, P_PREF, P_RCI = range(10)
 N_FLOAT_PARAMS = 10
 # Column layout of the integer table.
-I_TYPE, I_E1, I_E2, I_CORE, I_IZETA = range(5)
-N_INT_PARAMS = 5
+I_TYPE, I_E1, I_E2, I_CORE, I_IZETA, I_JKPREV = range(6)
+N_INT_PARAMS = 6
 
 
 @dataclass
@@ -219,7 +238,13 @@ class SymmetryFunctionSet:
         -------
         fparams : float64 array (n_sf, N_FLOAT_PARAMS)
         iparams : int64 array (n_sf, N_INT_PARAMS); element columns hold the
-            element index in atomic-number order (-1 where unused).
+            element index in atomic-number order (-1 where unused).  For the
+            narrow compact types 21 and 24, I_JKPREV is the previous SF (in
+            n2p2's order) of the same type and neighbour elements, -1 for the
+            first and for other types: n2p2 reuses that SF's r_jk factor of a
+            triple when it has the same rl and rc and its angle window holds
+            the triple's angle, whatever its own core function (see
+            kernels._jk_source; asked of nnp-scaling on small clusters).
         """
         sfs = self.by_element[element]
         fp = np.zeros((len(sfs), N_FLOAT_PARAMS))
@@ -239,9 +264,13 @@ class SymmetryFunctionSet:
             fp[s, P_AR] = math.radians(sf.angle_right)
             fp[s, P_RCI] = self.cutoff_alpha * sf.rc * L
             if sf.is_compact:
-                ip[s, I_CORE] = COMPACT_SUBTYPES[sf.subtype]
+                ip[s, I_CORE] = compact_core(sf.subtype)
             else:
                 ip[s, I_CORE] = self.cutoff_type
+            if sf.type in (21, 24):
+                ip[s, I_JKPREV] = next((m for m in range(s - 1, -1, -1) if
+                                        (sfs[m].type, sfs[m].e1, sfs[m].e2) ==
+                                        (sf.type, sf.e1, sf.e2)), -1)
             if sf.type in (3, 9, 13):
                 fp[s, P_PREF] = 2.0 ** (1.0 - sf.zeta)
                 iz = int(round(sf.zeta))

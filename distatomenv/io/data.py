@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..elements import SYMBOLS
-from ..errors import DataFileError
+from ..errors import DataFileError, os_error, quote
 from .fields import finite_float
 
 __all__ = [
@@ -67,6 +67,12 @@ _CHUNK = 1 << 22
 SINGULAR_CELL_TOL = 1e-10
 #: Largest |total charge| accepted for a periodic structure (n2p2 refuses others).
 PERIODIC_CHARGE_TOL = 1e-8
+#: Largest |fractional coordinate| accepted in a periodic structure: wrapping
+#: f into [0, 1) keeps about 16 - log10|f| digits, so beyond 2**20 (~1e6 cells
+#: away) the wrapped position would be off by more than 1e-10 of the cell.
+WRAP_LIMIT = 2.0 ** 20
+#: A UTF-8 byte order mark; accepted (and skipped) at the very start of a file.
+BOM = b"\xef\xbb\xbf"
 
 #: Names of the 9 fields after ``atom`` (column k+2 of the line holds field k).
 ATOM_FIELDS = ("x", "y", "z", "element", "charge", "energy", "fx", "fy", "fz")
@@ -98,6 +104,7 @@ class Structure:
     energy : total energy, NaN when the record has no ``energy`` line.
     charge : total charge, 0.0 when the record has no ``charge`` line.
     path : the file the structure was read from ("" if built in memory).
+    atom_lines : int64 (n,) 1-based line of each atom in ``path``, or None.
     """
 
     index: int
@@ -112,6 +119,7 @@ class Structure:
     energy: float = math.nan
     charge: float = 0.0
     path: str = ""
+    atom_lines: np.ndarray | None = None
 
     def __post_init__(self):
         self.positions = np.asarray(self.positions, dtype=np.float64)
@@ -149,7 +157,27 @@ class Structure:
         Returns
         -------
         float64 array (n, 3), a new array (length).
+
+        Raises
+        ------
+        DataFileError
+            An atom so far outside the cell (more than :data:`WRAP_LIMIT` cells)
+            that wrapping it would lose its position, naming the file and line.
         """
+        if self.lattice is not None and self.natoms:
+            frac = self.positions @ np.linalg.inv(self.lattice)
+            far = np.abs(frac) > WRAP_LIMIT
+            if far.any():
+                i, a = (int(v) for v in np.argwhere(far)[0])
+                line = int(self.atom_lines[i]) if self.atom_lines is not None else self.line
+                where = "" if self.atom_lines is not None else f", atom {i + 1}"
+                raise DataFileError(
+                    self.path or "<input>", line,
+                    f"structure {self.index + 1}{where}: position "
+                    f"({', '.join(f'{v:.6g}' for v in self.positions[i])}) lies "
+                    f"{abs(frac[i, a]):.3g} cells outside the cell along lattice vector {a + 1}; "
+                    f"wrapping it into the cell would lose its precision (more than "
+                    f"{WRAP_LIMIT:.0f} cells away); fix the coordinate")
         return remap_positions(self.positions, self.lattice)
 
 
@@ -260,7 +288,8 @@ class DataIndex:
 # Scanning
 # ----------------------------------------------------------------------------
 def _text(tok: bytes) -> str:
-    return tok.decode("utf-8", errors="replace")
+    """A token for a message: control characters escaped, at most 80 characters."""
+    return quote(tok)
 
 
 def _number(tok: bytes, col: int, name: str, path, lineno: int) -> float:
@@ -421,6 +450,9 @@ def _lines(f, pos: int, lineno: int, hasher=None):
             break
         if hasher is not None:
             hasher.update(at, buf)
+        if at == 0 and buf.startswith(BOM):     # a byte order mark: not part of line 1
+            buf = buf[len(BOM):]
+            pos += len(BOM)
         parts = (rest + buf).split(b"\n")
         rest = parts.pop()
         for line in parts:
@@ -732,12 +764,24 @@ def index_data(path, elements, mapper=None, block_bytes: int = INDEX_BLOCK_BYTES
     raises the file's first DataFileError.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise DataFileError(path, None, "file not found")
+    check_readable(path, "input.data")
     blocks = file_blocks(path, block_bytes)
     run = mapper or _local_map
     parts = run(_index_block_task, blocks, (path, list(elements)))
     return merge_blocks(path, parts)
+
+
+def check_readable(path, what="input.data") -> None:
+    """Refuse, with the OS's reason, a path that is not a readable file.
+
+    Raises FileAccessError ``PATH: cannot read WHAT: REASON`` (no such file,
+    a directory, no permission, ...)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise os_error(exc, path, f"cannot read {what}") from None
 
 
 def _index_block_task(shared, block):
@@ -757,7 +801,8 @@ def _structure(rec: _Record, cell, index: int) -> Structure:
         charges=np.ascontiguousarray(values[:, 3]),
         atom_energies=np.ascontiguousarray(values[:, 4]),
         forces=np.ascontiguousarray(values[:, 5:8]),
-        energy=rec.energy, charge=rec.charge, path=rec.path)
+        energy=rec.energy, charge=rec.charge, path=rec.path,
+        atom_lines=np.array(rec.atom_lines, dtype=np.int64) if rec.atom_lines else None)
 
 
 def read_structure(path, index: DataIndex, i: int) -> Structure:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import math
 
+from ..errors import quote
+
 
 def _shown(tok) -> str:
-    return tok.decode("utf-8", errors="replace") if isinstance(tok, bytes) else str(tok)
+    """A token for a message: control characters escaped, at most 80 characters."""
+    return quote(tok)
 
 
 def finite_float(tok, error, path, line, column, name) -> float:

@@ -3,7 +3,8 @@
 Only the keywords that change the atomic environments are interpreted:
 ``number_of_elements``, ``elements``, ``cutoff_type``, the scaling keywords,
 ``mean_energy``/``conv_energy``/``conv_length`` (unit normalisation),
-``use_short_forces`` and ``symfunction_short``.  Training and network
+``use_short_forces`` and ``symfunction_short`` (or its other name
+``symfunction``, as n2p2 reads it; one file uses one of the two).  Training and network
 keywords that n2p2 knows (:data:`IGNORED_KEYWORDS`) are skipped silently; any
 other keyword is reported once with :func:`warnings.warn` and listed in
 :attr:`Settings.warnings`, because it is probably a typo.
@@ -32,8 +33,8 @@ import os
 import warnings as _warnings
 from dataclasses import dataclass, field
 
-from ..descriptors.symfuncs import (COMPACT_SUBTYPES, CUTOFF_TYPES, SymmetryFunction,
-                                    SymmetryFunctionSet)
+from ..descriptors.symfuncs import (CUTOFF_TYPES, SymmetryFunction, SymmetryFunctionSet,
+                                    compact_core)
 from ..elements import ATOMIC_NUMBER, sort_by_atomic_number
 from ..errors import SettingsError
 from .fields import finite_float, integer
@@ -95,6 +96,9 @@ _OPTIONAL_RS = {3, 9}
 _FLAGS = ("scale_symmetry_functions", "center_symmetry_functions",
           "scale_symmetry_functions_sigma", "use_short_forces")
 _NORMALIZATION = ("mean_energy", "conv_energy", "conv_length")
+#: The SF keyword and its other name (n2p2 reads both; its 4G examples use
+#: ``symfunction``); a file may use only one of them, as in n2p2.
+SF_KEYWORDS = ("symfunction_short", "symfunction")
 
 
 @dataclass
@@ -184,9 +188,9 @@ def _lines(text: str):
 
 
 def _parse_sf(rd: _Reader, toks, line, elements) -> SymmetryFunction:
-    """One ``symfunction_short`` line (toks[0] is the keyword)."""
+    """One ``symfunction_short`` (or ``symfunction``) line (toks[0] is the keyword)."""
     if len(toks) < 3:
-        raise rd.error(line, f"'symfunction_short' needs at least <ec> <type>, found "
+        raise rd.error(line, f"'{toks[0]}' needs at least <ec> <type>, found "
                              f"{len(toks) - 1} value(s)")
     ec = toks[1]
     if ec not in elements:
@@ -211,9 +215,11 @@ def _parse_sf(rd: _Reader, toks, line, elements) -> SymmetryFunction:
                                      f"in 'elements' ({' '.join(elements)})")
             kw[name] = tok
         elif name == "subtype":
-            if tok not in COMPACT_SUBTYPES:
-                raise rd.error(line, f"unknown subtype '{tok}' (column {k + 1}); expected one of "
-                                     f"{', '.join(COMPACT_SUBTYPES)}")
+            if compact_core(tok) is None:
+                raise rd.error(line, f"unknown subtype '{tok}' (column {k + 1}); expected p1, p2, "
+                                     "p3, p4 (polynomials), p1a, p2a, p3a, p4a (asymmetric) or "
+                                     "e (exponential; n2p2 also reads e plus up to two "
+                                     "characters, such as ea, as e)")
             kw[name] = tok
         else:
             kw[name] = rd.number(toks, k, name.rstrip("_"), line)
@@ -221,16 +227,27 @@ def _parse_sf(rd: _Reader, toks, line, elements) -> SymmetryFunction:
         raise rd.error(line, f"cutoff radius rc = {kw['rc']:g} must be > 0")
     if kw.get("eta", 0.0) < 0:
         raise rd.error(line, f"eta = {kw['eta']:g} must be >= 0")
-    if sftype in (3, 9, 13) and kw["zeta"] <= 0:
-        raise rd.error(line, f"zeta = {kw['zeta']:g} must be > 0")
+    if sftype in (3, 9, 13) and kw["zeta"] == 0:
+        # n2p2 accepts zeta = 0 but writes NaN for every derivative of such an SF
+        # (asked of nnp-atomenv); its angular factor is the constant 1 anyway
+        raise rd.error(line, "zeta = 0 makes the angular factor (1 + lambda cos)^zeta the "
+                             "constant 1 (n2p2 accepts it but writes NaN derivatives); use a "
+                             "radial SF, or a zeta other than 0 (negative is allowed)")
     if sftype >= 20 and kw["rl"] >= kw["rc"]:
         raise rd.error(line, f"rl = {kw['rl']:g} must be smaller than rc = {kw['rc']:g}")
     if "angle_left" in kw:
         al, ar = kw["angle_left"], kw["angle_right"]
         if al >= ar:
             raise rd.error(line, f"angleLeft = {al:g} must be smaller than angleRight = {ar:g}")
-        if ar - al > 360.0:
-            raise rd.error(line, f"the angle window ({al:g}, {ar:g}) is wider than 360 degrees")
+        # n2p2's rule: a window reaching outside [0, 180] must be centred on 0 or
+        # 180 degrees and stay within [-180, 360] (it then wraps around theta = 0
+        # or 180); nnp-scaling refuses anything else.
+        centre = 0.5 * (al + ar)
+        if (al < 0.0 or ar > 180.0) and not (
+                (centre == 0.0 and al >= -180.0) or (centre == 180.0 and ar <= 360.0)):
+            raise rd.error(line, f"the angle window ({al:g}, {ar:g}) reaches outside [0, 180] "
+                                 f"degrees, so its centre ({centre:g}) must be 0 or 180 and it "
+                                 "must lie within [-180, 360]")
     if "e2" in kw and ATOMIC_NUMBER[kw["e1"]] > ATOMIC_NUMBER[kw["e2"]]:
         kw["e1"], kw["e2"] = kw["e2"], kw["e1"]
     return SymmetryFunction(element=ec, type=sftype, line=line, **kw)
@@ -248,19 +265,32 @@ def read_settings(path) -> Settings:
     SettingsError naming the file and line for anything malformed or missing.
     """
     path = os.fspath(path)
-    with open(path, "rb") as f:
-        raw = f.read()
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as exc:
+        from ..errors import os_error
+        raise os_error(exc, path, "cannot read the settings (input.nn)") from None
     rd = _Reader(path)
     text = raw.decode("utf-8", errors="replace")
+    if text.startswith("\ufeff"):        # a UTF-8 byte order mark is not part of line 1
+        text = text[1:]
 
     seen: dict[str, int] = {}          # single-use keyword -> first line
     values: dict[str, list] = {}
     sf_lines = []
+    sf_keyword: dict[str, int] = {}      # SF keyword used -> first line
     messages: list[str] = []
     unknown: set[str] = set()
     for line, toks in _lines(text):
         kw = toks[0]
-        if kw == "symfunction_short":
+        if kw in SF_KEYWORDS:
+            sf_keyword.setdefault(kw, line)
+            for name, first in sf_keyword.items():
+                if name != kw:
+                    raise rd.error(line, f"'{kw}' and '{name}' (line {first}) are two names of "
+                                         "the same keyword; use only one of them in a file "
+                                         "(n2p2 refuses both)")
             sf_lines.append((line, toks))
             continue
         if kw in IGNORED_KEYWORDS:
@@ -269,7 +299,8 @@ def read_settings(path) -> Settings:
                       "scale_max_short", *_FLAGS, *_NORMALIZATION):
             if kw not in unknown:
                 unknown.add(kw)
-                msg = f"{path}:{line}: unknown keyword '{kw}' ignored"
+                from ..errors import clean, quote
+                msg = f"{clean(path)}:{line}: unknown keyword '{quote(kw)}' ignored"
                 messages.append(msg)
                 _warnings.warn(msg, stacklevel=2)
             continue
@@ -315,12 +346,11 @@ def read_settings(path) -> Settings:
     scale = "scale_symmetry_functions" in seen
     center = "center_symmetry_functions" in seen
     sigma = "scale_symmetry_functions_sigma" in seen
-    if sigma and scale:
-        raise rd.error(seen["scale_symmetry_functions_sigma"],
-                       "'scale_symmetry_functions_sigma' cannot be combined with "
-                       f"'scale_symmetry_functions' (line {seen['scale_symmetry_functions']})")
-    scaling = ("sigma" if sigma else "scalecenter" if scale and center else
-               "scale" if scale else "center" if center else "none")
+    # n2p2's precedence (the scaling type its nnp-atomenv log reports for each of
+    # the eight combinations): scale and center together give scalecenter, then
+    # scale, then center; the sigma keyword counts only when it is alone.
+    scaling = ("scalecenter" if scale and center else "scale" if scale else
+               "center" if center else "sigma" if sigma else "none")
     smin_smax = []
     for kw, default in (("scale_min_short", 0.0), ("scale_max_short", 1.0)):
         if kw in values:
@@ -363,7 +393,8 @@ def read_settings(path) -> Settings:
         functions.append(sf)
     for e in elements:
         if not any(sf.element == e for sf in functions):
-            raise rd.error(eline, f"element {e} has no 'symfunction_short' lines")
+            raise rd.error(eline, f"element {e} has no '{next(iter(sf_keyword), SF_KEYWORDS[0])}' "
+                                  "lines")
 
     sfset = SymmetryFunctionSet(elements=elements, functions=functions,
                                 cutoff_type=cutoff_type, cutoff_alpha=cutoff_alpha)

@@ -166,6 +166,30 @@ class StoreLocation:
             return 0
         return int(sum(int(d.get("size") or 0) for d in found.values()))
 
+    def files(self, *parts) -> set[str]:
+        """Paths (relative to ``parts``, '/'-separated) of every file under the
+        directory ``parts``; empty when there is none.  Local: one walk; object
+        store: one recursive listing."""
+        where = self.key(*parts)
+        out = set()
+        if self.local:
+            for dirpath, _dirnames, filenames in os.walk(where):
+                rel = os.path.relpath(dirpath, where)
+                for f in filenames:
+                    out.add(f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}")
+            return out
+        self.refresh(*parts)
+        where = where.rstrip("/")
+        try:
+            found = self.fs.find(where)
+        except FileNotFoundError:
+            return out
+        for f in found:
+            rel = f.rstrip("/").split(where + "/", 1)[-1]
+            if rel != where:
+                out.add(rel)
+        return out
+
     def marked_groups(self, *parts) -> set[str]:
         """Names of the subdirectories of ``parts`` that hold a ``zarr.json``.
 

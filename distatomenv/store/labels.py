@@ -44,6 +44,12 @@ def label_path(run: str, element: str, descriptor: str, name: str | None = None)
     return key if name is None else f"{key}/{name}"
 
 
+def _checksum():
+    """The codecs of the small label arrays: a crc32c checksum (``verify`` checks it)."""
+    from zarr.codecs import Crc32cCodec
+    return [Crc32cCodec()]
+
+
 def _layout(path) -> StoreLayout:
     return StoreLayout.from_dict(load_root_attrs(path)["layout"])
 
@@ -68,7 +74,8 @@ def create_label_group(path, run: str, element: str, descriptor: str, names, *,
     n = lay.n_rows[element]
     for name in names:
         g.create_array(name, shape=(n,), chunks=(lay.chunk_rows,), dtype="int32",
-                       fill_value=INT_FILL, overwrite=True, dimension_names=("row",))
+                       fill_value=INT_FILL, overwrite=True, dimension_names=("row",),
+                       compressors=lay.compressors(name))      # with a crc32c checksum
 
 
 def write_label_rows(path, run: str, element: str, descriptor: str, name: str,
@@ -90,7 +97,7 @@ def write_centers(path, run: str, element: str, descriptor: str, k: int, centers
     g = root.require_group(label_path(run, element, descriptor))
     c = np.asarray(centers, dtype=np.float64)
     a = g.create_array(f"centers_k{int(k)}", shape=c.shape, chunks=c.shape if c.size else (1, 1),
-                       dtype="float64", overwrite=True)
+                       dtype="float64", overwrite=True, compressors=_checksum())
     if c.size:
         a[...] = c
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 import zarr
 
-from distatomenv.errors import StoreError, StoreIncompleteError
+from distatomenv.errors import DistatomenvError, StoreError, StoreIncompleteError
 
 from .fs import location
 from .schema import (
@@ -243,16 +243,55 @@ class StoreReader:
         return da.from_zarr(self.array(element, name))
 
     def read(self, element: str, name: str, rows=None) -> np.ndarray:
-        """Numpy array of some rows (``rows``: None = all, a slice, or an integer array)."""
+        """Numpy array of some rows (``rows``: None = all, a slice, or an integer array).
+
+        Raises
+        ------
+        StoreDamagedError
+            A chunk of these rows fails its checksum or cannot be decoded
+            (naming the chunk)."""
         arr = self.array(element, name)
         if rows is None:
             rows = slice(None)
-        if isinstance(rows, slice):
-            return arr[rows]
-        rows = np.asarray(rows)
-        if arr.ndim == 1:
-            return arr.oindex[rows]
-        return arr.oindex[rows, :]
+        try:
+            if isinstance(rows, slice):
+                return arr[rows]
+            rows = np.asarray(rows)
+            if arr.ndim == 1:
+                return arr.oindex[rows]
+            return arr.oindex[rows, :]
+        except (DistatomenvError, OSError, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            from .integrity import damaged_error, locate
+            span = rows if isinstance(rows, slice) else \
+                slice(int(rows.min()), int(rows.max()) + 1) if rows.size else slice(0, 0)
+            damage = locate(arr, f"{ELEMENTS_GROUP}/{element}/{name}", span)
+            if not damage:
+                raise
+            raise damaged_error(self.path, damage, f"reading {element}/{name}") from exc
+
+    def check_chunks(self) -> None:
+        """Refuse a damaged store before using it: every chunk of ``elements/``
+        must exist (one listing per array; checksums are checked as chunks are
+        read, and all at once by :func:`~.integrity.verify`).
+
+        Raises
+        ------
+        StoreDamagedError
+            Naming the missing chunks (and the unit that wrote them).
+        """
+        if self.status != STATUS_COMPLETE:
+            return
+        from .integrity import damaged_error, missing_chunks
+        missing = missing_chunks(self.path)
+        if missing:
+            raise damaged_error(self.path, missing)
+
+    def verify(self, progress=None):
+        """Check every chunk: :func:`~.integrity.verify`; returns its report."""
+        from .integrity import verify
+        return verify(self.path, progress=progress)
 
     def stats(self, element: str, name: str):
         """Numpy array ``stats/<element>/<name>`` (``sf_hist``, ``sf_edges``,

@@ -39,6 +39,8 @@ from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteErro
 from .fs import location
 from .schema import (
     COUNTS,
+    FAILED_ON,
+    FAILED_ON_INPUT,
     FIRST_ROW,
     FORMAT_NAME,
     FORMAT_VERSION,
@@ -256,7 +258,9 @@ def create_store(
         Delete an existing store first (never a directory that is not a store).
     resume : bool
         Keep an existing incomplete store with the same layout, inputs and
-        structures; its finished units' markers stay valid.
+        structures; its finished units' markers stay valid.  (A store whose
+        run failed on its input, ``failed_on`` = "input", is replaced whatever
+        the flags: the fixed input cannot resume it.)
     n_units : int, optional
         Number of planned work units, recorded so that readers can name the
         missing ones and writers can reject ids out of range.
@@ -286,7 +290,15 @@ def create_store(
     loc = location(path)
     if loc.exists():
         attrs = read_root_attrs(loc)
-        if attrs is None:
+        if attrs is not None and attrs.get("status") != STATUS_COMPLETE and \
+                attrs.get(FAILED_ON) == FAILED_ON_INPUT:
+            # its run failed on its input: nothing in it can be resumed (the
+            # input must change), so the next run replaces it without flags
+            _safe_remove_store(path)
+            attrs = None
+        if not loc.exists():
+            pass
+        elif attrs is None:
             if not (loc.isdir() and not loc.names()):
                 raise StoreError(
                     f"{path} exists and is not a distatomenv store; refusing to "
@@ -322,6 +334,7 @@ def create_store(
             root = zarr.open_group(path, mode="r+")
             new_attrs = dict(root.attrs)
             new_attrs.pop("error", None)
+            new_attrs.pop(FAILED_ON, None)
             if n_units is not None:
                 new_attrs["n_units"] = n_units
             new_attrs["history"] = list(new_attrs.get("history", [])) + [
@@ -490,6 +503,7 @@ def finalize_store(path, n_units: int) -> None:
     root = zarr.open_group(path, mode="r+")
     new_attrs = dict(root.attrs)
     new_attrs.pop("error", None)
+    new_attrs.pop(FAILED_ON, None)
     new_attrs["n_units"] = n_units
     new_attrs["status"] = STATUS_COMPLETE
     new_attrs["history"] = list(new_attrs.get("history", [])) + [
@@ -498,9 +512,13 @@ def finalize_store(path, n_units: int) -> None:
     root.attrs.put(new_attrs)
 
 
-def mark_failed(path, message: str) -> None:
+def mark_failed(path, message: str, *, input_error: bool = False) -> None:
     """Record a failure: attribute ``error`` = message, status stays/becomes
     incomplete (a store still being created stays ``creating``).
+
+    ``input_error``: the run failed on its input (a malformed atom line, too few
+    neighbours, coincident atoms): the attribute ``failed_on`` = "input" lets
+    the next run replace the store without --overwrite (see :func:`create_store`).
 
     Raises
     ------
@@ -512,6 +530,8 @@ def mark_failed(path, message: str) -> None:
     root = zarr.open_group(path, mode="r+")
     new_attrs = dict(root.attrs)
     new_attrs["error"] = str(message)
+    if input_error:
+        new_attrs[FAILED_ON] = FAILED_ON_INPUT
     if new_attrs.get("status") == STATUS_COMPLETE:
         new_attrs["status"] = STATUS_INCOMPLETE
     new_attrs["history"] = list(new_attrs.get("history", [])) + [
@@ -562,9 +582,11 @@ class StoreWriter:
     def _array(self, element: str, name: str):
         key = (element, name)
         if key not in self._arrays:
+            # every chunk is stored, even one equal to the fill value: in a
+            # complete store a missing chunk is then always damage
             self._arrays[key] = zarr.open_array(
                 self.path, path=f"{ELEMENTS_GROUP}/{element}/{name}", mode="r+"
-            )
+            ).with_config({"write_empty_chunks": True})
         return self._arrays[key]
 
     def write_rows(self, element: str, row_start: int, arrays: dict) -> None:
