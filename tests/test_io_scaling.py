@@ -137,7 +137,10 @@ def line_of(k):
     (1, "1 2 -1.0 3.0 0.0", r"found 5 columns, expected 6 \(e_index sf_index sf_min"),
     (1, "1 2 -1.0 3.0 0.0 1.0 7", r"found 7 columns, expected 6"),
     (1, "1 2 -1.0 abc 0.0 1.0", r"found 'abc' in column 4 \(sf_max\), expected a number"),
-    (1, "1 2 -1.0 3.0 nan 1.0", r"found 'nan' in column 5 \(sf_mean\), expected a finite number"),
+    (1, "1 2 nan 3.0 0.0 1.0", r"found 'nan' in column 3 \(sf_min\), expected a finite number"),
+    (1, "1 2 -1.0 inf 0.0 1.0", r"found sf_min -1.0, sf_max inf: an infinite value is only allowed "
+                                r"in a row of an element without atoms"),
+    (1, "1 2 -1.0 3.0 inf 1.0", r"found 'inf' in column 5 \(sf_mean\), expected a finite number"),
     (1, "1.0 2 -1.0 3.0 0.0 1.0", r"found '1.0' in column 1 \(e_index\), expected an integer"),
     (1, "1 b -1.0 3.0 0.0 1.0", r"found 'b' in column 2 \(sf_index\), expected an integer"),
     (1, "0 2 -1.0 3.0 0.0 1.0", r"e_index 0 out of range 1..2 \(elements H O\)"),
@@ -279,3 +282,68 @@ def test_reference_expected_scaling_equals_input(reference_dir, case):
     a, b = scaling_files(reference_dir, case)
     assert b.parent.name == "expected"
     assert read_scaling(a, sfset).to_dict() == read_scaling(b, sfset).to_dict()
+
+
+# ----------------------------------------------------------------------------
+# Degenerate rows as nnp-scaling writes them (issue 13)
+# ----------------------------------------------------------------------------
+NO_ATOMS_ROW = "         2          {}  1.7976931348623157E+308 -1.7976931348623157E+308" \
+               "                     -NAN                     -NAN"
+
+
+def test_degenerate_rows_read_and_written_as_n2p2(tmp_path):
+    """An element without atoms: +-DBL_MAX and -NAN; one atom: sigma -NAN.
+    They are read (n2p2 reads them too) and written back byte for byte."""
+    from distatomenv.io.scaling import NO_ATOMS
+    rows = ["         1          1   5.0000000000000000E-01   5.0000000000000000E-01"
+            "   5.0000000000000000E-01                     -NAN",
+            "         1          2  -1.0000000000000000E+00   3.0000000000000000E+00"
+            "   0.0000000000000000E+00   1.0000000000000000E+00"]
+    rows += [NO_ATOMS_ROW.format(k) for k in (1, 2, 3)]
+    p = write(tmp_path, "".join(r + "\n" for r in rows))
+    t = read_scaling(p, small_sfset())
+    assert np.isnan(t.sigma["H"][0]) and t.sigma["H"][1] == 1.0
+    assert (t.min["O"] == NO_ATOMS[0]).all() and (t.max["O"] == NO_ATOMS[1]).all()
+    assert np.isnan(t.mean["O"]).all() and t.absent() == ["O"]
+    out = tmp_path / "out.data"
+    write_scaling(out, t, small_sfset())
+    written = [ln.rstrip("\n") for ln in open(out) if not ln.startswith("#")]
+    assert written == rows
+    # such rows scale to something finite (factor 1), never to NaN or INF
+    for mode in SCALING_MODES:
+        shift, factor, offset = t.coefficients("H", mode)
+        assert np.isfinite(factor).all()
+
+
+def test_from_moments_gives_n2p2s_degenerate_rows():
+    from distatomenv.io.scaling import NO_ATOMS
+    n = {"H": 0, "O": 1}
+    z = {"H": np.zeros(2), "O": np.zeros(3)}
+    v = {"H": np.zeros(2), "O": np.array([1.0, 2.0, 3.0])}
+    t = ScalingTable.from_moments(["H", "O"], n, v, v, v, z)
+    assert (t.min["H"] == NO_ATOMS[0]).all() and (t.max["H"] == NO_ATOMS[1]).all()
+    assert np.isnan(t.mean["H"]).all() and np.isnan(t.sigma["H"]).all()
+    assert np.isnan(t.sigma["O"]).all() and (t.mean["O"] == [1, 2, 3]).all()
+    t2 = ScalingTable.from_moments(["H", "O"], {"H": 3, "O": 3}, v, v, v,
+                                   {"H": np.array([2.0, 8.0]), "O": np.zeros(3)})
+    np.testing.assert_array_equal(t2.sigma["H"], [1.0, 2.0])      # sample sigma, N - 1
+
+
+def test_no_atoms_row_for_an_element_the_data_has(tmp_path):
+    """A scaling.data made from data without O, used with data that has O:
+    refused before anything is computed (n2p2 would scale O with 1.8e308)."""
+    import distatomenv
+    d = tmp_path
+    (d / "input.nn").write_text("elements H O\ncutoff_type 2\nscale_symmetry_functions\n"
+                                "symfunction_short H 2 H 0.1 0 6\nsymfunction_short H 2 O 0.1 0 6\n"
+                                "symfunction_short O 2 H 0.1 0 6\nsymfunction_short O 2 O 0.1 0 6\n"
+                                "symfunction_short O 2 O 0.5 0 6\n")
+    (d / "input.data").write_text("begin\natom 0 0 0 H 0 0 0 0 0\natom 1 0 0 O 0 0 0 0 0\n"
+                                  "energy 0\ncharge 0\nend\n")
+    rows = ["1 1 0.5 2.5 1.0 0.25", "1 2 -1.0 3.0 0.0 1.0"] + \
+        [NO_ATOMS_ROW.format(k) for k in (1, 2, 3)]
+    (d / "scaling.data").write_text("\n".join(rows) + "\n")
+    with pytest.raises(
+            ScalingFileError, match=r"scaling.data: the rows of element O say it has no atoms .* "
+                                    r"but the data has 1 O atom\(s\)"):
+        distatomenv.compute(d / "input.data", neighbors="0 0 0 0", out=d / "s.zarr")

@@ -25,14 +25,29 @@ scalecenter Gmean    (Smax - Smin) / (Gmax - Gmin)  Smin
 sigma      Gmean     (Smax - Smin) / Gsigma         Smin
 ========== ========= ============================== ========
 
-Degenerate SFs: where ``Gmax == Gmin`` (scale, scalecenter) or ``Gsigma == 0``
-(sigma) the factor would be infinite.  n2p2 divides anyway; we use factor 1
-instead, so such an SF becomes ``Smin + (G - shift)``: exactly Smin on the
-data the table was made from and still informative (and finite) elsewhere.
-A factor of 0 would erase the SF and its derivatives, which we avoid.
+Degenerate SFs: where ``Gmax == Gmin`` (scale, scalecenter) or ``Gsigma`` is 0
+or NaN (sigma) the factor would be infinite or NaN.  n2p2 divides anyway and
+writes ``-NAN``/``INF`` tokens into atomic-env.*; we use factor 1 instead, so
+such an SF becomes ``Smin + (G - shift)``: exactly Smin on the data the table
+was made from and still informative (and finite) elsewhere.  A factor of 0
+would erase the SF and its derivatives, which we avoid.  (The differential
+tests against n2p2 accept exactly these columns, see tests/differential.)
+
+Degenerate rows, written as nnp-scaling writes them and read back:
+
+* an element with no atoms in the data: min = +1.7976931348623157E+308 (the
+  largest double), max = -1.7976931348623157E+308, mean = sigma = ``-NAN``;
+  :meth:`ScalingTable.absent` finds such elements;
+* an element with one atom: sigma = ``-NAN`` (the sample standard deviation
+  of one value).
+
+NaN is accepted only in the mean and sigma columns; ``INF`` (written by
+distatomenv before it followed n2p2 here) only in the min and max columns of
+a row of an element with no atoms.
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -41,12 +56,17 @@ import numpy as np
 from ..errors import ScalingFileError
 from .fields import finite_float, integer
 
-__all__ = ["ScalingTable", "read_scaling", "write_scaling", "SCALING_MODES"]
+__all__ = ["ScalingTable", "read_scaling", "write_scaling", "SCALING_MODES", "NO_ATOMS"]
 
 #: Scaling modes (n2p2's ST_NONE, ST_SCALE, ST_CENTER, ST_SCALECENTER, ST_SCALESIGMA).
 SCALING_MODES = ("none", "scale", "center", "scalecenter", "sigma")
 _STATS = ("min", "max", "mean", "sigma")
 _COLUMNS = ("e_index", "sf_index", "sf_min", "sf_max", "sf_mean", "sf_sigma")
+#: min and max of an SF over no values, as nnp-scaling writes them (its running
+#: extremes start at the largest double).
+NO_ATOMS = (float(np.finfo(np.float64).max), -float(np.finfo(np.float64).max))
+#: NaN as n2p2 produces it (0/0 on x86 has the sign bit set: printed -NAN).
+NAN = math.copysign(math.nan, -1.0)
 
 
 @dataclass(eq=False)
@@ -83,6 +103,34 @@ class ScalingTable:
 
     def n_sf(self, element: str) -> int:
         return len(self.min[element])
+
+    @classmethod
+    def from_moments(cls, elements, count, min, max, mean, m2) -> "ScalingTable":
+        """A table from per-element moments, with n2p2's degenerate rows.
+
+        count : dict element -> number of atoms; min, max, mean, m2 : dict
+        element -> float64 (nSF,) (m2: sum of squared deviations from the mean).
+        sigma is the sample standard deviation (divides by count - 1), NaN for
+        one atom; an element with no atoms gets the :data:`NO_ATOMS` extremes
+        and NaN mean and sigma, as nnp-scaling writes them.
+        """
+        tmin, tmax, tmean, tsigma = {}, {}, {}, {}
+        for e in elements:
+            n = int(count[e])
+            if n == 0:
+                k = len(min[e])
+                tmin[e], tmax[e] = np.full(k, NO_ATOMS[0]), np.full(k, NO_ATOMS[1])
+                tmean[e] = np.full(k, NAN)
+            else:
+                tmin[e], tmax[e], tmean[e] = min[e], max[e], mean[e]
+            tsigma[e] = np.sqrt(m2[e] / (n - 1)) if n > 1 else np.full(len(min[e]), NAN)
+        return cls(elements=list(elements), min=tmin, max=tmax, mean=tmean, sigma=tsigma)
+
+    def absent(self) -> list[str]:
+        """Elements whose rows say "no atoms" (min > max: the table was made
+        from data without that element)."""
+        return [e for e in self.elements
+                if len(self.min[e]) and bool(np.all(self.min[e] > self.max[e]))]
 
     def to_dict(self) -> dict:
         """JSON-able dict; inverse of :meth:`from_dict`."""
@@ -148,6 +196,15 @@ def _int(path, line, tok, col) -> int:
 
 
 def _float(path, line, tok, col) -> float:
+    """A number of column ``col``: finite, except NaN in mean and sigma (n2p2
+    writes -NAN there for one or no atoms) and +-INF in min and max."""
+    try:
+        value = float(tok)
+    except ValueError:
+        value = None
+    if value is not None and ((col >= 5 and math.isnan(value))
+                              or (col in (3, 4) and math.isinf(value))):
+        return value
     return finite_float(tok, ScalingFileError, path, line, col, _COLUMNS[col - 1])
 
 
@@ -187,8 +244,17 @@ def read_scaling(path, sfset) -> ScalingTable:
                 raise ScalingFileError(path, line, f"duplicate row for element {e} sf_index {si} "
                                                    f"(first at line {row_line[e][si - 1]})")
             mn, mx, _, sigma = values
-            if mx < mn:
-                raise ScalingFileError(path, line, f"sf_max {mx!r} is smaller than sf_min {mn!r}")
+            no_atoms = mn >= NO_ATOMS[0] and mx <= NO_ATOMS[1]
+            if mx < mn and not no_atoms:
+                raise ScalingFileError(path, line, f"sf_max {mx!r} is smaller than sf_min {mn!r} "
+                                                   "(only a row of an element without atoms, "
+                                                   f"min {NO_ATOMS[0]!r} and max {NO_ATOMS[1]!r} "
+                                                   "as nnp-scaling writes it, may be)")
+            if math.isinf(mn) or math.isinf(mx):
+                if not no_atoms:
+                    raise ScalingFileError(path, line, f"found sf_min {mn!r}, sf_max {mx!r}: "
+                                                       "an infinite value is only allowed in a "
+                                                       "row of an element without atoms")
             if sigma < 0:
                 raise ScalingFileError(path, line, f"sf_sigma {sigma!r} is negative")
             stats[e][si - 1] = values
@@ -223,11 +289,20 @@ def _header() -> str:
             + wide + numbers + names + wide)
 
 
+def _e24(v) -> str:
+    """``%24.16E`` as C writes n2p2's numbers (every NaN as n2p2's -NAN)."""
+    v = float(v)
+    return f"{'-NAN':>24s}" if math.isnan(v) else f"{v:24.16E}"
+
+
 def write_scaling(path, table: ScalingTable, sfset) -> None:
     """Write a scaling table in n2p2's scaling.data format.
 
     Rows are ``%10d %10d`` followed by four ``%24.16E`` (which read back
-    bit-identically), grouped by element in atomic-number order.
+    bit-identically), grouped by element in atomic-number order.  NaN is
+    written ``-NAN``, as C's printf writes n2p2's 0/0 (the sign bit set; a
+    NaN's sign does not survive the store's JSON attributes), so degenerate
+    rows are byte-identical to nnp-scaling's.
     """
     elements = list(sfset.elements)
     if list(table.elements) != elements:
@@ -241,6 +316,6 @@ def write_scaling(path, table: ScalingTable, sfset) -> None:
     for ei, e in enumerate(elements, start=1):
         for si, row in enumerate(zip(table.min[e], table.max[e], table.mean[e], table.sigma[e]),
                                  start=1):
-            out.append("{:10d} {:10d} {:24.16E} {:24.16E} {:24.16E} {:24.16E}\n".format(ei, si, *row))
+            out.append(f"{ei:10d} {si:10d} " + " ".join(map(_e24, row)) + "\n")
     with open(path, "w", encoding="ascii", newline="\n") as f:
         f.write("".join(out))
