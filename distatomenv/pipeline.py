@@ -11,9 +11,11 @@ own structures and writes only the store chunks the plan gives it.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
+import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,11 +29,15 @@ from .descriptors.environment import (EnvironmentCalculator, EnvironmentLayout,
                                       parse_neighbor_spec)
 from .descriptors.neighbors import neighbor_list
 from .descriptors.rdf import count_histograms
-from .errors import DistatomenvError, ScalingFileError, StoreError
-from .io.data import INDEX_BLOCK_BYTES, digest_name, index_data, read_structure, remap_positions
+from .descriptors.environment import check_neighbor_budget
+from .errors import (DataFileError, DistatomenvError, FileAccessError, ScalingFileError, StoreError,
+                     is_input_error, os_error)
+from .io.data import (INDEX_BLOCK_BYTES, check_readable, digest_name, index_data, read_structure,
+                      remap_positions)
 from .io.scaling import NO_ATOMS, read_scaling
 from .io.settings import read_settings
 from .plan import WorkUnit, default_units, first_rows, make_plan
+from .store import lock as store_lock
 from .store.reader import open_store
 from .store.schema import StoreLayout
 from .store.writer import (StoreWriter, create_store, finalize_store, mark_failed,
@@ -123,8 +129,11 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     Returns (job, structures dict for the store, meta dict, timings dict).
     """
     t0 = time.perf_counter()
+    check_readable(data, "input.data")
     settings_path = _beside(data, settings, "input.nn")
     scaling_path = _beside(data, scaling, "scaling.data")
+    check_readable(settings_path, "input.nn" if settings is not None else
+                   "input.nn (the default: beside the data; give another with --settings)")
     st = read_settings(settings_path)
     table = None
     if os.path.exists(scaling_path):
@@ -139,6 +148,10 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     t1 = time.perf_counter()
     block = _env_int(BLOCK_ENV, INDEX_BLOCK_BYTES)
     index = index_data(data, st.elements, mapper, block_bytes=block)
+    # a cutoff whose neighbour lists cannot fit in memory is refused now, not
+    # after hours of swapping (non-periodic structures are bounded when computed)
+    check_neighbor_budget(index.natoms, index.lattice, index.periodic, st.sfset,
+                          settings_path=settings_path, data_path=data)
     t2 = time.perf_counter()
     t_index = t2 - t1
     if table is None:
@@ -306,12 +319,13 @@ class UnitRunner:
                 continue
             pos = st.remapped_positions()
             rows = self.calc.compute(elem, pos, st.lattice, owned, structure_index=s,
-                                     path=job.data)
+                                     path=job.data, atom_lines=st.atom_lines)
             for a, e in enumerate(els):
                 if e not in rows or rows[e]["atom"].size == 0:
                     continue
                 r = rows[e]
                 at = r["atom"]
+                _check_finite(r, e, st, job.data)
                 r["structure"] = np.full(at.size, s, dtype=np.int64)
                 r["forces"] = st.forces[at]
                 r["positions"] = st.positions[at]
@@ -336,9 +350,13 @@ class UnitRunner:
         seconds = time.perf_counter() - t0
         nb_info = {e: {b: nbh[(a, k)].tolist() for k, b in enumerate(els) if nbh[(a, k)].size}
                    for a, e in enumerate(els)} if nbh is not None else {}
+        # the rows (whole chunks) this unit wrote, per element: verify names the
+        # unit of a damaged or missing chunk from them
+        wrote = {e: [int(unit.rows[a][0]), int(unit.rows[a][1])] for a, e in enumerate(els)
+                 if unit.rows[a][1] > unit.rows[a][0]}
         self.writer.mark_unit_done(unit.id, {"atoms": unit.atoms, "seconds": seconds,
                                              "host": platform.node(), "pid": os.getpid(),
-                                             "nb_hist": nb_info})
+                                             "nb_hist": nb_info, "rows": wrote})
         return {"unit": unit.id, "atoms": unit.atoms,
                 "structures": unit.last - unit.first, "seconds": seconds, "write": t_write}
 
@@ -360,6 +378,22 @@ class UnitRunner:
     def close(self):
         self._drain(0)
         self._pool.shutdown()
+
+
+def _check_finite(rows, element, struct, path):
+    """Refuse non-finite environment values before they reach the store (a
+    store marked complete never holds NaN); names the structure and atom."""
+    for name in ("G", "dGdx", "dGdy", "dGdz"):
+        v = rows.get(name)
+        if v is None or v.size == 0:
+            continue
+        ok = np.isfinite(v).all(axis=1)
+        if not ok.all():
+            i = int(rows["atom"][np.argmin(ok)])
+            line = int(struct.atom_lines[i]) if struct.atom_lines is not None else struct.line
+            raise DataFileError(path, line, f"structure {struct.index + 1} (1-based), atom {i + 1} "
+                                            f"({element}): its {name} row holds non-finite "
+                                            "values; check this atom's coordinates and cell")
 
 
 class _RowBuffer:
@@ -415,20 +449,30 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
     processes (:func:`local_map` by default).  ``progress`` may have a method
     ``start(phase, structures, atoms)``, called with the totals of each phase.
     """
-    if resume and n_units is None:
-        # the default unit count depends on the number of workers: resume with
-        # the store's own plan, whatever runs it now (serial, MPI, Dask)
-        from .store.schema import read_root_attrs
-        stored = (read_root_attrs(out) or {}).get("n_units")
-        if isinstance(stored, int) and stored > 0:
-            n_units = stored
-    job, structures, meta, timings = prepare(
-        data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
-        chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command, bins=bins,
-        mapper=mapper, threads=threads, progress=progress)
-    t0 = time.perf_counter()
-    create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
-                 n_units=len(job.units))
+    # one writer per store: the lock is held until compute() returns or fails
+    # (store.lock.release), or this process exits
+    store_lock.acquire(out, command)
+    try:
+        if resume and n_units is None:
+            # the default unit count depends on the number of workers: resume with
+            # the store's own plan, whatever runs it now (serial, MPI, Dask)
+            from .store.schema import read_root_attrs
+            stored = (read_root_attrs(out) or {}).get("n_units")
+            if isinstance(stored, int) and stored > 0:
+                n_units = stored
+        job, structures, meta, timings = prepare(
+            data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
+            chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command,
+            bins=bins, mapper=mapper, threads=threads, progress=progress)
+        t0 = time.perf_counter()
+        try:
+            create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
+                         n_units=len(job.units))
+        except OSError as exc:
+            raise os_error(exc, out, "cannot create the store") from None
+    except BaseException:
+        store_lock.release(out)
+        raise
     timings["create store"] = time.perf_counter() - t0
     done = StoreWriter(out).done_units()
     todo = [u for u in job.units if u.id not in done and not u.empty]
@@ -477,22 +521,39 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
                    chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
                    command=command, bins=bins)
-    if backend != "serial":
-        import importlib
-        try:
-            mod = importlib.import_module(f".backends.{backend}", __package__)
-        except ModuleNotFoundError:
-            raise DistatomenvError(f"unknown backend {backend!r}") from None
-        return mod.compute(data, threads=threads, progress=progress, **options, **backend_options)
-    from .backends import serial
-    t_start = time.perf_counter()
-    job, todo, timings = start_run(data, threads=threads, progress=progress, **options)
     try:
-        stats = serial.run(job, todo, threads=threads, progress=progress)
-    except BaseException as exc:
-        mark_failed(out, f"{type(exc).__name__}: {exc}")
-        raise
-    return finish_run(job, timings, stats, t_start)
+        if backend != "serial":
+            import importlib
+            try:
+                mod = importlib.import_module(f".backends.{backend}", __package__)
+            except ModuleNotFoundError:
+                raise DistatomenvError(f"unknown backend {backend!r}") from None
+            return mod.compute(data, threads=threads, progress=progress, **options,
+                               **backend_options)
+        from .backends import serial
+        t_start = time.perf_counter()
+        job, todo, timings = start_run(data, threads=threads, progress=progress, **options)
+        try:
+            stats = serial.run(job, todo, threads=threads, progress=progress)
+        except BaseException as exc:
+            record_failure(out, exc)
+            raise
+        return finish_run(job, timings, stats, t_start)
+    except OSError as exc:       # the OS refused (disk full, read-only, ...): one clear error
+        raise os_error(exc, out, "writing the store") from None
+    finally:
+        store_lock.release(out)
+
+
+def record_failure(out, exc) -> None:
+    """Mark the store failed with ``exc``'s message (input errors let the next
+    run replace the store); a failure to record it (a full disk) is noted on
+    ``exc`` and never hides it."""
+    try:
+        mark_failed(out, f"{type(exc).__name__}: {exc}", input_error=is_input_error(exc))
+    except Exception as err:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"(recording the failure in the store failed too: {err})")
 
 
 # ----------------------------------------------------------------------------- scaling
@@ -571,7 +632,7 @@ def _scaling_task(shared, part):
         elem = np.fromiter((eindex[x] for x in struct.elements), dtype=np.int64,
                            count=struct.natoms)
         rows = calc.compute(elem, struct.remapped_positions(), struct.lattice, structure_index=s,
-                            path=data)
+                            path=data, atom_lines=struct.atom_lines)
         for e, r in rows.items():
             acc[e].add(r["G"])
     return {"moments": acc, "structures": last - first,
@@ -597,6 +658,8 @@ def scaling_pass(data, *, settings=None, threads=None, index=None, mapper=None, 
         read_settings(_beside(data, settings, "input.nn"))
     if index is None:
         index = index_data(data, st.elements, mapper)
+    check_neighbor_budget(index.natoms, index.lattice, index.periodic, st.sfset,
+                          settings_path=getattr(st, "path", None), data_path=data)
     parts = scaling_parts(index.natoms, _env_int(PART_ENV, SCALING_PART_ATOMS))
     _progress_start(progress, "scaling", index.n_structures, index.n_atoms)
     # a plain callable follows compute only; an object with start() every phase
@@ -689,27 +752,134 @@ def analyze(store, out_dir, *, command=None, **params):
         store, others = store[0], list(store[1:])
         if others:
             params["compare"] = list(params.get("compare") or []) + others
+    out_dir = os.fspath(out_dir)
+    _check_folder_target(out_dir, "the report folder")
+    stores = [store] + list(params.get("compare") or [])
+    for s in stores:                # a damaged store is refused before any work
+        if isinstance(s, (str, os.PathLike)):
+            open_store(s).check_chunks()
+        elif hasattr(s, "check_chunks"):
+            s.check_chunks()
     runner = None
     if params.get("scheduler") or params.get("workers"):
         from .backends.dask import TaskRunner
         Analyzer(**params)._check_params()          # bad options fail before a cluster starts
         runner = TaskRunner(scheduler=params.get("scheduler"), workers=params.get("workers"))
-    analyzer = Analyzer(**params).fit(store, runner=runner)
-    return write_report(analyzer, os.fspath(out_dir), command=command)
+    created = not os.path.exists(out_dir)
+    try:
+        os.makedirs(out_dir, exist_ok=True)       # an unwritable folder fails now, not at the end
+        with _damage_named(stores, "analyze"):
+            analyzer = Analyzer(**params).fit(store, runner=runner)
+            return write_report(analyzer, out_dir, command=command)
+    except BaseException as exc:
+        if created:
+            try:
+                os.rmdir(out_dir)                 # only if nothing was written into it
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise os_error(exc, out_dir, "writing the report") from None
+        raise
+
+
+def _check_folder_target(path, what) -> None:
+    """Refuse an output folder that exists as something else (a file)."""
+    if os.path.lexists(path) and not os.path.isdir(path):
+        import errno
+        raise FileAccessError(f"{path}: {what} exists and is not a folder (a file?); choose "
+                              "another path or remove it", errno.ENOTDIR, path)
+
+
+@contextlib.contextmanager
+def _damage_named(stores, doing):
+    """Turn a failure while reading stores into StoreDamagedError naming the
+    damaged chunks, when a check of every chunk finds any (a checksum that
+    fails deep inside the analysis or export); else let it through."""
+    try:
+        yield
+    except (DistatomenvError, KeyboardInterrupt, OSError, MemoryError):
+        raise
+    except Exception as exc:
+        from .store.integrity import damaged_error, verify
+        for s in stores:
+            path = getattr(s, "path", s)
+            if not isinstance(path, (str, os.PathLike)):
+                continue
+            try:
+                report = verify(path)
+            except Exception:
+                continue
+            if report.damaged:
+                raise damaged_error(os.fspath(path), report.damaged, doing) from exc
+        raise
 
 
 # ----------------------------------------------------------------------------- export
-def export(store, out_dir, *, format="n2p2", progress=None):
+def export(store, out_dir, *, format="n2p2", overwrite=False, progress=None):
     """Write n2p2's nnp-atomenv files from a store.
 
     ``atomic-env.G``, ``atomic-env.dGdx/dGdy/dGdz`` (when the store has
     derivatives) and ``neighbor-list.data``, token for token as nnp-atomenv.
     Returns the list of written paths.
+
+    Files are written under temporary names (a hidden folder inside
+    ``out_dir``) and renamed into place only when all are complete; a failed
+    export leaves nothing behind.  A non-empty ``out_dir`` is refused unless
+    ``overwrite`` (which replaces the files of the same names, nothing else).
+
+    Raises
+    ------
+    StoreIncompleteError, StoreDamagedError
+        The store is not complete, or a chunk is missing or fails its checksum.
+    StoreExistsError
+        ``out_dir`` holds files and ``overwrite`` is False.
+    FileAccessError
+        ``out_dir`` is a file, or the OS refused a write (disk full, read-only).
     """
-    from .io.n2p2 import AtomEnvWriter
     if format != "n2p2":
         raise DistatomenvError(f"unknown export format {format!r}; available: n2p2")
     rd = open_store(store) if isinstance(store, (str, os.PathLike)) else store
+    rd.check_chunks()
+    out_dir = os.fspath(out_dir)
+    _check_folder_target(out_dir, "the export folder")
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not overwrite:
+        from .errors import StoreExistsError
+        raise StoreExistsError(f"{out_dir}: the folder is not empty; use --overwrite "
+                               "(overwrite=True) to replace its files, or choose an empty or new "
+                               "folder")
+    created = not os.path.exists(out_dir)
+    stage = None
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+        stage = os.path.join(out_dir, f".distatomenv-export-{os.getpid()}.partial")
+        if os.path.exists(stage):
+            shutil.rmtree(stage)
+        os.mkdir(stage)
+        with _damage_named([rd], "export"):
+            staged = _export_files(rd, stage, progress)
+        final = []
+        for p in staged:
+            target = os.path.join(out_dir, os.path.basename(p))
+            os.replace(p, target)
+            final.append(target)
+        os.rmdir(stage)
+        return final
+    except BaseException as exc:
+        if stage is not None:
+            shutil.rmtree(stage, ignore_errors=True)
+        if created:
+            try:
+                os.rmdir(out_dir)
+            except OSError:
+                pass
+        if isinstance(exc, OSError):
+            raise os_error(exc, out_dir, "writing the export") from None
+        raise
+
+
+def _export_files(rd, out_dir, progress=None) -> list[str]:
+    """Write the export's files into ``out_dir``; returns their paths."""
+    from .io.n2p2 import AtomEnvWriter
     meta = rd.meta
     lay = EnvironmentLayout.from_dict(meta["environment"])
     conv_length = float(meta["settings"]["conv_length"])
@@ -814,6 +984,23 @@ def _structure_positions(rows, els, s, natoms):
         elem[at] = a
     return pos, elem
 
+
+
+# ----------------------------------------------------------------------------- verify
+def verify(store, *, progress=None):
+    """Read and check every chunk of a store (``distatomenv verify``).
+
+    Returns a :class:`~distatomenv.store.integrity.VerifyReport`: ``ok``,
+    ``damaged`` (each chunk's key and reason: checksum mismatch, undecodable,
+    missing), ``chunks`` checked, ``text()``.  Raises StoreError when ``store``
+    is not a store; OS errors become FileAccessError.
+    """
+    from .store.integrity import verify as _verify
+    path = getattr(store, "path", store)
+    try:
+        return _verify(os.fspath(path), progress=progress)
+    except OSError as exc:
+        raise os_error(exc, path, "reading the store") from None
 
 
 # ----------------------------------------------------------------------------- info
