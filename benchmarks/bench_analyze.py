@@ -119,37 +119,47 @@ def child_incremental(spec):
     return {"incremental_fit_s": t_inc, "ours_fit_s": t_ours}
 
 
-def child_generate(spec):
-    """A one-element store of random blobs, written through the store writer."""
+def start_generated_store(spec, derivatives=False):
+    """A one-element store of ``spec["rows"]`` rows x ``spec["features"]``
+    columns in structures of 1,000 atoms, created through the store writer and
+    ready for rows: returns (writer, structure index of every row)."""
     from distatomenv.store.schema import StoreLayout
-    from distatomenv.store.writer import StoreWriter, create_store, finalize_store
+    from distatomenv.store.writer import StoreWriter, create_store
 
     n, p, chunk = spec["rows"], spec["features"], spec["chunk_rows"]
     per_struct = 1000
     S = -(-n // per_struct)
     counts = np.full(S, per_struct, dtype=np.int64)
     counts[-1] = n - per_struct * (S - 1)
-    layout = StoreLayout(elements=["Cm"], n_rows={"Cm": n}, nG={"Cm": p}, ndG={"Cm": 0},
-                         nblocks={"Cm": 0}, derivatives=False, n_structures=S, chunk_rows=chunk)
+    layout = StoreLayout(elements=["Cm"], n_rows={"Cm": n}, nG={"Cm": p},
+                         ndG={"Cm": p if derivatives else 0}, nblocks={"Cm": 0},
+                         derivatives=derivatives, n_structures=S, chunk_rows=chunk)
     structures = {"natoms": counts, "periodic": np.ones(S, bool),
                   "lattice": np.tile(np.eye(3) * 30.0, (S, 1, 1)), "energy": np.zeros(S),
                   "charge": np.zeros(S), "counts": counts[:, None]}
-    t = time.perf_counter()
-    create_store(spec["store"], layout, structures, {"command": "benchmarks/bench_analyze.py",
+    create_store(spec["store"], layout, structures, {"command": f"benchmarks/{HERE.name}",
                                                      "inputs": {"generated": spec}},
                  n_units=1, overwrite=True)
-    w = StoreWriter(spec["store"])
+    return StoreWriter(spec["store"]), np.repeat(np.arange(S), counts)
+
+
+def child_generate(spec):
+    """A one-element store of random blobs, written through the store writer."""
+    from distatomenv.store.writer import finalize_store
+
+    n, p, chunk = spec["rows"], spec["features"], spec["chunk_rows"]
+    t = time.perf_counter()
+    w, structure = start_generated_store(spec)
     rng = np.random.default_rng(0)
     centers = rng.uniform(-3, 3, size=(40, p))
     wvec = rng.standard_normal((p, 3)) / np.sqrt(p)
     step = chunk * 64
-    structure = np.repeat(np.arange(S), counts)
     for s in range(0, n, step):
         m = min(step, n - s)
         X = centers[rng.integers(40, size=m)] + rng.standard_normal((m, p))
         F = X @ wvec + rng.standard_normal((m, 3))
         w.write_rows("Cm", s, {"G": X, "forces": F, "structure": structure[s:s + m],
-                               "atom": (structure[s:s + m] * 0 + np.arange(s, s + m) % per_struct).astype(np.int32)})
+                               "atom": (np.arange(s, s + m) % 1000).astype(np.int32)})
     w.mark_unit_done(0)
     finalize_store(spec["store"], 1)
     return {"wall_s": time.perf_counter() - t}

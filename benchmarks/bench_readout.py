@@ -36,7 +36,7 @@ import numpy as np
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
-from bench_analyze import _peak_mib, du  # noqa: E402
+from bench_analyze import _peak_mib, du, start_generated_store  # noqa: E402
 
 
 def child_readout(spec):
@@ -91,35 +91,21 @@ def child_many_sfs(spec):
 
 
 def child_generate(spec):
-    from distatomenv.store.schema import StoreLayout
-    from distatomenv.store.writer import StoreWriter, create_store, finalize_store
+    from distatomenv.store.writer import finalize_store
 
     n, p, chunk = spec["rows"], spec["features"], spec["chunk_rows"]
-    per_struct = 1000
-    S = -(-n // per_struct)
-    counts = np.full(S, per_struct, dtype=np.int64)
-    counts[-1] = n - per_struct * (S - 1)
-    layout = StoreLayout(elements=["Cm"], n_rows={"Cm": n}, nG={"Cm": p}, ndG={"Cm": p},
-                         nblocks={"Cm": 0}, derivatives=True, n_structures=S, chunk_rows=chunk)
-    structures = {"natoms": counts, "periodic": np.ones(S, bool),
-                  "lattice": np.tile(np.eye(3) * 30.0, (S, 1, 1)), "energy": np.zeros(S),
-                  "charge": np.zeros(S), "counts": counts[:, None]}
     t = time.perf_counter()
-    create_store(spec["store"], layout, structures, {"command": "benchmarks/bench_readout.py",
-                                                     "inputs": {"generated": spec}},
-                 n_units=1, overwrite=True)
-    w = StoreWriter(spec["store"])
+    w, structure = start_generated_store(spec, derivatives=True)
     rng = np.random.default_rng(0)
     wvec = rng.standard_normal(p) / np.sqrt(p)
     step = chunk * 32
-    structure = np.repeat(np.arange(S), counts)
     for s in range(0, n, step):
         m = min(step, n - s)
         dG = [rng.standard_normal((m, p)) for _ in range(3)]
         F = np.column_stack([d @ wvec for d in dG]) + 0.3 * rng.standard_normal((m, 3))
         w.write_rows("Cm", s, {"G": rng.standard_normal((m, p)), "dGdx": dG[0], "dGdy": dG[1],
                                "dGdz": dG[2], "forces": F, "structure": structure[s:s + m],
-                               "atom": (np.arange(s, s + m) % per_struct).astype(np.int32)})
+                               "atom": (np.arange(s, s + m) % 1000).astype(np.int32)})
     w.mark_unit_done(0)
     finalize_store(spec["store"], 1)
     return {"wall_s": time.perf_counter() - t}

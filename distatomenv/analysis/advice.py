@@ -103,6 +103,17 @@ class HeldOut:
                                "yy": float(sc["yy"][te].sum()), "lam": float(lambda_folds[k])})
         self.p = p
 
+    @staticmethod
+    def _system(f, keep):
+        """Fold f's training system on the columns ``keep``, RMS-scaled, with
+        its ridge penalty: (M, s), M v = (Xᵀy/n)/s, w = v/s."""
+        ix = np.ix_(keep, keep)
+        d = np.diag(f["A"])[keep] / f["n"]
+        s = np.sqrt(np.where(d > 0, d, 1.0))
+        M = f["A"][ix] / f["n"] / np.outer(s, s)
+        M[np.diag_indices_from(M)] += f["lam"]
+        return M, s
+
     def sse(self, keep) -> float:
         from scipy.linalg import cho_factor, cho_solve
 
@@ -112,10 +123,7 @@ class HeldOut:
         total = 0.0
         ix = np.ix_(keep, keep)
         for f in self.folds:
-            d = np.diag(f["A"])[keep] / f["n"]
-            s = np.sqrt(np.where(d > 0, d, 1.0))
-            M = f["A"][ix] / f["n"] / np.outer(s, s)
-            M[np.diag_indices_from(M)] += f["lam"]
+            M, s = self._system(f, keep)
             v = cho_solve(cho_factor(M), f["b"][keep] / f["n"] / s)
             w = v / s
             total += f["yy"] - 2.0 * (w @ f["bt"][keep]) + w @ (f["At"][ix] @ w)
@@ -139,10 +147,7 @@ class HeldOut:
         out = np.zeros(len(removals))
         ix = np.ix_(keep, keep)
         for f in self.folds:
-            d = np.diag(f["A"])[keep] / f["n"]
-            s = np.sqrt(np.where(d > 0, d, 1.0))
-            M = f["A"][ix] / f["n"] / np.outer(s, s)
-            M[np.diag_indices_from(M)] += f["lam"]
+            M, s = self._system(f, keep)
             cf = cho_factor(M)
             C = cho_solve(cf, np.eye(len(keep)))
             v = C @ (f["b"][keep] / f["n"] / s)

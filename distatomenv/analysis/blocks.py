@@ -14,9 +14,10 @@ import os
 
 import numpy as np
 
+from distatomenv.errors import AnalysisError
 from distatomenv.store.reader import StoreReader, open_store
 
-__all__ = ["ThreadRunner", "read_rows", "progress_bar", "chunk_blocks"]
+__all__ = ["ThreadRunner", "read_rows", "progress_bar", "chunk_blocks", "store_elements"]
 
 
 class ThreadRunner:
@@ -83,3 +84,17 @@ def progress_bar(enabled, total, desc, unit="row"):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, dynamic_ncols=True, leave=False)
+
+
+def store_elements(reader, elements) -> list:
+    """The elements to analyse: all of the store's (None), one, or a list,
+    each checked to be in the store; duplicates dropped, order kept."""
+    if elements is None:
+        elements = list(reader.elements)
+    elif isinstance(elements, str):
+        elements = [elements]
+    for e in elements:
+        if e not in reader.elements:
+            raise AnalysisError(f"{reader.path}: element {e!r} is not in the store "
+                                f"(elements: {reader.elements})")
+    return list(dict.fromkeys(elements))
