@@ -129,7 +129,9 @@ def cmd_compute(args):
                         neighbors=args.neighbors, out=args.output, dtype=args.dtype,
                         chunk_rows=args.chunk_rows, overwrite=args.overwrite, resume=args.resume,
                         threads=args.threads, progress=progress, command=command,
-                        backend=backend, bins=args.bins, **options)
+                        backend=backend, bins=args.bins,
+                        **({"force_matching": args.force_matching} if args.force_matching else {}),
+                        **options)
     finally:
         if bar is not None:
             bar.close()
@@ -321,7 +323,9 @@ def _add_analyze_parser(sub):
                    help="folds of the cross-validation, grouped by structure (default 5, or one "
                         "structure per fold when there are fewer)")
     r.add_argument("--tiers", type=_tier_list, default=argparse.SUPPRESS, metavar="T,T,...",
-                   help="readout tiers: linear, g_weighted, reference_knn (default all)")
+                   help="readout tiers: linear, g_weighted, reference_knn, potential_linear, "
+                        "potential_quadratic (default: all the store allows; the potential tiers "
+                        "need a store computed with --force-matching)")
     r.add_argument("--readout-sample", type=int, default=argparse.SUPPRESS, metavar="N",
                    help="atoms per element sampled for the k-NN reference and the parity plot "
                         "(default 5000)")
@@ -572,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--dtype", choices=["float64", "float32"], default="float64",
                    help="floating type of G and dG (default float64)")
     c.add_argument("--chunk-rows", type=int, default=2048, help="rows per chunk (default 2048)")
+    c.add_argument("--force-matching", choices=["none", "linear", "quadratic"], default=None,
+                   help="also store the force-matching features for the readout's potential tiers: "
+                        "linear (D_i = sum_j dG_j/dr_i over every neighbour; 3 x sum of SFs floats "
+                        "per atom) or quadratic (also the derivatives of G_s G_t; 3 x sum "
+                        "nSF(nSF+1)/2 more); default none")
     c.add_argument("--bins", type=int, default=100,
                    help="bins of the scaled-SF histograms kept in the store (default 100)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")

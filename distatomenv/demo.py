@@ -89,6 +89,7 @@ def run_demo(directory="distatomenv-demo", *, structures: int = 20, molecules: i
         res.neighbors[kind] = _capped(survey.suggested, MAX_NEIGHBORS[kind])
         store = compute(data[f"{kind}_data"], settings=data[f"{kind}_nn"],
                         neighbors=res.neighbors[kind], out=d / f"{kind}.zarr", overwrite=True,
+                        force_matching="quadratic",
                         threads=threads, progress=progress, command="distatomenv demo")
         if progress is not None and hasattr(progress, "close"):
             progress.close()
@@ -147,6 +148,14 @@ def readout_verdict(atomistic, cg) -> list[str]:
     ]
     if nulls:
         out.append(f"shuffled forces: R^2 {min(nulls):.2f} to {max(nulls):.2f} (no information, as it should be)")
+    for name, readout in (("atomistic", atomistic), ("coarse-grained", cg)):
+        lin, quad = _r2(readout, "all", "potential_linear"), _r2(readout, "all", "potential_quadratic")
+        if lin or quad:
+            parts = [f"{label} {r['r2']:.3f}" for label, r in (("linear", lin), ("quadratic", quad)) if r]
+            out.append(f"{name}: the best potential in these SFs recovers R^2 " + ", ".join(parts)
+                       + (" of the force (force matching" + (": the CG force-matching residual is "
+                          f"{1 - max(r['r2'] for r in (lin, quad) if r):.0%} of the variance)"
+                          if name == "coarse-grained" else ")")))
     if c_low < a_low:
         out.append(
             f"-> the atomistic descriptors determine {a_low:.0%} or more of the atomistic force variance. "

@@ -119,9 +119,22 @@ def _beside(data, given, name):
     return os.fspath(Path(data).resolve().parent / name)
 
 
+def _force_matching_layout(mode, st) -> dict:
+    """The StoreLayout fields of the force-matching features (none without derivatives)."""
+    from .descriptors.forcematch import FORCE_MATCHING, ForceMatchingLayout
+    if mode not in FORCE_MATCHING:
+        raise DistatomenvError(f"--force-matching must be one of {', '.join(FORCE_MATCHING)}, "
+                               f"got {mode!r}")
+    if not st.use_short_forces or mode == "none":
+        return {"force_matching": "none"}
+    fl = ForceMatchingLayout([st.sfset.n_sf(e) for e in st.elements])
+    return {"force_matching": mode, "n_fm": fl.n_linear,
+            "n_fmq": fl.n_quadratic if mode == "quadratic" else 0}
+
+
 def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None,
-            bins=DEFAULT_BINS, mapper=None, threads=None, progress=None):
+            bins=DEFAULT_BINS, mapper=None, threads=None, progress=None, force_matching="none"):
     """Read the inputs, index the data (and run the scaling pass if there is no
     scaling.data), plan the units; no store is touched.
 
@@ -171,7 +184,8 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         nblocks={e: calc_layout.nblocks(a) for a, e in enumerate(st.elements)},
         derivatives=bool(st.use_short_forces), n_structures=index.n_structures,
         chunk_rows=int(chunk_rows), dtype=dtype, hist_bins=bins,
-        n_sf={e: st.sfset.n_sf(e) for e in st.elements})
+        n_sf={e: st.sfset.n_sf(e) for e in st.elements},
+        **_force_matching_layout(force_matching, st))
     if n_units is None:
         n_units = default_units(index.n_atoms, n_workers, chunk_rows)
     units = make_plan(index.counts, chunk_rows, n_units)
@@ -290,7 +304,7 @@ class UnitRunner:
         coeffs = {e: job.scaling.coefficients(e, st.scaling, st.scale_min, st.scale_max)
                   for e in st.elements}
         self.calc = EnvironmentCalculator(st.sfset, job.ncut, coeffs, st.conv_length,
-                                          st.use_short_forces)
+                                          st.use_short_forces, job.layout.force_matching)
         self.writer = StoreWriter(job.out)
         self.dtype = np.dtype(job.layout.dtype)
         # one background thread writes (compression releases the GIL) while the
@@ -364,7 +378,7 @@ class UnitRunner:
         """Queue rows for the writer thread (waits while two writes are pending)."""
         out = {}
         for k, v in arrays.items():
-            if k in ("G", "dGdx", "dGdy", "dGdz"):
+            if k in ("G", "dGdx", "dGdy", "dGdz") or k.startswith("fm"):
                 v = v.astype(self.dtype, copy=False)
             out[k] = v
         self._drain(1)
@@ -383,7 +397,7 @@ class UnitRunner:
 def _check_finite(rows, element, struct, path):
     """Refuse non-finite environment values before they reach the store (a
     store marked complete never holds NaN); names the structure and atom."""
-    for name in ("G", "dGdx", "dGdy", "dGdz"):
+    for name in ("G", "dGdx", "dGdy", "dGdz", "fm_dx", "fm_dy", "fm_dz", "fmq_dx", "fmq_dy", "fmq_dz"):
         v = rows.get(name)
         if v is None or v.size == 0:
             continue
@@ -439,7 +453,7 @@ class _RowBuffer:
 def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
               chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
               resume=False, command=None, bins=DEFAULT_BINS, mapper=None, threads=None,
-              progress=None):
+              progress=None, force_matching="none"):
     """Coordinator's first half of a run: prepare, then create (or resume) the store.
 
     Returns ``(job, todo, timings)``: the job for the workers, the units still to
@@ -463,7 +477,8 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
         job, structures, meta, timings = prepare(
             data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
             chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command,
-            bins=bins, mapper=mapper, threads=threads, progress=progress)
+            bins=bins, mapper=mapper, threads=threads, progress=progress,
+            force_matching=force_matching)
         t0 = time.perf_counter()
         try:
             create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
@@ -500,7 +515,7 @@ def finish_run(job, timings, stats, t_start):
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
             backend="serial", threads=None, progress=None, command=None, bins=DEFAULT_BINS,
-            **backend_options):
+            force_matching="none", **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
 
     Parameters
@@ -512,6 +527,11 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     dtype : "float64" (default) or "float32" for G and dG.
     chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
     bins : bins of the scaled-SF histograms kept in the store.
+    force_matching : "none" (default), "linear" or "quadratic": the force-matching
+        features D_i = Σ_j ∂G_j/∂r_i over every neighbour (``fm_d*`` arrays;
+        quadratic adds Σ_j ∂(G_j,s G_j,t)/∂r_i, ``fmq_d*``) for the readout's
+        potential tiers; ignored without derivatives.  Off by default: they
+        cost about as much again as the SFs (see the README).
     backend : "serial"; the distributed backends plug in through
         ``distatomenv.backends.<name>.compute`` with ``backend_options``.
     threads : numba threads (default: all cores of this process).
@@ -520,7 +540,7 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     """
     options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
                    chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
-                   command=command, bins=bins)
+                   command=command, bins=bins, force_matching=force_matching)
     try:
         if backend != "serial":
             import importlib

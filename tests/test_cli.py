@@ -96,12 +96,17 @@ def test_demo_small(tmp_path):
     assert at and cg, out
     assert float(cg.group(1)) < min(float(at.group(1)), float(at.group(2)))
     assert "demo: shuffled forces: R^2" in out
+    pot = re.search(r"demo: atomistic: the best potential in these SFs recovers R\^2 linear ([\d.]+), "
+                    r"quadratic ([\d.]+)", out)
+    assert pot and float(pot.group(2)) > float(pot.group(1)), out
+    assert "the CG force-matching residual is" in out
     assert "which no CG descriptor resolves" in out and "at least as well" not in out
     for kind in ("atomistic", "cg"):
         rep = json.loads((tmp_path / "demo" / "report" / kind / "report.json").read_text())
         assert rep["results"] and all(0.0 <= r["significant_share"] <= 1.0
                                       for r in rep["results"])
-        assert {r["tier"] for r in rep["readout"]} == {"linear", "g_weighted", "reference_knn"}
+        assert {r["tier"] for r in rep["readout"]} == {"linear", "g_weighted", "reference_knn",
+                                                      "potential_linear", "potential_quadratic"}
         assert (tmp_path / "demo" / "report" / kind / "report.html").is_file()
         assert open_store(tmp_path / "demo" / f"{kind}.zarr").status == "complete"
     els = {r["element"] for r in json.loads(

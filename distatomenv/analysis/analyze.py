@@ -43,7 +43,7 @@ from distatomenv.errors import AnalysisError, StoreIncompleteError
 from distatomenv.store.fs import location
 from distatomenv.store.reader import StoreReader, open_store
 
-from .blocks import ThreadRunner, chunk_blocks
+from .blocks import ThreadRunner, chunk_blocks, store_elements
 from .blocks import progress_bar as _progress_bar
 from .blocks import read_rows as _read
 from .advice import DEFAULT_TOLERANCE, compare_stores, design_advice
@@ -266,7 +266,9 @@ class Analyzer:
         Folds of the readout's cross-validation, grouped by structure (default
         5, or one structure per fold when there are fewer).
     tiers : sequence of str or None
-        Readout tiers of ``linear``, ``g_weighted``, ``reference_knn`` (default all).
+        Readout tiers of ``linear``, ``g_weighted``, ``reference_knn``,
+        ``potential_linear``, ``potential_quadratic`` (default: all the store
+        allows; the potential tiers need force-matching features).
     readout_sample : int
         Atoms per element sampled for the k-NN reference and the parity plot.
     g_weighted_max_features : int
@@ -398,15 +400,7 @@ class Analyzer:
             raise AnalysisError("scheduler and workers exclude each other: join a cluster or start one")
 
     def _plan(self, reader: StoreReader) -> list[Job]:
-        elements = self.elements
-        if elements is None:
-            elements = list(reader.elements)
-        elif isinstance(elements, str):
-            elements = [elements]
-        for e in elements:
-            if e not in reader.elements:
-                raise AnalysisError(
-                    f"{reader.path}: element {e!r} is not in the store (elements: {reader.elements})")
+        elements = store_elements(reader, self.elements)
         comps = list(COMPONENTS) if self.component == "all" else [self.component]
         jobs = []
         for e in dict.fromkeys(elements):
@@ -476,6 +470,7 @@ class Analyzer:
         do_readout = self.readout if self.readout is not None else reader.layout.derivatives
         self.readout_, self.readout_samples_, self.readout_weights_ = [], {}, {}
         self.advice_, self.comparison_ = None, None
+        self.readout_potential_ = {}
         if self.compare and not do_readout:
             raise AnalysisError("comparing stores (compare / several stores) needs the readout, "
                                 "which is off or impossible for this store")
@@ -514,6 +509,7 @@ class Analyzer:
                                  progress=self.progress).fit(reader, runner)
                     self.readout_, self.readout_samples_ = ro.results_, ro.samples_
                     self.readout_weights_ = ro.weights_
+                    self.readout_potential_ = ro.potential_
                     for e, forces in ro.force_moments_.items():
                         self.elements_.setdefault(e, {"n_rows": reader.layout.n_rows[e], "forces": forces})
                     self.timings_["readout"] = time.perf_counter() - t0

@@ -62,12 +62,12 @@ import numpy as np
 
 from distatomenv.errors import AnalysisError
 
-from .blocks import chunk_blocks, progress_bar, read_rows
+from .blocks import chunk_blocks, progress_bar, read_rows, store_elements
 
 __all__ = ["Readout", "ReadoutStats", "TIERS", "DEFAULT_FOLDS", "LAMBDAS", "LEARNING_FRACTIONS",
            "structure_groups", "solve_readout", "COMPONENTS"]
 
-TIERS = ("linear", "g_weighted", "reference_knn")
+TIERS = ("linear", "g_weighted", "reference_knn", "potential_linear", "potential_quadratic")
 COMPONENTS = ("x", "y", "z")
 DEFAULT_FOLDS = 5
 #: Groups of structures per fold (resampled by the bootstrap interval).
@@ -79,6 +79,8 @@ LEARNING_FRACTIONS = (0.1, 0.3, 1.0)
 #: The G-weighted tier's largest number of features (its statistics take
 #: folds x 4 x features^2 x 8 bytes: 1536 -> 377 MB at 5 folds).
 G_WEIGHTED_MAX_FEATURES = 1536
+#: Largest structures x features of the per-structure energy features (float64).
+ENERGY_FEATURE_BUDGET = 50_000_000
 #: Atoms sampled for the k-NN reference, the parity plot and the map.
 DEFAULT_SAMPLE = 5000
 KNN_NEIGHBORS = 30
@@ -192,6 +194,26 @@ class ReadoutStats:
             setattr(out, name, getattr(self, name).sum(axis=0, keepdims=True))
         return out
 
+    def columns(self, idx) -> "ReadoutStats":
+        """The statistics of the features ``idx`` only."""
+        idx = np.asarray(idx)
+        out = ReadoutStats.__new__(ReadoutStats)
+        out.p = len(idx)
+        out.A = self.A[:, :, idx[:, None], idx[None, :]]
+        out.b, out.bn = self.b[:, :, idx], self.bn[:, :, idx]
+        for name in ("yy", "yyn", "sy", "syn", "n"):
+            setattr(out, name, getattr(self, name))
+        return out
+
+    @staticmethod
+    def total(parts) -> "ReadoutStats":
+        """The sum of several statistics of the same shape (e.g. over elements)."""
+        out = ReadoutStats.__new__(ReadoutStats)
+        out.p = parts[0].p
+        for name in ReadoutStats.NAMES:
+            setattr(out, name, sum(getattr(x, name) for x in parts))
+        return out
+
     def select(self, k: int) -> "ReadoutStats":
         out = ReadoutStats.__new__(ReadoutStats)
         out.p = self.p
@@ -300,15 +322,18 @@ def solve_readout(stats: ReadoutStats, group: np.ndarray, n_groups: int, n_level
             ts = _TrainingSet(Atr, ntr)
             gs = np.flatnonzero(g_fold == k)
             w, e = group_sse(ts, btr, lam, gs)
-            _, en = group_sse(ts, bntr, lam, gs, null=True)
+            wn, en = group_sse(ts, bntr, lam, gs, null=True)
             sse[gs], ssen[gs] = e, en
             lam_folds.append(lam)
             w_folds.append(w)
+            wn_folds.append(wn)
         return sse, ssen, lam_folds, w_folds
 
     top = n_levels - 1
+    wn_folds = []
     res = evaluate(top)
     sse, ssen, lam_folds, w_folds = res
+    null_folds = list(wn_folds)
     r2 = 1.0 - sse.sum() / sst.sum()
     r2n = 1.0 - ssen.sum() / sstn.sum()
     rng = np.random.default_rng([seed, 17])
@@ -329,7 +354,8 @@ def solve_readout(stats: ReadoutStats, group: np.ndarray, n_groups: int, n_level
         "r2": float(r2), "r2_low": float(lo), "r2_high": float(hi), "r2_null": float(r2n),
         "rmse": math.sqrt(max(sse.sum(), 0.0) / n_all), "force_std": math.sqrt(sst.sum() / n_all),
         "lambda": choose_lambda(None, top), "lambda_folds": lam_folds, "learning_curve": curve,
-        "weights_folds": w_folds, "n_rows": int(n_all), "sse_groups": sse, "sst_groups": sst,
+        "weights_folds": w_folds, "null_weights_folds": null_folds, "n_rows": int(n_all),
+        "sse_groups": sse, "sst_groups": sst,
     }
 
 
@@ -342,8 +368,36 @@ def _g_weighted(X, Gown):
     return np.concatenate([X, (X[:, None, :] * Gown[:, :, None]).reshape(m, -1)], axis=1)
 
 
+def _potential_part(path, element, start, stop, potential, cell, F, Fn, s_idx, n_cells, own,
+                    offsets):
+    """Statistics of the force-matching features (pooled over x, y, z) and
+    the block's partial per-structure energy features (Σ_j G_j, Σ_j G_j,s G_j,t
+    of this element's atoms, in their columns)."""
+    names = [("fm", "d")] + ([("fmq", "d")] if potential == "quadratic" else [])
+    X = [np.concatenate([read_rows(path, element, f"{pre}_{d}{c}", start, stop).astype(np.float64, copy=False)
+                         for pre, d in names], axis=1) for c in COMPONENTS]
+    st = ReadoutStats(1, n_cells, X[0].shape[1])
+    bad = int(sum(np.count_nonzero(~np.isfinite(x)) for x in X))
+    if bad:
+        return None, None, bad
+    for k in range(3):
+        st.add(0, X[k], F[:, k], Fn[:, k], cell)
+    G = read_rows(path, element, "G", start, stop)[:, :own].astype(np.float64, copy=False)
+    d0, q0, n_feat = offsets
+    feats = np.zeros((stop - start, n_feat))
+    feats[:, d0:d0 + own] = G
+    if potential == "quadratic":
+        iu = np.triu_indices(own)
+        feats[:, q0:q0 + len(iu[0])] = G[:, iu[0]] * G[:, iu[1]]
+    us, inv = np.unique(s_idx, return_inverse=True)
+    phi = np.zeros((len(us), n_feat))
+    np.add.at(phi, inv, feats)
+    return st, (us, phi), 0
+
+
 def _readout_task(block, *, path, element, chunk_rows, group, level, n_levels, n_cells, own,
-                  g_weighted, seed, sample_threshold, single_thread=False):
+                  g_weighted, seed, sample_threshold, potential=None, offsets=None,
+                  single_thread=False):
     if single_thread:                       # a Dask worker: one BLAS thread per task
         from threadpoolctl import threadpool_limits
 
@@ -351,7 +405,8 @@ def _readout_task(block, *, path, element, chunk_rows, group, level, n_levels, n
             return _readout_task(block, path=path, element=element, chunk_rows=chunk_rows,
                                  group=group, level=level, n_levels=n_levels, n_cells=n_cells,
                                  own=own, g_weighted=g_weighted, seed=seed,
-                                 sample_threshold=sample_threshold)
+                                 sample_threshold=sample_threshold, potential=potential,
+                                 offsets=offsets)
     start, stop = block
     F = read_rows(path, element, "forces", start, stop)
     s_idx = read_rows(path, element, "structure", start, stop).astype(np.int64)
@@ -379,9 +434,16 @@ def _readout_task(block, *, path, element, chunk_rows, group, level, n_levels, n
             z = min(a + 2048, stop - start)
             for k in range(3):
                 gw.add(0, _g_weighted(dG[k][a:z], Gown[a:z]), F[a:z, k], Fn[a:z, k], gcell[a:z])
+    pot = None
+    if potential:
+        pst, phi, nbad = _potential_part(path, element, start, stop, potential, cell, F, Fn, s_idx,
+                                         n_cells, own, offsets)
+        if nbad:
+            return start, None, None, None, (0, nbad, start, int(s_idx[0]))
+        pot = (pst, phi)
     take = np.flatnonzero(_hash(np.arange(start, stop), seed, 4) < np.uint64(sample_threshold))
     sample = {"row": start + take, "structure": s_idx[take], "forces": F[take],
-              "X": np.stack([d[take] for d in dG], axis=1)}
+              "X": np.stack([d[take] for d in dG], axis=1), "pot": pot}
     if len(take):
         sample["atom"] = read_rows(path, element, "atom", start, stop)[take].astype(np.int64)
     else:
@@ -471,16 +533,7 @@ class Readout:
                 if S >= 2 else
                 f"{reader.path}: {S} structure: the readout holds out whole structures and needs "
                 f"at least 2")
-        elements = self.elements
-        if elements is None:
-            elements = list(reader.elements)
-        elif isinstance(elements, str):
-            elements = [elements]
-        for e in elements:
-            if e not in reader.elements:
-                raise AnalysisError(f"{reader.path}: element {e!r} is not in the store "
-                                    f"(elements: {reader.elements})")
-        return list(dict.fromkeys(elements))
+        return store_elements(reader, self.elements)
 
     def _own_columns(self, reader, element):
         env = (reader.meta or {}).get("environment")
@@ -510,8 +563,17 @@ class Readout:
         n_levels = len(LEARNING_FRACTIONS)
         sgroup, slevel = runner.share(group), runner.share(level)
         self.results_, self.samples_, self.weights_, self.force_moments_ = [], {}, {}, {}
-        self.stats_ = {}
+        self.stats_, self.potential_ = {}, {}
         self.timings_ = {"pass": 0.0, "solve": 0.0, "knn": 0.0}
+        potential = self._potential_mode(reader)
+        pot_st = {}
+        phi = None
+        if potential:
+            n_feat = self._energy_offsets(reader, elements[0], potential)[2]
+            energy = reader.structures("energy")
+            if (lay.n_structures * n_feat <= ENERGY_FEATURE_BUDGET and np.isfinite(energy).all()
+                    and np.any(energy != 0)):
+                phi = np.zeros((lay.n_structures, n_feat))
         for e in elements:
             n = lay.n_rows[e]
             p = lay.columns(e, "dGdx")
@@ -533,6 +595,7 @@ class Readout:
                     _readout_task, blocks, path=reader.path, element=e, chunk_rows=lay.chunk_rows,
                     group=sgroup, level=slevel, n_levels=n_levels, n_cells=n_groups * n_levels,
                     own=own, g_weighted=do_gw, seed=self.seed, sample_threshold=threshold,
+                    potential=potential, offsets=self._energy_offsets(reader, e, potential),
                     single_thread=not runner.local):
                 if any(bad):
                     raise AnalysisError(
@@ -548,6 +611,11 @@ class Readout:
                     lin = l_st if lin is None else lin.merge(l_st)
                     if g_st is not None:
                         gw = g_st if gw is None else gw.merge(g_st)
+                    pot = smp.pop("pot")
+                    if pot is not None:
+                        pot_st[e] = pot[0] if e not in pot_st else pot_st[e].merge(pot[0])
+                        if phi is not None:
+                            phi[pot[1][0]] += pot[1][1]
                     parts.append(smp)
                     nxt += 1
             if bar is not None:
@@ -599,8 +667,131 @@ class Readout:
                 t1 = time.perf_counter()
                 self.results_.append(self._knn(base, smp, group, n_groups, p))
                 self.timings_["knn"] += time.perf_counter() - t1
+        if potential:
+            t1 = time.perf_counter()
+            self._potentials(reader, potential, pot_st, phi, group, n_groups, n_levels)
+            self.timings_["potential"] = time.perf_counter() - t1
         self.timings_["total"] = time.perf_counter() - t0
         return self
+
+    # -- potential tiers ----------------------------------------------------------
+    def _potential_mode(self, reader):
+        """"quadratic", "linear" or None: the largest potential tier to fit."""
+        want = [t for t in self._tiers if t.startswith("potential_")]
+        have = reader.layout.force_matching
+        if not want or have == "none":
+            if want and self.tiers is not None:
+                raise AnalysisError(
+                    f"{reader.path}: tiers {want} need the force-matching features, which this store "
+                    f"does not hold; compute it with --force-matching "
+                    f"{'quadratic' if 'potential_quadratic' in want else 'linear'}")
+            return None
+        if "potential_quadratic" in want and have != "quadratic":
+            if self.tiers is not None:
+                raise AnalysisError(
+                    f"{reader.path}: tier potential_quadratic needs the quadratic force-matching "
+                    f"features; this store holds the linear ones only (compute it with "
+                    f"--force-matching quadratic)")
+            return "linear"
+        return "quadratic" if "potential_quadratic" in want else "linear"
+
+    @staticmethod
+    def _energy_offsets(reader, element, potential):
+        """(linear column, quadratic column, features) of ``element``'s own
+        SFs in the per-structure energy features."""
+        if not potential:
+            return None
+        els = list(reader.elements)
+        nsf = [reader.layout.n_sf[x] if reader.layout.n_sf else 0 for x in els]
+        a = els.index(element)
+        d0 = int(sum(nsf[:a]))
+        n_lin = int(sum(nsf))
+        tri = [n * (n + 1) // 2 for n in nsf]
+        q0 = n_lin + int(sum(tri[:a]))
+        return d0, q0, n_lin + (int(sum(tri)) if potential == "quadratic" else 0)
+
+    def _potentials(self, reader, potential, pot_st, phi, group, n_groups, n_levels):
+        """The potential tiers: one joint ridge over the rows of every element
+        (an element's weights act on every neighbour's force); R² per element
+        of the central atom and overall; energies of held-out structures."""
+        lay = reader.layout
+        tiers = [t for t in ("potential_linear", "potential_quadratic") if t in self._tiers]
+        if potential == "linear":
+            tiers = [t for t in tiers if t == "potential_linear"]
+        els = list(pot_st)
+        for tier in tiers:
+            cols = np.arange(lay.n_fm) if tier == "potential_linear" else np.arange(lay.n_fm + lay.n_fmq)
+            per = {e: pot_st[e].columns(cols) if len(cols) < pot_st[e].p else pot_st[e] for e in els}
+            joint = ReadoutStats.total(list(per.values()))
+            rows = int(joint.n.sum())
+            g_fold = np.arange(n_groups) % self.folds_
+            base = {"n_structures": int(lay.n_structures), "folds": int(self.folds_)}
+            r = solve_readout(joint, group, n_groups, n_levels, self.folds_, self.lambdas, seed=self.seed,
+                              learning=False)       # features can be many: no learning curve
+            entry = self._entry({**base, "element": "all"}, tier, list(COMPONENTS), r, len(cols))
+            entry.update(self._energy_r2(reader, phi, r, cols, group, n_groups, tier))
+            out = [entry]
+            for e in els:
+                out.append(self._element_entry(base, e, tier, per[e], r, g_fold, n_groups, len(cols)))
+            self.results_ += out
+            full = _TrainingSet(joint.A[0].sum(axis=0), joint.n[0].sum())
+            v = full.weights(joint.b[0].sum(axis=0), r["lambda"])
+            self.potential_[tier] = {"force_weights": v, "lambda": r["lambda"], "n_features": len(cols),
+                                     "rows": rows}
+
+    def _element_entry(self, base, e, tier, st, r, g_fold, n_groups, p):
+        """R² of element e's rows under the joint fit (the same fold weights)."""
+        A = st.A[0].reshape(n_groups, -1, p, p).sum(axis=1)
+        b = st.b[0].reshape(n_groups, -1, p).sum(axis=1)
+        bn = st.bn[0].reshape(n_groups, -1, p).sum(axis=1)
+        sc = {k: getattr(st, k)[0].reshape(n_groups, -1).sum(axis=1) for k in ("yy", "yyn", "sy", "syn", "n")}
+        n_all = sc["n"].sum()
+        sse, ssen = np.zeros(n_groups), np.zeros(n_groups)
+        for g in range(n_groups):
+            w, wn = r["weights_folds"][g_fold[g]], r["null_weights_folds"][g_fold[g]]
+            sse[g] = _sse(A[g], b[g], sc["yy"][g], w)
+            ssen[g] = _sse(A[g], bn[g], sc["yyn"][g], wn)
+        ybar, ybarn = sc["sy"].sum() / n_all, sc["syn"].sum() / n_all
+        sst = sc["yy"] - 2 * ybar * sc["sy"] + sc["n"] * ybar ** 2
+        sstn = sc["yyn"] - 2 * ybarn * sc["syn"] + sc["n"] * ybarn ** 2
+        draws = np.random.default_rng([self.seed, 37]).integers(n_groups, size=(BOOTSTRAP_ROUNDS, n_groups))
+        den = sst[draws].sum(axis=1)
+        boot = 1.0 - sse[draws].sum(axis=1)[den > 0] / den[den > 0]
+        lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan, np.nan)
+        return {**base, "element": e, "tier": tier, "components": list(COMPONENTS),
+                "r2": float(1 - sse.sum() / sst.sum()), "r2_low": float(lo), "r2_high": float(hi),
+                "r2_null": float(1 - ssen.sum() / sstn.sum()),
+                "rmse": float(np.sqrt(max(sse.sum(), 0) / n_all)), "force_std": float(np.sqrt(sst.sum() / n_all)),
+                "n_rows": int(n_all), "lambda": r["lambda"], "lambda_folds": r["lambda_folds"],
+                "learning_curve": [], "n_features": int(p), "skipped": None}
+
+    def _energy_r2(self, reader, phi, r, cols, group, n_groups, tier):
+        """Held-out R² of structure energies predicted by the fitted potential
+        (E = −v·Φ + a constant per element, fitted on the training structures),
+        against the composition alone (a constant per element): the share of the
+        energy variance beyond the per-element constants that the potential
+        predicts (the usual R² when every structure has the same composition)."""
+        if phi is None:
+            return {"energy_r2": None, "energy_rmse": None,
+                    "energy_note": "no energies in the data (or too many features x structures)"}
+        E = reader.structures("energy")
+        N = reader.structures("counts").astype(np.float64)
+        X = phi[:, cols]
+        fold = group % self.folds_
+        pred = np.empty_like(E)
+        base = np.empty_like(E)          # composition alone: a constant per element
+        for k in range(self.folds_):
+            tr, te = fold != k, fold == k
+            v = r["weights_folds"][k]
+            c, *_ = np.linalg.lstsq(N[tr], E[tr] + X[tr] @ v, rcond=None)
+            pred[te] = -X[te] @ v + N[te] @ c
+            c0, *_ = np.linalg.lstsq(N[tr], E[tr], rcond=None)
+            base[te] = N[te] @ c0
+        sse = float(((E - pred) ** 2).sum())
+        sst = float(((E - base) ** 2).sum())
+        return {"energy_r2": 1 - sse / sst if sst > 0 else None,
+                "energy_rmse": float(np.sqrt(sse / len(E))),
+                "energy_note": None if sst > 0 else "the energies are a function of the composition alone"}
 
     def _check_rows(self, reader, e, lin, n_groups, p):
         """Refuse folds whose training rows are fewer than the features."""

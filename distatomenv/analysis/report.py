@@ -60,6 +60,52 @@ class AnalysisResult:
         """The concise table printed by the CLI."""
         return summary_table(self.report)
 
+    def potential(self, element=None, tier="potential_linear") -> dict:
+        """The fitted potential of a potential tier, mapped back to input.nn's SFs.
+
+        E = Σ_j w_{e_j} · G_j (+ G_jᵀ Q_{e_j} G_j for the quadratic tier), G the
+        store's scaled SFs, fitted to the forces on every structure with the
+        λ the cross-validation chose (energies up to a constant per element).
+
+        Returns a dict: ``tier``, ``lambda``, and per element (or only
+        ``element``): ``{"sfs": [SF descriptions], "w": (nSF,) array, "Q":
+        (nSF, nSF) array or None}``.
+        """
+        import numpy as np
+
+        fitted = getattr(self.analyzer, "readout_potential_", {}) or {}
+        if tier not in fitted:
+            raise KeyError(f"no {tier} tier in this analysis (compute the store with "
+                           f"--force-matching and keep the potential tiers); have {sorted(fitted)}")
+        fit = fitted[tier]
+        w_all = -np.asarray(fit["force_weights"])          # F = -dE/dr: the force weights are -w
+        meta = self.report["store"].get("provenance", {}) or {}
+        sfset = (meta.get("settings") or {}).get("sfset")
+        els = list(self.report["store"]["elements"])
+        nsf = [sum(1 for f in sfset["functions"] if f["element"] == e) for e in els] if sfset else None
+        if nsf is None:
+            raise KeyError("the store records no SF settings to map the weights to")
+        n_lin = sum(nsf)
+        out = {"tier": tier, "lambda": fit["lambda"], "elements": {}}
+        d0, q0 = 0, n_lin
+        for a, e in enumerate(els):
+            n = nsf[a]
+            sfs = [f for f in sfset["functions"] if f["element"] == e]
+            entry = {"sfs": [_describe(f) for f in sfs], "w": w_all[d0:d0 + n], "Q": None}
+            if tier == "potential_quadratic":
+                iu = np.triu_indices(n)
+                Q = np.zeros((n, n))
+                Q[iu] = w_all[q0:q0 + len(iu[0])]
+                entry["Q"] = (Q + Q.T) / 2            # feature (s,t) is d(G_s G_t): Q symmetric
+                q0 += len(iu[0])
+            out["elements"][e] = entry
+            d0 += n
+        if element is not None:
+            if element not in out["elements"]:
+                raise KeyError(f"element {element!r} not in {list(out['elements'])}")
+            return {"tier": tier, "lambda": fit["lambda"], "element": element, **out["elements"][element]}
+        return out
+
     def select(self, **where) -> list[dict]:
         """Results entries matching every ``key=value`` given (e.g. element="H", k=10)."""
         return [r for r in self.results if all(r.get(k) == v for k, v in where.items())]
@@ -203,6 +249,17 @@ def _write_csv(results, filename):
                             "" if r.get("noise_fraction") is None else repr(float(r["noise_fraction"]))])
 
 
+def _figures(files, element) -> list:
+    """The titled <img> of each plot of ``element`` in ``files`` ((element, title, path))."""
+    return [_img(title, f, "h4") for pe, title, f in files if pe == element]
+
+
+def _describe(f) -> str:
+    from distatomenv.descriptors.symfuncs import SymmetryFunction
+
+    return SymmetryFunction.from_dict(f).describe()
+
+
 def _fmt(x, spec=".2f"):
     return "  n/a" if x is None else format(x, spec)
 
@@ -213,7 +270,8 @@ def _eta2_text(r) -> str:
     return _fmt(r["eta2"], ".3f") + ("" if null is None else f" ({null:.3f})")
 
 
-TIER_NAMES = {"linear": "linear", "g_weighted": "G-weighted", "reference_knn": "k-NN reference"}
+TIER_NAMES = {"linear": "linear", "g_weighted": "G-weighted", "reference_knn": "k-NN reference",
+              "potential_linear": "potential lin.", "potential_quadratic": "potential quad."}
 
 
 def _comps(entry) -> str:
@@ -265,7 +323,9 @@ def readout_table(report) -> str:
             lines.append(
                 f"{start} {_fmt(r.get('r2'), '.3f'):>7} {band:>15} {_fmt(r.get('r2_null'), '.3f'):>7} "
                 f"{_fmt(r.get('rmse'), '.4g'):>9} {_fmt(r.get('force_std'), '.4g'):>9} {lam:>8} "
-                f"{rows:>16} {r.get('folds', ''):>5}  {_lc_text(r)}".rstrip())
+                f"{rows:>16} {r.get('folds', ''):>5}  {_lc_text(r)}".rstrip()
+                + (f"  energies of held-out structures: R² {r['energy_r2']:.3f}"
+                   if r.get("energy_r2") is not None else ""))
     return "\n".join(lines)
 
 
@@ -560,6 +620,13 @@ descriptors).  It should be &asymp; 0; R&sup2; must stand well above it.</li>
 <li><b>G-weighted</b> tier: the dG features times [1, G of the atom], a network force
 linearised in &part;E/&part;G; above the linear tier when the weights must vary with the
 environment.</li>
+<li><b>Potential tiers</b> (stores computed with <code>--force-matching</code>): force matching
+with the best linear (E = &Sigma;<sub>j</sub> w<sub>e<sub>j</sub></sub>&middot;G<sub>j</sub>) and
+quadratic potential in these SFs, one joint fit over every element, from the features
+&Sigma;<sub>j</sub> &part;G<sub>j</sub>/&part;r<sub>i</sub> over <i>all</i> neighbours.  A network
+with these SFs can do at least as well: a lower bound on what training can reach.  Element
+<i>all</i> pools every atom and also gives the held-out R&sup2; of the structure energies the
+fitted potential predicts (up to a constant per element).</li>
 <li><b>k-NN reference</b>: a nonlinear regression on a sample of atoms, held out by structure.
 It is a nonlinear reference to compare with, not the headline: in many dimensions with few atoms it can fall far below the linear tier, which knows that a force is linear in dG.</li>
 <li><b>Learning curve</b>: R&sup2; with 10 %, 30 % and 100 % of the structures.  Still rising at
@@ -606,9 +673,7 @@ def _readout_html(report, readout_files) -> list:
                 f"<td>{r.get('folds', '')}</td><td>{r.get('n_features', '')}</td>"
                 f"<td>{esc(_lc_text(r, ', ').replace('%:', ' %: '))}</td></tr>")
         out.append("</table>")
-        for pe, title, f in readout_files:
-            if pe == e:
-                out.append(f"<h4>{esc(title)}</h4><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>")
+        out += _figures(readout_files, e)
     m = report.get("interactive_map") or {}
     out.append("<h3>Interactive map</h3>")
     if m.get("file"):
@@ -660,9 +725,9 @@ def _pairs_text(report) -> str:
     return ", ".join(f"{a}-{b}" for a in els for b in els)
 
 
-def _img(title, f) -> str:
+def _img(title, f, level="h5") -> str:
     esc = html.escape
-    return f"<h5>{esc(title)}</h5><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>"
+    return f"<{level}>{esc(title)}</{level}><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>"
 
 
 def _advice_html(report, advice_files=()) -> list:
@@ -869,9 +934,7 @@ def _html(report, plot_files, analyzer, readout_files=(), advice_files=()) -> st
                 f"<td>{_fmt(r.get('noise_fraction'), '.1%')}</td>"
                 f"<td>{_fmt(r['stability_ari'])}</td></tr>")
         out.append("</table>")
-        for pe, title, f in plot_files:
-            if pe == e:
-                out.append(f"<h4>{esc(title)}</h4><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>")
+        out += _figures(plot_files, e)
     m = report.get("interactive_map") or {}
     out.append("<h2>Files</h2><ul><li><a href='report.json'>report.json</a> (every number, schema in "
                "the README)</li><li><a href='clusters.csv'>clusters.csv</a> (one row per cluster)</li>"

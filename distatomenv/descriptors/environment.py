@@ -27,6 +27,7 @@ from .. import interrupt
 from ..elements import atomic_number
 from ..errors import (CoincidentAtomsError, NeighborListTooLargeError, NeighborSpecError,
                       NotEnoughNeighborsError)
+from .forcematch import FORCE_MATCHING, force_matching_features
 from .kernels import pack_tables, sf_entry_derivatives, sf_values
 from .neighbors import ENTRY_BYTES, memory_budget, neighbor_list
 
@@ -270,9 +271,15 @@ class EnvironmentCalculator:
         (nSF,): Gs = (G - shift) * factor + offset and dGs = dG * factor.
     conv_length : n2p2 length normalisation (1.0 when absent).
     derivatives : compute the dG rows.
+    force_matching : "none", "linear" or "quadratic": also the force-matching
+        features (:mod:`.forcematch`; needs derivatives).
     """
 
-    def __init__(self, sfset, ncut, scaling, conv_length=1.0, derivatives=True):
+    def __init__(self, sfset, ncut, scaling, conv_length=1.0, derivatives=True,
+                 force_matching="none"):
+        if force_matching not in FORCE_MATCHING:
+            raise ValueError(f"force_matching must be one of {FORCE_MATCHING}, got {force_matching!r}")
+        self.force_matching = force_matching if derivatives else "none"
         self.sfset = sfset
         self.layout = EnvironmentLayout.from_sfset(sfset, ncut, derivatives)
         self.conv_length = float(conv_length)
@@ -385,6 +392,8 @@ class EnvironmentCalculator:
             sel[a] = (atoms_a, blk_entry, nb_order)
             counts[a] = found.astype(np.int32)
         nb_atoms = np.concatenate([nl.j[s[1]].ravel() for s in sel.values()] + [owned_idx])
+        if self.force_matching != "none":      # every neighbour's list: ∂G_j/∂r_i for all j
+            nb_atoms = np.concatenate([nb_atoms, nl.j[nl.start[owned_idx[0]]:nl.start[owned_idx[-1] + 1]]])
         needed = np.unique(nb_atoms.astype(np.int64))
         if needed.size != owned_idx.size:      # neighbours outside the owned set
             nl = self.neighbors(positions, lattice, needed)
@@ -400,6 +409,10 @@ class EnvironmentCalculator:
         sf_values(needed, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables,
                   G, dG)
         Gs = (G - self.shift[elem]) * self.factor[elem] + self.offset[elem]
+        fm = None
+        if self.force_matching != "none" and lay.derivatives:
+            fm = force_matching_features(self.force_matching, owned_idx, elem, nl, Gs, dG, self.factor,
+                                         lay.relevant, self.tables, self.z)
         out = {}
         for a, (atoms_a, blk_entry, nb_order) in sel.items():
             e = lay.elements[a]
@@ -419,6 +432,12 @@ class EnvironmentCalculator:
                 rows["dGdx"] = np.ascontiguousarray(dcat[:, :, 0])
                 rows["dGdy"] = np.ascontiguousarray(dcat[:, :, 1])
                 rows["dGdz"] = np.ascontiguousarray(dcat[:, :, 2])
+            if fm is not None:
+                at = np.searchsorted(owned_idx, atoms_a)
+                for prefix, feat in (("fm", fm[0]), ("fmq", fm[1])):
+                    if feat is not None:
+                        for k, c in enumerate("xyz"):
+                            rows[f"{prefix}_d{c}"] = np.ascontiguousarray(feat[at, :, k])
             out[e] = rows
         # derivatives are with respect to normalised coordinates, as n2p2 writes them
         return out

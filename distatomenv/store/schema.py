@@ -35,6 +35,14 @@ Tree
       elements/<E>/                 one group per element, in the caller's order
         G          (n_rows, nG)     float  scaled SFs: own block, then neighbour blocks
         dGdx|y|z   (n_rows, ndG)    float  derivatives (only if layout.derivatives)
+        fm_dx|dy|dz (n_rows, n_fm)  float  force-matching features D_i = Σ_j ∂G_j/∂r_i over
+                                           every atom j within the cutoff, one column per SF
+                                           of every element (elements in order, SFs in
+                                           n2p2's order); scaled and per normalised length
+                                           like dG (layout.force_matching linear/quadratic)
+        fmq_dx|dy|dz (n_rows, n_fmq) float Σ_j ∂(G_j,s G_j,t)/∂r_i, s <= t per element
+                                           (layout.force_matching quadratic); see
+                                           descriptors/forcematch.py
         forces     (n_rows, 3)      float64 reference forces of the atom
         positions  (n_rows, 3)      float64 raw input positions
         structure  (n_rows,)        int64  0-based structure index
@@ -186,7 +194,12 @@ NB_ATOM = "nb_atom"
 NB_ORDER = "nb_order"
 NB_COUNT = "nb_count"
 DERIVATIVE_ARRAYS = (DGDX, DGDY, DGDZ)
-#: All per-element array names, in the order they are listed.
+#: force-matching features (descriptors/forcematch.py): linear, quadratic
+FM_ARRAYS = ("fm_dx", "fm_dy", "fm_dz")
+FMQ_ARRAYS = ("fmq_dx", "fmq_dy", "fmq_dz")
+FORCE_MATCHING_MODES = ("none", "linear", "quadratic")
+#: The per-element array names every layout may have, in the order they are
+#: listed (the force-matching arrays come after them, when the layout has them).
 ELEMENT_ARRAYS = (G, DGDX, DGDY, DGDZ, FORCES, POSITIONS, STRUCTURE, ATOM, NB_ATOM, NB_ORDER,
                   NB_COUNT)
 
@@ -358,6 +371,12 @@ class StoreLayout:
         Bins of the scaled-SF histograms in ``stats/`` (0: no histograms).
     n_sf : dict str -> int or None
         Own symmetry functions per element (needed when ``hist_bins`` > 0).
+    force_matching : {"none", "linear", "quadratic"}
+        Which force-matching feature arrays exist (``fm_d*``: linear;
+        ``fmq_d*`` too: quadratic; they need derivatives).
+    n_fm, n_fmq : int
+        Their columns: Σ_e nSF(e) and Σ_e nSF(e)(nSF(e)+1)/2 (the same for
+        every element).
     """
 
     elements: list[str]
@@ -374,6 +393,9 @@ class StoreLayout:
     shuffle: str = "shuffle"
     hist_bins: int = 0
     n_sf: dict | None = None
+    force_matching: str = "none"
+    n_fm: int = 0
+    n_fmq: int = 0
 
     def __post_init__(self):
         self.validate()
@@ -438,6 +460,13 @@ class StoreLayout:
                     f"{self.elements} when hist_bins > 0, got {self.n_sf!r}"
                 )
             self.n_sf = {e: _count(self.n_sf[e], f"n_sf[{e!r}]") for e in self.elements}
+        if self.force_matching not in FORCE_MATCHING_MODES:
+            raise StoreError(f"invalid store layout: force_matching must be one of "
+                             f"{FORCE_MATCHING_MODES}, got {self.force_matching!r}")
+        if self.force_matching != "none" and not self.derivatives:
+            raise StoreError("invalid store layout: force-matching features need derivatives")
+        self.n_fm = _count(self.n_fm, "n_fm")
+        self.n_fmq = _count(self.n_fmq, "n_fmq")
 
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict:
@@ -468,7 +497,8 @@ class StoreLayout:
     # -- array specs --------------------------------------------------------
     def array_names(self) -> tuple[str, ...]:
         """Names of the per-element arrays present in this layout."""
-        return tuple(n for n in ELEMENT_ARRAYS if self.derivatives or n not in DERIVATIVE_ARRAYS)
+        fm = {"none": (), "linear": FM_ARRAYS, "quadratic": FM_ARRAYS + FMQ_ARRAYS}[self.force_matching]
+        return tuple(n for n in ELEMENT_ARRAYS if self.derivatives or n not in DERIVATIVE_ARRAYS) + fm
 
     def columns(self, element: str, name: str) -> int | None:
         """Number of columns of array ``name`` of ``element`` (None for 1-D arrays)."""
@@ -476,6 +506,10 @@ class StoreLayout:
             return self.nG[element]
         if name in DERIVATIVE_ARRAYS:
             return self.ndG[element]
+        if name in FM_ARRAYS:
+            return self.n_fm
+        if name in FMQ_ARRAYS:
+            return self.n_fmq
         if name in (FORCES, POSITIONS):
             return 3
         if name in (NB_ATOM, NB_ORDER):
@@ -486,7 +520,7 @@ class StoreLayout:
 
     def array_dtype(self, name: str) -> str:
         """dtype (numpy name) of per-element array ``name``."""
-        if name == G or name in DERIVATIVE_ARRAYS:
+        if name == G or name in DERIVATIVE_ARRAYS or name in FM_ARRAYS + FMQ_ARRAYS:
             return self.dtype
         return {
             FORCES: "float64",

@@ -1,0 +1,90 @@
+"""Force-matching features (descriptors/forcematch.py) against central
+differences: D_i = Σ_j ∂G_j/∂r_i and Q_i = Σ_j ∂(G_{j,s} G_{j,t})/∂r_i, summed
+per element of j, for every SF type (the mixed set of test_derivatives.py:
+types 2, 3, 9, 12, 13 and 20-25 with assorted subtypes), on a cluster, a
+triclinic cell and a cell smaller than the cutoff (atoms see their own images;
+moving an atom moves its images).
+
+Step and tolerance are those of test_derivatives.py (FD_STEP = 1e-5, the
+criterion of its ``_compare``): the features are sums of the derivatives
+checked there.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from distatomenv.descriptors.environment import EnvironmentCalculator
+from distatomenv.descriptors.forcematch import ForceMatchingLayout
+from distatomenv.io.data import remap_positions
+
+from test_derivatives import FD_STEP, NCUT, NONZERO, _compare, _own_g, _scaling, _sfset, mixed_sfs, structures
+
+
+def _sums(calc, sfset, elem, pos, lattice, quadratic):
+    """Σ_j G_j (and Σ_j G_j,s G_j,t) per element of j, the functions whose
+    gradient the features are."""
+    p = pos if lattice is None else remap_positions(pos, lattice)
+    own = _own_g(calc.compute(elem, p, lattice), sfset, len(elem))
+    lay = ForceMatchingLayout([sfset.n_sf(e) for e in sfset.elements])
+    lin = np.zeros(lay.n_linear)
+    quad = np.zeros(lay.n_quadratic)
+    for j, g in enumerate(own):
+        a = int(elem[j])
+        lin[lay.d_offset[a]:lay.d_offset[a + 1]] += g
+        if quadratic:
+            iu = np.triu_indices(len(g))
+            quad[lay.q_offset[a]:lay.q_offset[a + 1]] += np.outer(g, g)[iu]
+    return lin, quad
+
+
+@pytest.mark.parametrize("name", ["cluster", "triclinic", "small_cell"])
+@pytest.mark.parametrize("scaling", ["identity", "factors"])
+def test_features_are_gradients_of_the_summed_sfs(name, scaling):
+    sfset = _sfset(mixed_sfs(), cutoff=7, alpha=0.3)
+    elem, pos, lattice = structures()[name]
+    n = len(elem)
+    ncut = np.zeros_like(NCUT) if name == "small_cell" else NCUT
+    calc = EnvironmentCalculator(sfset, ncut, _scaling(sfset, scaling), force_matching="quadratic")
+    plain = EnvironmentCalculator(sfset, ncut, _scaling(sfset, scaling))
+    base = calc.compute(elem, pos if lattice is None else remap_positions(pos, lattice), lattice)
+    feats = {}
+    for e, res in base.items():
+        for r, i in enumerate(res["atom"]):
+            feats[int(i)] = (np.stack([res[f"fm_d{c}"][r] for c in "xyz"], axis=1),
+                             np.stack([res[f"fmq_d{c}"][r] for c in "xyz"], axis=1))
+    assert sorted(feats) == list(range(n))
+    biggest = 0.0
+    for i in range(n):
+        for axis in range(3):
+            up, down = pos.copy(), pos.copy()
+            up[i, axis] += FD_STEP
+            down[i, axis] -= FD_STEP
+            lp, qp = _sums(plain, sfset, elem, up, lattice, True)
+            lm, qm = _sums(plain, sfset, elem, down, lattice, True)
+            l0, q0 = _sums(plain, sfset, elem, pos, lattice, True)
+            _compare(feats[i][0][:, axis], (lp - lm) / (2 * FD_STEP), l0,
+                     lambda idx: f"{name} atom {i} D column {idx[0]}", f"D, axis {axis}")
+            _compare(feats[i][1][:, axis], (qp - qm) / (2 * FD_STEP), q0,
+                     lambda idx: f"{name} atom {i} Q column {idx[0]}", f"Q, axis {axis}")
+            biggest = max(biggest, np.abs(feats[i][0]).max())
+    assert biggest > NONZERO
+
+
+def test_linear_only_and_none():
+    sfset = _sfset(mixed_sfs(), cutoff=7, alpha=0.3)
+    elem, pos, lattice = structures()["triclinic"]
+    p = remap_positions(pos, lattice)
+    lin = EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "identity"), force_matching="linear")
+    out = lin.compute(elem, p, lattice)
+    lay = ForceMatchingLayout([sfset.n_sf(e) for e in sfset.elements])
+    for res in out.values():
+        assert res["fm_dx"].shape == (len(res["atom"]), lay.n_linear)
+        assert "fmq_dx" not in res
+    none = EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "identity")).compute(elem, p, lattice)
+    assert all("fm_dx" not in r for r in none.values())
+    # the other rows are the same with or without the features
+    for e in out:
+        np.testing.assert_array_equal(out[e]["dGdx"], none[e]["dGdx"])
+    with pytest.raises(ValueError, match="force_matching must be one of"):
+        EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "identity"), force_matching="cubic")
