@@ -3,7 +3,7 @@ differences: D_i = Σ_j ∂G_j/∂r_i and Q_i = Σ_j ∂(G_{j,s} G_{j,t})/∂r_i
 per element of j, for every SF type (the mixed set of test_derivatives.py:
 types 2, 3, 9, 12, 13 and 20-25 with assorted subtypes), on a cluster, a
 triclinic cell and a cell smaller than the cutoff (atoms see their own images;
-moving an atom moves its images).
+moving an atom moves its images); and D under every cutoff type 0-8.
 
 Step and tolerance are those of test_derivatives.py (FD_STEP = 1e-5, the
 criterion of its ``_compare``): the features are sums of the derivatives
@@ -69,6 +69,32 @@ def test_features_are_gradients_of_the_summed_sfs(name, scaling):
                      lambda idx: f"{name} atom {i} Q column {idx[0]}", f"Q, axis {axis}")
             biggest = max(biggest, np.abs(feats[i][0]).max())
     assert biggest > NONZERO
+
+
+@pytest.mark.parametrize("cutoff", range(9))
+def test_linear_features_under_every_cutoff_type(cutoff):
+    """D against central differences for the exponential types under cutoff
+    types 0-8 (alpha 0.3), on the triclinic cell."""
+    from test_derivatives import EXPONENTIAL_TYPES, exponential_sfs
+
+    sfset = _sfset([f for t in EXPONENTIAL_TYPES for f in exponential_sfs(t)], cutoff=cutoff, alpha=0.3)
+    elem, pos, lattice = structures()["triclinic"]
+    calc = EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "factors"), force_matching="linear")
+    plain = EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "factors"))
+    base = calc.compute(elem, remap_positions(pos, lattice), lattice)
+    D = {int(i): np.stack([res[f"fm_d{c}"][r] for c in "xyz"], axis=1)
+         for res in base.values() for r, i in enumerate(res["atom"])}
+    l0, _ = _sums(plain, sfset, elem, pos, lattice, False)
+    for i in range(len(elem)):
+        for axis in range(3):
+            up, down = pos.copy(), pos.copy()
+            up[i, axis] += FD_STEP
+            down[i, axis] -= FD_STEP
+            fd = (_sums(plain, sfset, elem, up, lattice, False)[0]
+                  - _sums(plain, sfset, elem, down, lattice, False)[0]) / (2 * FD_STEP)
+            _compare(D[i][:, axis], fd, l0, lambda idx: f"cutoff {cutoff} atom {i} column {idx[0]}",
+                     f"D, axis {axis}")
+    assert max(np.abs(d).max() for d in D.values()) > NONZERO
 
 
 def test_linear_only_and_none():
