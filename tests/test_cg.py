@@ -227,7 +227,7 @@ def test_cli(tmp_path, capsys):
     assert main(["coarse-grain", str(data), "-o", str(out), "--bond-cutoff", "H-O=1.2"]) == 0
     assert "81 atoms -> 27 Cm sites (H2O)" in capsys.readouterr().out
     assert read_structures(out)[0].natoms == 27
-    assert main(["coarse-grain", str(data), "-o", str(out), "--bond-cutoff", "9"]) == 2
+    assert main(["coarse-grain", str(data), "-o", str(out), "--bond-cutoff", "9"]) == 3   # bad input
     assert "own periodic image" in capsys.readouterr().err
     assert not out.exists() or read_structures(out)[0].natoms == 27   # old output untouched
 

@@ -503,3 +503,15 @@ def test_a_second_writer_is_refused_and_stale_locks_are_taken_over(case, tmp_pat
     old = time.time() - STALE_AFTER - 60
     os.utime(lock, (old, old))
     assert distatomenv.compute(data, neighbors=NB, out=out, overwrite=True).status == "complete"
+
+
+def test_compute_into_a_folder_that_does_not_exist_yet(tmp_path):
+    """The lock beside the store is taken before the store exists: its folder
+    is created as the store's would be."""
+    from distatomenv.synth import write_lj_dataset
+
+    paths = write_lj_dataset(tmp_path / "in", n_structures=2, n_atoms=64, seed=1)
+    store = distatomenv.compute(paths["input.data"], neighbors="1 1 1 1",
+                                out=tmp_path / "new" / "deeper" / "run.zarr")
+    assert store.status == "complete"
+    assert not (tmp_path / "new" / "deeper" / "run.zarr.lock").exists()

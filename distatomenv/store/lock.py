@@ -101,6 +101,10 @@ class StoreLock:
                 "proc_start": _proc_start(os.getpid()), "boot_id": _boot_id(),
                 "command": self.command or " ".join(sys.argv), "token": uuid.uuid4().hex}
         data = json.dumps(info, indent=1).encode()
+        try:                     # the store's folder may not exist yet (compute -o new/run.zarr)
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, self.path, "cannot create the store's folder") from None
         for _ in range(3):
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
