@@ -627,14 +627,17 @@ class Readout:
             var = (lin.yy.sum(axis=1) - nk * mean ** 2) / np.maximum(nk - 1, 1)
             self.force_moments_[e] = {c: {"mean": float(mean[k]), "std": float(np.sqrt(max(var[k], 0.0)))}
                                       for k, c in enumerate(COMPONENTS)}
+            if not lin.yy.sum() > 0:
+                raise AnalysisError(f"{reader.path}: element {e}: every force is zero; the store holds "
+                                    f"no reference forces to read out")
             self._check_rows(reader, e, lin, n_groups, p)
             base = {"element": e, "n_structures": n_struct, "folds": int(self.folds_)}
             lin_pooled = lin.pooled()
             pooled = solve_readout(lin_pooled, group, n_groups, n_levels, self.folds_, self.lambdas,
                                    seed=self.seed)
-            if not np.isfinite(pooled["force_std"]) or pooled["force_std"] == 0:
-                raise AnalysisError(f"{reader.path}: element {e}: every force is zero; the store holds "
-                                    f"no reference forces to read out")
+            if not pooled["force_std"] > 0:
+                raise AnalysisError(f"{reader.path}: element {e}: the forces do not vary; R² is "
+                                    f"undefined")
             self.results_.append(self._entry(base, "linear", list(COMPONENTS), pooled, p))
             self.stats_[e] = {"linear": lin_pooled, "n_groups": n_groups, "n_levels": n_levels,
                               "folds": self.folds_, "result": pooled}
