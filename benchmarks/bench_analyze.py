@@ -169,8 +169,9 @@ CHILDREN = {"ours": child_ours, "notebook": child_notebook, "incremental": child
             "generate": child_generate}
 
 
-def run_child(kind, spec):
-    out = subprocess.run([sys.executable, str(HERE), "--child", kind, json.dumps(spec)],
+def run_child(kind, spec, script=HERE):
+    """Run ``script --child kind SPEC`` in a fresh process; its last stdout line (JSON)."""
+    out = subprocess.run([sys.executable, str(script), "--child", kind, json.dumps(spec)],
                          capture_output=True, text=True)
     if out.returncode != 0:
         sys.stderr.write(out.stderr)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -64,20 +63,27 @@ def build_input(ref, directory, copies, jitter=0.0, seed=0):
     return directory / "input.data"
 
 
-def run_compute(data, store, *extra):
-    """Wall time and peak RSS (KiB) of one `distatomenv compute` process."""
-    cmd = [sys.executable, "-m", "distatomenv.cli", "compute", str(data), "--neighbors",
-           "6 2 4 4", "-o", str(store), "--overwrite", "-q", *extra]
+def timed_process(cmd):
+    """Run ``cmd`` as a child of a small wrapper process: its exit status, wall
+    seconds, peak RSS (KiB) and CPU seconds (user + system)."""
     wrapper = ("import resource, subprocess, sys, time, json\n"
                "t = time.perf_counter()\n"
                "p = subprocess.run(sys.argv[1:])\n"
                "dt = time.perf_counter() - t\n"
                "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-               "print(json.dumps({'rc': p.returncode, 'seconds': dt, 'maxrss_kib': r.ru_maxrss}))\n")
+               "print(json.dumps({'rc': p.returncode, 'seconds': dt, 'maxrss_kib': r.ru_maxrss,\n"
+               "                  'cpu': r.ru_utime + r.ru_stime}))\n")
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
     res = json.loads(out.stdout.strip().splitlines()[-1])
     if res["rc"] != 0:
         raise RuntimeError(out.stderr)
+    return res
+
+
+def run_compute(data, store, *extra):
+    """Wall time and peak RSS (KiB) of one `distatomenv compute` process."""
+    res = timed_process([sys.executable, "-m", "distatomenv.cli", "compute", str(data), "--neighbors",
+                         "6 2 4 4", "-o", str(store), "--overwrite", "-q", *extra])
     return res["seconds"], res["maxrss_kib"]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
-from bench_compute import build_input, store_bytes  # noqa: E402
+from bench_compute import build_input, store_bytes, timed_process  # noqa: E402
 
 CASES = (("H2O_RPBE-D3", "6 2 4 4"), ("CG_water_inputs_only", "4"))
 MODES = ("none", "linear", "quadratic")
@@ -36,22 +36,9 @@ MODES = ("none", "linear", "quadratic")
 def run_compute(data, store, *extra):
     """Wall and CPU seconds (user + system) of one `distatomenv compute` process,
     one thread: CPU time is what a busy shared machine distorts least."""
-    import json
-    import subprocess
-
-    cmd = [sys.executable, "-m", "distatomenv.cli", "compute", str(data), "-o", str(store),
-           "--overwrite", "-q", "--threads", "1", *extra]
-    wrapper = ("import resource, subprocess, sys, time, json\n"
-               "t = time.perf_counter()\n"
-               "p = subprocess.run(sys.argv[1:])\n"
-               "dt = time.perf_counter() - t\n"
-               "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
-               "print(json.dumps({'rc': p.returncode, 'wall': dt, 'cpu': r.ru_utime + r.ru_stime}))\n")
-    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True)
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    if res["rc"] != 0:
-        raise RuntimeError(out.stderr)
-    return res["wall"], res["cpu"]
+    res = timed_process([sys.executable, "-m", "distatomenv.cli", "compute", str(data), "-o", str(store),
+                         "--overwrite", "-q", "--threads", "1", *extra])
+    return res["seconds"], res["cpu"]
 
 
 def readout(store, tiers):

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +35,7 @@ import numpy as np
 HERE = Path(__file__).resolve()
 sys.path.insert(0, str(HERE.parents[1]))
 sys.path.insert(0, str(HERE.parent))
+import bench_analyze  # noqa: E402
 from bench_analyze import _peak_mib, du, start_generated_store  # noqa: E402
 
 
@@ -116,12 +116,7 @@ CHILDREN = {"readout": child_readout, "compute": child_compute, "generate": chil
 
 
 def run_child(kind, spec):
-    out = subprocess.run([sys.executable, str(HERE), "--child", kind, json.dumps(spec)],
-                         capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.stderr.write(out.stderr)
-        raise SystemExit(f"child {kind} failed")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return bench_analyze.run_child(kind, spec, script=HERE)
 
 
 def _line(name, r):
