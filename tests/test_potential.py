@@ -148,3 +148,12 @@ def test_features_are_the_same_bits_serial_mpi_and_dask(tmp_path):
     _compute(paths["input.data"], tmp_path / "threads.zarr",
              args=["--backend", "serial", *args, "--threads", "2"], env=_env(NUMBA_NUM_THREADS="2"))
     assert_same_store(tmp_path / "threads.zarr", ref)
+
+
+def test_report_shows_the_joint_fit_and_its_energies(lj, tmp_path):
+    res = distatomenv.analyze(lj[0], tmp_path / "rep", clusters_view=False, advice=False,
+                              tiers=["linear", "potential_linear"])
+    page = (tmp_path / "rep" / "report.html").read_text()
+    assert "All elements together (the potential tiers' joint fit, 10 structures)" in page
+    energy = _get(res.analyzer, "all", "potential_linear")["energy_r2"]
+    assert f"<b>{energy:.3f}</b>" in page

@@ -650,7 +650,15 @@ def _readout_html(report, readout_files) -> list:
         n_atoms = (report.get("store", {}).get("n_rows") or {}).get(e)
         n_s = max((r.get("n_structures") or 0 for r in ents), default=0)
         atoms = "" if n_atoms is None else f"{n_atoms} atoms in "
-        out.append(f"<h3>Element {esc(e)} ({atoms}{n_s} structures)</h3>")
+        if e == "all":                      # the potential tiers' joint fit over every atom
+            out.append(f"<h3>All elements together (the potential tiers' joint fit, {n_s} structures)</h3>")
+            out += [f"<p>{esc(TIER_NAMES.get(r['tier'], r['tier']))}: held-out R&sup2; of the structure "
+                    f"energies the fitted potential predicts (against the composition alone) "
+                    f"<b>{_fmt(r.get('energy_r2'), '.3f')}</b>"
+                    + (f" ({esc(r['energy_note'])})" if r.get("energy_note") else "") + "</p>"
+                    for r in ents if r.get("tier", "").startswith("potential")]
+        else:
+            out.append(f"<h3>Element {esc(e)} ({atoms}{n_s} structures)</h3>")
         out.append("<table class='readout'><tr><th>tier</th><th>F</th><th>R&sup2;</th>"
                    "<th>95 % interval</th><th>null</th><th>RMSE</th><th>force std</th>"
                    "<th>&lambda;</th><th>rows / structures</th><th>folds</th><th>features</th>"
