@@ -218,7 +218,7 @@ def test_g_against_a_cartesian_component_reads_nothing(water):
     cell = group[rd.read("Cm", "structure")] * len(LEARNING_FRACTIONS) + level[rd.read("Cm", "structure")]
     st = ReadoutStats(1, ng * len(LEARNING_FRACTIONS), G.shape[1])
     st.add(0, G, F[:, 0], F[::-1, 0].copy(), cell)
-    r = solve_readout(st, group, ng, len(LEARNING_FRACTIONS), 5)
+    r = solve_readout(st, ng, len(LEARNING_FRACTIONS), 5)
     assert abs(r["r2"]) < 0.05
 
 

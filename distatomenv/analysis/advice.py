@@ -29,6 +29,8 @@ import numpy as np
 
 from distatomenv.errors import AnalysisError
 
+from .readout import BOOTSTRAP_ROUNDS, group_sst
+
 __all__ = ["ColumnMap", "HeldOut", "importance", "elimination", "saturation", "compare",
            "DEFAULT_TOLERANCE", "sf_line"]
 
@@ -91,9 +93,7 @@ class HeldOut:
         b = stats.b[0].reshape(n_groups, n_levels, p).sum(axis=1)
         sc = {k: getattr(stats, k)[0].reshape(n_groups, n_levels).sum(axis=1) for k in ("yy", "sy", "n")}
         g_fold = np.arange(n_groups) % folds
-        n_all = sc["n"].sum()
-        ybar = sc["sy"].sum() / n_all
-        self.sst_groups = sc["yy"] - 2 * ybar * sc["sy"] + sc["n"] * ybar ** 2
+        self.sst_groups = group_sst(sc["yy"], sc["sy"], sc["n"])
         self.sst = float(self.sst_groups.sum())
         self.folds = []
         for k in range(folds):
@@ -269,8 +269,6 @@ def compare(entries: list[dict]) -> list[dict]:
         structures in every store).  ΔR² against the first store, with a 95 %
         paired bootstrap interval over the groups (the same draws for both).
     """
-    from .readout import BOOTSTRAP_ROUNDS
-
     base = entries[0]
     out = []
     for i, e in enumerate(entries):

@@ -257,17 +257,32 @@ def _sse(A, b, yy, w):
     return float(yy - 2.0 * (w @ b) + w @ (A @ w))
 
 
-def solve_readout(stats: ReadoutStats, group: np.ndarray, n_groups: int, n_levels: int, folds: int,
+def group_sst(yy, sy, n):
+    """Per group Σ(y − ȳ)² about the mean ȳ of all rows, from the groups' Σy², Σy, counts."""
+    ybar = sy.sum() / n.sum()
+    return yy - 2 * ybar * sy + n * ybar ** 2
+
+
+def bootstrap_interval(sse, sst, key, rounds=BOOTSTRAP_ROUNDS):
+    """95 % interval of R² = 1 − ΣSSE/ΣSST when the groups are resampled;
+    ``key`` seeds the draws (so every number is reproducible)."""
+    n = len(sse)
+    draws = np.random.default_rng(key).integers(n, size=(rounds, n))
+    den = sst[draws].sum(axis=1)
+    boot = 1.0 - sse[draws].sum(axis=1)[den > 0] / den[den > 0]
+    return tuple(np.percentile(boot, [2.5, 97.5])) if len(boot) else (np.nan, np.nan)
+
+
+def solve_readout(stats: ReadoutStats, n_groups: int, n_levels: int, folds: int,
                   lambdas=LAMBDAS, bootstrap=BOOTSTRAP_ROUNDS, seed=0, learning=True) -> dict:
     """Cross-validated R² of one statistics set (stats.A has one set).
 
-    group : unused beyond its fold rule (fold of group g is g % folds).
+    Cells are (group, level), group-major; the fold of group g is g % folds.
     Returns a dict: r2, r2_low, r2_high, r2_null, rmse, force_std, lambda
     (chosen by the K-fold CV over all structures: the λ of a final model),
     lambda_folds (the nested choice of each outer fold), learning_curve,
     weights_folds, n_rows.
     """
-    del group
     A = stats.A[0].reshape(n_groups, n_levels, stats.p, stats.p)
     b = stats.b[0].reshape(n_groups, n_levels, stats.p)
     bn = stats.bn[0].reshape(n_groups, n_levels, stats.p)
@@ -279,9 +294,8 @@ def solve_readout(stats: ReadoutStats, group: np.ndarray, n_groups: int, n_level
     n_all = t["n"].sum()
     if n_all < 2:
         raise AnalysisError("the readout needs at least 2 rows")
-    ybar, ybarn = t["sy"].sum() / n_all, t["syn"].sum() / n_all
-    sst = t["yy"] - 2 * ybar * t["sy"] + t["n"] * ybar ** 2
-    sstn = t["yyn"] - 2 * ybarn * t["syn"] + t["n"] * ybarn ** 2
+    sst = group_sst(t["yy"], t["sy"], t["n"])
+    sstn = group_sst(t["yyn"], t["syn"], t["n"])
     lambdas = list(lambdas)
 
     def train(folds_out, max_level):
@@ -336,11 +350,7 @@ def solve_readout(stats: ReadoutStats, group: np.ndarray, n_groups: int, n_level
     null_folds = list(wn_folds)
     r2 = 1.0 - sse.sum() / sst.sum()
     r2n = 1.0 - ssen.sum() / sstn.sum()
-    rng = np.random.default_rng([seed, 17])
-    draws = rng.integers(n_groups, size=(bootstrap, n_groups))
-    num, den = sse[draws].sum(axis=1), sst[draws].sum(axis=1)
-    boot = 1.0 - num[den > 0] / den[den > 0]
-    lo, hi = (np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan, np.nan))
+    lo, hi = bootstrap_interval(sse, sst, [seed, 17], bootstrap)
     curve = []
     if learning:
         for lev in range(n_levels):
@@ -633,7 +643,7 @@ class Readout:
             self._check_rows(reader, e, lin, n_groups, p)
             base = {"element": e, "n_structures": n_struct, "folds": int(self.folds_)}
             lin_pooled = lin.pooled()
-            pooled = solve_readout(lin_pooled, group, n_groups, n_levels, self.folds_, self.lambdas,
+            pooled = solve_readout(lin_pooled, n_groups, n_levels, self.folds_, self.lambdas,
                                    seed=self.seed)
             if not pooled["force_std"] > 0:
                 raise AnalysisError(f"{reader.path}: element {e}: the forces do not vary; R² is "
@@ -642,12 +652,12 @@ class Readout:
             self.stats_[e] = {"linear": lin_pooled, "n_groups": n_groups, "n_levels": n_levels,
                               "folds": self.folds_, "result": pooled}
             for k, c in enumerate(COMPONENTS):
-                r = solve_readout(lin.select(k), group, n_groups, n_levels, self.folds_, self.lambdas,
+                r = solve_readout(lin.select(k), n_groups, n_levels, self.folds_, self.lambdas,
                                   seed=self.seed)
                 self.results_.append(self._entry(base, "linear", [c], r, p))
             if "g_weighted" in self._tiers:
                 if do_gw:
-                    r = solve_readout(gw, group, n_groups, 1, self.folds_, self.lambdas, seed=self.seed,
+                    r = solve_readout(gw, n_groups, 1, self.folds_, self.lambdas, seed=self.seed,
                                       learning=False)
                     self.results_.append(self._entry(base, "g_weighted", list(COMPONENTS), r, pg))
                 else:
@@ -729,7 +739,7 @@ class Readout:
             rows = int(joint.n.sum())
             g_fold = np.arange(n_groups) % self.folds_
             base = {"n_structures": int(lay.n_structures), "folds": int(self.folds_)}
-            r = solve_readout(joint, group, n_groups, n_levels, self.folds_, self.lambdas, seed=self.seed,
+            r = solve_readout(joint, n_groups, n_levels, self.folds_, self.lambdas, seed=self.seed,
                               learning=False)       # features can be many: no learning curve
             entry = self._entry({**base, "element": "all"}, tier, list(COMPONENTS), r, len(cols))
             entry.update(self._energy_r2(reader, phi, r, cols, group, n_groups, tier))
@@ -754,13 +764,9 @@ class Readout:
             w, wn = r["weights_folds"][g_fold[g]], r["null_weights_folds"][g_fold[g]]
             sse[g] = _sse(A[g], b[g], sc["yy"][g], w)
             ssen[g] = _sse(A[g], bn[g], sc["yyn"][g], wn)
-        ybar, ybarn = sc["sy"].sum() / n_all, sc["syn"].sum() / n_all
-        sst = sc["yy"] - 2 * ybar * sc["sy"] + sc["n"] * ybar ** 2
-        sstn = sc["yyn"] - 2 * ybarn * sc["syn"] + sc["n"] * ybarn ** 2
-        draws = np.random.default_rng([self.seed, 37]).integers(n_groups, size=(BOOTSTRAP_ROUNDS, n_groups))
-        den = sst[draws].sum(axis=1)
-        boot = 1.0 - sse[draws].sum(axis=1)[den > 0] / den[den > 0]
-        lo, hi = np.percentile(boot, [2.5, 97.5]) if len(boot) else (np.nan, np.nan)
+        sst = group_sst(sc["yy"], sc["sy"], sc["n"])
+        sstn = group_sst(sc["yyn"], sc["syn"], sc["n"])
+        lo, hi = bootstrap_interval(sse, sst, [self.seed, 37])
         return {**base, "element": e, "tier": tier, "components": list(COMPONENTS),
                 "r2": float(1 - sse.sum() / sst.sum()), "r2_low": float(lo), "r2_high": float(hi),
                 "r2_null": float(1 - ssen.sum() / sstn.sum()),
@@ -856,10 +862,7 @@ class Readout:
         sst_g = np.bincount(g, (y - y.mean()) ** 2, minlength=n_groups)
         r2 = 1.0 - sse_g.sum() / sst_g.sum()
         r2n = 1.0 - ((yn - predn) ** 2).sum() / ((yn - yn.mean()) ** 2).sum()
-        draws = np.random.default_rng([self.seed, 29]).integers(n_groups, size=(BOOTSTRAP_ROUNDS, n_groups))
-        den = sst_g[draws].sum(axis=1)
-        boot = 1.0 - sse_g[draws].sum(axis=1)[den > 0] / den[den > 0]
-        lo, hi = np.percentile(boot, [2.5, 97.5])
+        lo, hi = bootstrap_interval(sse_g, sst_g, [self.seed, 29])
         return {**base, "tier": "reference_knn", "components": list(COMPONENTS), "r2": float(r2),
                 "r2_low": float(lo), "r2_high": float(hi), "r2_null": float(r2n),
                 "rmse": float(math.sqrt(sse_g.sum() / len(y))),
