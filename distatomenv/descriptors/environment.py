@@ -392,7 +392,7 @@ class EnvironmentCalculator:
             sel[a] = (atoms_a, blk_entry, nb_order)
             counts[a] = found.astype(np.int32)
         nb_atoms = np.concatenate([nl.j[s[1]].ravel() for s in sel.values()] + [owned_idx])
-        if self.force_matching != "none":      # every neighbour's list: ∂G_j/∂r_i for all j
+        if self.force_matching != "none" and owned_idx.size:   # every neighbour's list: ∂G_j/∂r_i for all j
             nb_atoms = np.concatenate([nb_atoms, nl.j[nl.start[owned_idx[0]]:nl.start[owned_idx[-1] + 1]]])
         needed = np.unique(nb_atoms.astype(np.int64))
         if needed.size != owned_idx.size:      # neighbours outside the owned set
