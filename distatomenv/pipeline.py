@@ -37,6 +37,7 @@ from .io.data import (INDEX_BLOCK_BYTES, check_readable, digest_name, index_data
 from .io.scaling import NO_ATOMS, read_scaling
 from .io.settings import read_settings
 from .plan import WorkUnit, default_units, first_rows, make_plan
+from .stats.moments import MomentAccumulator
 from .store import lock as store_lock
 from .store.reader import open_store
 from .store.schema import StoreLayout
@@ -577,48 +578,6 @@ def record_failure(out, exc) -> None:
 
 
 # ----------------------------------------------------------------------------- scaling
-class MomentAccumulator:
-    """Count, min, max, mean and M2 of SF values, merged with Chan's formula.
-
-    Numerically stable for any number of rows; partial accumulators (one per
-    unit, rank or worker) merge in any grouping.
-    """
-
-    def __init__(self, n):
-        self.count = 0
-        self.min = np.full(n, np.inf)
-        self.max = np.full(n, -np.inf)
-        self.mean = np.zeros(n)
-        self.m2 = np.zeros(n)
-
-    def add(self, G):
-        """Add rows G (rows, n)."""
-        if len(G) == 0:
-            return
-        other = MomentAccumulator(G.shape[1])
-        other.count = len(G)
-        other.min, other.max = G.min(axis=0), G.max(axis=0)
-        other.mean = G.mean(axis=0)
-        other.m2 = ((G - other.mean) ** 2).sum(axis=0)
-        self.merge(other)
-
-    def merge(self, o):
-        if o.count == 0:
-            return
-        n = self.count + o.count
-        delta = o.mean - self.mean
-        self.mean = self.mean + delta * (o.count / n)
-        self.m2 = self.m2 + o.m2 + delta * delta * (self.count * o.count / n)
-        self.min = np.minimum(self.min, o.min)
-        self.max = np.maximum(self.max, o.max)
-        self.count = n
-
-    @property
-    def sigma(self):
-        """Sample standard deviation (divides by count - 1, as n2p2's nnp-scaling)."""
-        return np.sqrt(self.m2 / max(self.count - 1, 1))
-
-
 def scaling_parts(natoms, part_atoms: int = SCALING_PART_ATOMS) -> list[tuple[int, int]]:
     """Contiguous structure ranges [first, last) of about ``part_atoms`` atoms
     each (whole structures), fixed by the data alone."""
