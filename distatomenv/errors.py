@@ -285,6 +285,49 @@ class StoreLockedError(StoreError):
     """Another process is writing the store (it holds the store's lock)."""
 
 
+class RankFailedError(DistatomenvError, RuntimeError):
+    """Another MPI rank failed while running its units (the MPI backend).
+
+    Attributes
+    ----------
+    failures : list of (rank, unit id or None, exception type name, message).
+    """
+
+    def __init__(self, message, failures=()):
+        super().__init__(message)
+        self.failures = list(failures)
+
+    @property
+    def exit_status(self):
+        """The command line's exit status: that of the first failing rank's error."""
+        return exit_status_of(self.failures[0][2] if self.failures else "")
+
+
+class UnitFailedError(DistatomenvError, RuntimeError):
+    """A work unit failed on a Dask worker after its retries (the Dask backend).
+
+    Attributes
+    ----------
+    unit : the unit id.
+    error_type : name of the original exception's type.
+    worker : address of the worker it failed on (None if unknown).
+    """
+
+    def __init__(self, message, unit=None, error_type=None, worker=None):
+        super().__init__(message)
+        self.unit = unit
+        self.error_type = error_type
+        self.worker = worker
+
+    def __reduce__(self):                # picklable whatever the signature
+        return (type(self), (str(self), self.unit, self.error_type, self.worker))
+
+    @property
+    def exit_status(self):
+        """The command line's exit status: that of the original error's class."""
+        return exit_status_of(self.error_type or "")
+
+
 def is_input_error(exc) -> bool:
     """Whether an exception (or the name of its type, as sent between
     processes) means bad input: the run cannot succeed until the input changes."""

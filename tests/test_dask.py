@@ -35,7 +35,7 @@ GRAIN = {"DISTATOMENV_INDEX_BLOCK_BYTES": "4096", "DISTATOMENV_SCALING_PART_ATOM
 
 
 def _clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DISTATOMENV_TEST_")}
+    env = dict(os.environ)
     env["NUMBA_NUM_THREADS"] = "1"
     env.update(GRAIN)
     env.update(extra)
@@ -50,9 +50,6 @@ def worker_env():
         mp.setenv("NUMBA_NUM_THREADS", "1")
         for k, v in GRAIN.items():
             mp.setenv(k, v)
-        for k in list(os.environ):
-            if k.startswith("DISTATOMENV_TEST_"):
-                mp.delenv(k)
         yield mp
 
 
@@ -105,21 +102,18 @@ def test_local_cluster_bit_identical_to_serial(lj7, tmp_path):
     assert len(pids) == 2, f"units ran in {len(pids)} worker process(es), expected 2"
 
 
-def test_worker_killed_mid_run_completes(lj7, tmp_path, worker_env):
-    """The worker that runs unit 1 dies (test hook) after writing its rows; its
-    nanny restarts it, the scheduler reschedules the unit, the store is right."""
+def test_worker_killed_mid_run_completes(lj7, tmp_path, monkeypatch):
+    """The worker that runs unit 1 dies (a test-only worker plugin,
+    tests/dask_faults.py) after writing its rows; its nanny restarts it, the
+    scheduler reschedules the unit, the store is right."""
+    from dask_faults import kill_worker_after_unit
     data, reference = lj7
     marker = tmp_path / "killed"
-    worker_env.setenv("DISTATOMENV_TEST_KILL_UNIT", "1")
-    worker_env.setenv("DISTATOMENV_TEST_KILL_MARKER", str(marker))
-    try:
-        out = tmp_path / "killed.zarr"
-        distatomenv.compute(data, neighbors=NEIGHBORS, out=out, chunk_rows=CHUNK,
-                            n_units=4, backend="dask", workers=2)
-    finally:
-        worker_env.delenv("DISTATOMENV_TEST_KILL_UNIT")
-        worker_env.delenv("DISTATOMENV_TEST_KILL_MARKER")
-    assert marker.exists(), "the test hook did not fire"
+    kill_worker_after_unit(monkeypatch, 1, marker)
+    out = tmp_path / "killed.zarr"
+    distatomenv.compute(data, neighbors=NEIGHBORS, out=out, chunk_rows=CHUNK,
+                        n_units=4, backend="dask", workers=2)
+    assert marker.exists(), "the worker plugin did not fire"
     killed_pid = int(marker.read_text())
     assert_same_store(out, reference)
     assert _pids(out)[1] != killed_pid        # unit 1 was redone by another process
@@ -140,7 +134,9 @@ def test_index_error_on_a_worker_names_file_and_line(lj7, tmp_path):
 
 
 def test_failing_unit_stops_run_and_leaves_store_incomplete(lj7, tmp_path):
-    from distatomenv.backends.dask import UnitFailedError
+    from distatomenv.backends.dask import UnitFailedError as BackendUnitFailedError
+    from distatomenv.errors import UnitFailedError
+    assert BackendUnitFailedError is UnitFailedError        # the old import still works
     out = tmp_path / "bad.zarr"
     with pytest.raises(UnitFailedError) as info:
         distatomenv.compute(lj7[0], neighbors="40 0 0 0", out=out, chunk_rows=CHUNK,

@@ -32,8 +32,7 @@ pytestmark = pytest.mark.skipif(
 
 def _env(**extra):
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_"))
-           and k != "DISTATOMENV_TEST_FAIL_UNIT"}
+           if not k.startswith(("PMI_", "PMIX_", "OMPI_", "MPI_LOCAL", "HYDRA_"))}
     env["NUMBA_NUM_THREADS"] = "1"
     # small index blocks and scaling parts, so that several run on every rank
     env.update(DISTATOMENV_INDEX_BLOCK_BYTES="4096", DISTATOMENV_SCALING_PART_ATOMS="100")
@@ -41,9 +40,15 @@ def _env(**extra):
     return env
 
 
-def _compute(data, out, *, ranks=None, args=(), env=None, check=True):
-    """Run ``distatomenv compute`` (under ``mpiexec -n ranks`` when given)."""
-    cmd = [sys.executable, "-m", "distatomenv.cli", "compute", str(data),
+#: The test-only entry point that makes one work unit fail (tests/mpi_faults.py).
+FAULTS = Path(__file__).with_name("mpi_faults.py")
+
+
+def _compute(data, out, *, ranks=None, args=(), env=None, check=True, fail_unit=None):
+    """Run ``distatomenv compute`` (under ``mpiexec -n ranks`` when given);
+    with ``fail_unit``, the rank about to run that work unit raises instead."""
+    entry = ["-m", "distatomenv.cli"] if fail_unit is None else [str(FAULTS), str(fail_unit)]
+    cmd = [sys.executable, *entry, "compute", str(data),
            "--neighbors", NEIGHBORS, "--chunk-rows", "16", "--threads", "1",
            "-o", str(out), *args]
     if ranks is not None:
@@ -125,7 +130,7 @@ def test_failing_rank_stops_every_rank_then_resume(lj7, tmp_path):
     out = tmp_path / "fail.zarr"
     mine = _units_of_rank(lj7[0], 1)
     proc = _compute(lj7[0], out, ranks=2, check=False,       # rank 1's first unit fails
-                    env=_env(DISTATOMENV_TEST_FAIL_UNIT=str(mine[0])))
+                    fail_unit=mine[0])
     assert proc.returncode != 0, proc.stdout + proc.stderr
     assert f"unit {mine[0]}" in proc.stderr and "rank 1" in proc.stderr, proc.stderr
     # both ranks report the failure (rank 0 names the failing rank)

@@ -47,19 +47,12 @@ How a run goes:
    balance"`` (largest per-worker load in atoms / mean) in ``timings``, and
    closes the client and the local cluster it started (never an external one).
 
-``distributed`` is imported inside the functions only (DESIGN §5).
+``distributed`` is imported inside the functions only, so that importing
+distatomenv (and running it serially) never loads it.
 
 Numba note: with more than one thread per Dask worker, units run concurrently
 in one process; numba's ``omp`` and ``tbb`` threading layers allow that, its
 ``workqueue`` fallback does not (use one thread per worker there).
-
-Test hook: when the environment variable ``DISTATOMENV_TEST_KILL_UNIT`` holds a
-unit id and ``DISTATOMENV_TEST_KILL_MARKER`` a file path, the worker process
-that has just run that unit (its rows are written) exits at once with
-``os._exit(1)`` before reporting it, unless the marker file exists; it creates
-the marker first, so the rescheduled unit does not die again.  It exists only
-so that the test suite can kill a worker deterministically; never set it
-otherwise.
 """
 from __future__ import annotations
 
@@ -70,41 +63,12 @@ import threading
 import time
 import uuid
 
-from ..errors import DistatomenvError, exit_status_of, is_input_error
-
-#: Environment variables of the worker-kill test hook (see the module docstring).
-TEST_KILL_ENV = "DISTATOMENV_TEST_KILL_UNIT"
-TEST_KILL_MARKER_ENV = "DISTATOMENV_TEST_KILL_MARKER"
+from ..errors import DistatomenvError, UnitFailedError, is_input_error
 
 #: Retries of a unit whose task raised (a worker that dies is handled by the scheduler).
 RETRIES = 2
 #: Seconds to wait for a first worker of an external cluster.
 WAIT_FOR_WORKERS_S = 60
-
-
-class UnitFailedError(DistatomenvError, RuntimeError):
-    """A work unit failed on a Dask worker (after its retries).
-
-    Attributes
-    ----------
-    unit : the unit id.
-    error_type : name of the original exception's type.
-    worker : address of the worker it failed on (None if unknown).
-    """
-
-    def __init__(self, message, unit=None, error_type=None, worker=None):
-        super().__init__(message)
-        self.unit = unit
-        self.error_type = error_type
-        self.worker = worker
-
-    def __reduce__(self):                # picklable whatever the signature
-        return (type(self), (str(self), self.unit, self.error_type, self.worker))
-
-    @property
-    def exit_status(self):
-        """The command line's exit status: that of the original error's class."""
-        return exit_status_of(self.error_type or "")
 
 
 # ----------------------------------------------------------------------------- worker side
@@ -157,21 +121,6 @@ def _close_quietly(runner):
         pass
 
 
-def _kill_hook(unit_id):
-    """The test hook of the module docstring."""
-    want = os.environ.get(TEST_KILL_ENV, "").strip()
-    marker = os.environ.get(TEST_KILL_MARKER_ENV)
-    if not marker or not want.isdigit() or int(want) != unit_id:
-        return
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.write(fd, f"{os.getpid()}\n".encode())
-    os.close(fd)
-    os._exit(1)
-
-
 def _run_unit(job, unit_id, token, threads):
     """Task body: run unit ``unit_id`` of ``job`` on this worker; returns its counters.
 
@@ -197,7 +146,6 @@ def _run_unit(job, unit_id, token, threads):
         raise UnitFailedError(
             f"unit {unit_id} failed on {where}: {type(exc).__name__}: {exc}",
             unit_id, type(exc).__name__, worker) from None
-    _kill_hook(unit_id)
     stats.update(setup=setup, worker=worker or f"pid {os.getpid()}", pid=os.getpid(),
                  threads=n_threads)
     return stats

@@ -38,43 +38,17 @@ How a run goes:
    load in atoms / mean rank load) and ``"ranks"`` in ``timings``; the other
    ranks then open the finished store.  Every rank returns its reader.
 
-mpi4py is imported inside the functions only (DESIGN §5).
-
-Test hook: when the environment variable ``DISTATOMENV_TEST_FAIL_UNIT`` holds a
-unit id, the rank that is about to run that unit raises instead.  It exists
-only so that the test suite can make a rank fail deterministically; never set
-it otherwise.
+mpi4py is imported inside the functions only, so that importing distatomenv
+(and running it serially) never needs an MPI library.
 """
 from __future__ import annotations
 
-import os
 import pickle
 import time
 
-from ..errors import DistatomenvError, exit_status_of, is_input_error
-
-#: Environment variable of the failure test hook (see the module docstring).
-TEST_FAIL_ENV = "DISTATOMENV_TEST_FAIL_UNIT"
+from ..errors import DistatomenvError, RankFailedError, is_input_error
 
 _TAG_PROGRESS = 71          # point-to-point messages rank > 0 -> rank 0
-
-
-class RankFailedError(DistatomenvError, RuntimeError):
-    """Another MPI rank failed while running its units.
-
-    Attributes
-    ----------
-    failures : list of (rank, unit id or None, exception type name, message).
-    """
-
-    def __init__(self, message, failures=()):
-        super().__init__(message)
-        self.failures = list(failures)
-
-    @property
-    def exit_status(self):
-        """The command line's exit status: that of the first failing rank's error."""
-        return exit_status_of(self.failures[0][2] if self.failures else "")
 
 
 def _mpi():
@@ -279,8 +253,6 @@ def _run_units(comm, job, units, sink, threads, failure=None):
     from ..pipeline import UnitRunner
     from .serial import set_threads
     rank = comm.Get_rank()
-    fail_unit = os.environ.get(TEST_FAIL_ENV)
-    fail_unit = int(fail_unit) if fail_unit and fail_unit.strip().lstrip("-").isdigit() else None
     requests = []
     t_setup = t_write = t_run = 0.0
     atoms = 0
@@ -296,10 +268,6 @@ def _run_units(comm, job, units, sink, threads, failure=None):
         t1 = time.perf_counter()
         for unit in units:
             current = unit.id
-            if fail_unit is not None and unit.id == fail_unit:
-                raise DistatomenvError(
-                    f"unit {unit.id} failed on purpose on MPI rank {rank} "
-                    f"(test hook {TEST_FAIL_ENV}={fail_unit})")
             stats = runner.run(unit)
             t_write += stats["write"]
             atoms += stats["atoms"]
