@@ -4,8 +4,9 @@ A pure, deterministic function of the index (per-structure element counts),
 the chunk size and the number of work units.  Every backend (serial, MPI,
 Dask) executes the same plan, so the store is bit-identical whatever ran it.
 
-Ownership rule (DESIGN §3): rows of element E are written in whole chunks,
-and each chunk belongs to exactly one unit.  Units split the data at
+Ownership rule (no two writers ever write the same chunk, see
+:mod:`distatomenv.store.schema`): rows of element E are written in whole
+chunks, and each chunk belongs to exactly one unit.  Units split the data at
 structure boundaries balanced by atom count; for each element the split
 point is moved to the nearest chunk boundary, so a structure whose rows
 straddle a boundary is *read* by both neighbouring units, but each of its
