@@ -4,9 +4,10 @@ See :mod:`distatomenv.store.schema` for the layout and the ownership rule
 (no two writers ever write the same chunk), :mod:`.writer` for creating and
 filling a store, and :mod:`.reader` for reading one.
 
-This layer imports only numpy, zarr, dask (reader) and distatomenv.errors.
+This layer imports only numpy, zarr, dask (reader), xarray (optional, in
+to_xarray only) and distatomenv.errors.
 """
-from .reader import StoreReader, format_meta, open_store
+from .reader import StoreReader, format_meta, open_store, to_xarray
 from .schema import (
     DERIVATIVE_ARRAYS,
     ELEMENT_ARRAYS,
@@ -29,6 +30,7 @@ __all__ = [
     "finalize_store",
     "mark_failed",
     "open_store",
+    "to_xarray",
     "list_done_units",
     "format_meta",
     "to_json",

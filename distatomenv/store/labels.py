@@ -97,7 +97,8 @@ def write_centers(path, run: str, element: str, descriptor: str, k: int, centers
     g = root.require_group(label_path(run, element, descriptor))
     c = np.asarray(centers, dtype=np.float64)
     a = g.create_array(f"centers_k{int(k)}", shape=c.shape, chunks=c.shape if c.size else (1, 1),
-                       dtype="float64", overwrite=True, compressors=_checksum())
+                       dtype="float64", overwrite=True, compressors=_checksum(),
+                       dimension_names=(f"cluster_k{int(k)}", "feature"))
     if c.size:
         a[...] = c
 

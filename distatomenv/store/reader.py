@@ -15,7 +15,8 @@ import os
 import numpy as np
 import zarr
 
-from distatomenv.errors import DistatomenvError, StoreError, StoreIncompleteError
+from distatomenv.errors import (DistatomenvError, MissingDependencyError, StoreError,
+                                StoreIncompleteError)
 
 from .fs import location
 from .schema import (
@@ -27,13 +28,14 @@ from .schema import (
     STRUCTURE_ARRAYS,
     STRUCTURES_GROUP,
     StoreLayout,
+    dimension_names,
     format_id_ranges,
     list_done_units,
     load_root_attrs,
     read_unit_info,
 )
 
-__all__ = ["open_store", "StoreReader", "format_meta"]
+__all__ = ["open_store", "StoreReader", "format_meta", "to_xarray"]
 
 
 def open_store(path, *, allow_incomplete: bool = False) -> "StoreReader":
@@ -48,6 +50,49 @@ def open_store(path, *, allow_incomplete: bool = False) -> "StoreReader":
         resume), unless ``allow_incomplete`` is True.
     """
     return StoreReader(path, allow_incomplete=allow_incomplete)
+
+
+def to_xarray(store, element: str | None = None, *, allow_incomplete: bool = False):
+    """One group of a store as a lazy :class:`xarray.Dataset`.
+
+    store : a path, an fsspec URL or a :class:`StoreReader`.
+    element : the arrays of ``elements/<element>`` (G, dGdx, ..., forces,
+        structure, atom, nb_*); None: those of ``structures/``.
+
+    Variables are dask arrays with one chunk per zarr chunk (nothing is read
+    until used); dimensions are the store's dimension names
+    (:func:`.schema.dimension_names`: ``row``, ``G_column``, ``dG_column``, ...)
+    whatever the store's zarr metadata says, so stores made before it declared
+    them open too; the ``element`` and ``xyz`` dimensions get their labels as
+    coordinates.  For a store made by this version,
+    ``xarray.open_zarr(path, group="elements/H", consolidated=False)`` opens the
+    same arrays with the same dimensions.  Needs the optional package xarray
+    (``pip install "distatomenv[xarray]"``).
+    """
+    try:
+        import xarray as xr
+    except ImportError as exc:
+        raise MissingDependencyError(f"to_xarray needs the optional package xarray, which is "
+                                     f"not installed ({exc}); install it with: pip install "
+                                     '"distatomenv[xarray]"') from None
+    import dask.array as da
+
+    rd = store if isinstance(store, StoreReader) else open_store(
+        store, allow_incomplete=allow_incomplete)
+    if element is None:
+        variables = {name: (dimension_names(STRUCTURES_GROUP, name),
+                            da.from_zarr(rd._group[f"{STRUCTURES_GROUP}/{name}"]))
+                     for name in STRUCTURE_ARRAYS}
+        group = STRUCTURES_GROUP
+    else:
+        rd._check_element(element)
+        variables = {name: (dimension_names(ELEMENTS_GROUP, name), rd.dask(element, name))
+                     for name in rd.layout.array_names()}
+        group = f"{ELEMENTS_GROUP}/{element}"
+    dims = {d for dd, _ in variables.values() for d in dd}
+    coords = {k: v for k, v in (("element", list(rd.elements)), ("xyz", ["x", "y", "z"]))
+              if k in dims}
+    return xr.Dataset(variables, coords=coords, attrs={"store": rd.path, "group": group})
 
 
 def _reopen(path, allow_incomplete):
@@ -292,6 +337,11 @@ class StoreReader:
         """Check every chunk: :func:`~.integrity.verify`; returns its report."""
         from .integrity import verify
         return verify(self.path, progress=progress)
+
+    def to_xarray(self, element: str | None = None):
+        """This store's ``elements/<element>`` (or ``structures/``) as an
+        :class:`xarray.Dataset`: :func:`to_xarray`."""
+        return to_xarray(self, element)
 
     def stats(self, element: str, name: str):
         """Numpy array ``stats/<element>/<name>`` (``sf_hist``, ``sf_edges``,

@@ -99,6 +99,18 @@ structure 1's, and so on.  The float dtype of G and dG is ``layout.dtype``
 float64.  Unwritten rows read as NaN (float arrays) or -1 (integer arrays),
 which is the fill value.
 
+Dimension names
+---------------
+Every array declares zarr 3 ``dimension_names`` (:func:`dimension_names`), so
+that ``xarray.open_zarr(store, group="elements/H", consolidated=False)`` opens a
+group as one Dataset (or :func:`distatomenv.store.to_xarray`).  Within a group
+a name always has the same length: ``row`` (the element's atoms), ``G_column``,
+``dG_column``, ``fm_column``, ``fmq_column``, ``nb_block``, ``xyz`` (3) and
+``element`` (the store's elements); ``structure``, ``lattice_vector`` and
+``xyz`` in ``structures/``; ``unit``, ``sf``, ``sf_bin``, ``sf_edge``, ``element`` and
+``neighbor_count`` in ``stats/<E>``.  Stores made before the names existed
+(no names, or ``('row', 'column')``) read the same with distatomenv.
+
 Neighbour blocks are stored in the *canonical* layout: grouped by neighbour
 element in atomic-number order, nearest first within each element, so that a
 column means the same thing in every row.  ``nb_order`` records n2p2's
@@ -230,6 +242,41 @@ INT_FILL = -1
 
 #: Chunk length of the (small) per-structure arrays.
 STRUCTURE_CHUNK = 65536
+
+#: zarr 3 ``dimension_names`` of every array, per group (see "Dimension names"
+#: in the module docstring): a name has one length within its group.
+ROW_DIMENSION = "row"
+ELEMENT_COLUMN_DIMENSIONS = {
+    G: "G_column", **{n: "dG_column" for n in DERIVATIVE_ARRAYS},
+    **{n: "fm_column" for n in FM_ARRAYS}, **{n: "fmq_column" for n in FMQ_ARRAYS},
+    FORCES: "xyz", POSITIONS: "xyz", NB_ATOM: "nb_block", NB_ORDER: "nb_block",
+    NB_COUNT: "element",
+}
+STRUCTURE_DIMENSIONS = {
+    NATOMS: ("structure",), PERIODIC: ("structure",),
+    LATTICE: ("structure", "lattice_vector", "xyz"), ENERGY: ("structure",),
+    CHARGE: ("structure",), FIRST_ROW: ("structure", "element"),
+    COUNTS: ("structure", "element"),
+}
+STATS_DIMENSIONS = {
+    SF_HIST_UNITS: ("unit", "sf", "sf_bin"), SF_HIST: ("sf", "sf_bin"),
+    SF_EDGES: ("sf", "sf_edge"), NB_HIST: ("element", "neighbor_count"),
+}
+
+
+def dimension_names(group: str, name: str) -> tuple[str, ...]:
+    """The ``dimension_names`` of array ``name`` of ``group``: ``"elements"``
+    (the per-element arrays), ``"structures"`` or ``"stats"``."""
+    if group == ELEMENTS_GROUP:
+        if name in ELEMENT_COLUMN_DIMENSIONS:
+            return (ROW_DIMENSION, ELEMENT_COLUMN_DIMENSIONS[name])
+        if name in (STRUCTURE, ATOM):
+            return (ROW_DIMENSION,)
+    elif group == STRUCTURES_GROUP and name in STRUCTURE_DIMENSIONS:
+        return STRUCTURE_DIMENSIONS[name]
+    elif group == STATS_GROUP and name in STATS_DIMENSIONS:
+        return STATS_DIMENSIONS[name]
+    raise StoreError(f"no array {name!r} in the store's {group}/ groups")
 
 
 def unit_key(unit_id: int) -> str:

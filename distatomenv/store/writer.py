@@ -60,6 +60,7 @@ from .schema import (
     TOP_LEVEL_ENTRIES,
     UNITS_GROUP,
     StoreLayout,
+    dimension_names,
     format_id_ranges,
     list_done_units,
     load_root_attrs,
@@ -378,7 +379,7 @@ def _create(path, layout, structures, meta, n_units):
                 dtype=dtype,
                 compressors=layout.compressors(name),
                 fill_value=layout.fill_value(dtype),
-                dimension_names=("row",) if len(shape) == 1 else ("row", "column"),
+                dimension_names=dimension_names(ELEMENTS_GROUP, name),
             )
     root.create_group(STRUCTURES_GROUP)
     for name in STRUCTURE_ARRAYS:
@@ -390,6 +391,7 @@ def _create(path, layout, structures, meta, n_units):
             dtype=dtype,
             compressors=layout.compressors(name),
             fill_value=False if dtype == "bool" else layout.fill_value(dtype),
+            dimension_names=dimension_names(STRUCTURES_GROUP, name),
         )
         if structures[name].size:
             arr[...] = structures[name]
@@ -398,7 +400,8 @@ def _create(path, layout, structures, meta, n_units):
             width = (layout.n_sf[e], layout.hist_bins + 2)
             root.create_array(f"{STATS_GROUP}/{e}/{SF_HIST_UNITS}", shape=(n_units,) + width,
                               chunks=(1,) + width, dtype="int64", fill_value=0,
-                              compressors=layout.compressors(SF_HIST_UNITS))
+                              compressors=layout.compressors(SF_HIST_UNITS),
+                              dimension_names=dimension_names(STATS_GROUP, SF_HIST_UNITS))
     root.create_group(UNITS_GROUP)
     root.update_attributes({"status": STATUS_INCOMPLETE})
 
@@ -462,7 +465,8 @@ def _put(root, key, value, layout):
     """Create (or replace) a small array written by the coordinator alone."""
     value = np.asarray(value)
     root.create_array(key, shape=value.shape, chunks=value.shape or (1,), dtype=value.dtype,
-                      fill_value=0, compressors=layout.compressors(key), overwrite=True)
+                      fill_value=0, compressors=layout.compressors(key), overwrite=True,
+                      dimension_names=dimension_names(STATS_GROUP, key.rsplit("/", 1)[-1]))
     root[key][...] = value
 
 
