@@ -247,11 +247,13 @@ def test_float32_option_and_no_derivatives(tmp_path):
     assert not os.path.exists(os.path.join(path, "elements", "H", "dGdx"))
     with pytest.raises(StoreError, match="no array 'dGdx' for element H .this store has no derivatives"):
         rd.array("H", "dGdx")
-    codec = rd.array("H", "forces").compressors[0]
+    # integer arrays: the layout's compressor and level
+    codec = rd.array("H", "nb_atom").compressors[0]
     assert codec.cname.value == "lz4" and codec.clevel == 3
-    # G: same compressor at level 1 with 4 MiB blocks (schema.StoreLayout.compressors)
-    codec = rd.array("H", "G").compressors[0]
-    assert codec.cname.value == "lz4" and codec.clevel == 1 and codec.blocksize == 1 << 22
+    # float rows: same compressor at level 1 with 4 MiB blocks (schema.StoreLayout.compressors)
+    for name in ("G", "forces", "positions"):
+        codec = rd.array("H", name).compressors[0]
+        assert codec.cname.value == "lz4" and codec.clevel == 1 and codec.blocksize == 1 << 22
 
 
 def test_uncompressed_option(tmp_path):
@@ -869,3 +871,151 @@ def test_store_layer_imports_nothing_heavy():
         capture_output=True, text=True, env=env,
     )
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+# ----------------------------------------------------------------------------
+# codecs and precision
+# ----------------------------------------------------------------------------
+def _awkward_floats(shape, seed):
+    """Full-mantissa float64 values plus the edge cases a codec could mangle."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=shape) * 10.0 ** rng.integers(-12, 6, size=shape)
+    flat = a.reshape(-1)
+    edge = [0.0, -0.0, 5e-324, -2.2250738585072014e-308, 1e300, 1.0, np.nextafter(1.0, 2.0),
+            -1e-300]
+    flat[:len(edge)] = edge[:flat.size]
+    return a
+
+
+def _write_awkward(path, layout, counts):
+    """Every row of every element with _awkward_floats in every float array."""
+    w = StoreWriter(path)
+    written = {}
+    for k, e in enumerate(layout.elements):
+        n = layout.n_rows[e]
+        if not n:
+            w.mark_unit_done(k)
+            continue
+        rows = expected_rows(layout, e, 0, n, counts)
+        for j, name in enumerate(layout.array_names()):
+            if np.dtype(layout.array_dtype(name)).kind == "f":
+                rows[name] = _awkward_floats((n, layout.columns(e, name)), 10 * k + j)
+            elif name not in rows:
+                rows[name] = np.zeros((n, layout.columns(e, name)) if layout.columns(e, name)
+                                      else (n,), dtype=layout.array_dtype(name))
+        w.write_rows(e, 0, rows)
+        w.mark_unit_done(k, {"rows": {e: [0, n]}})
+        written[e] = rows
+    return written
+
+
+def test_lossless_float_rows_roundtrip_bit_identical(tmp_path):
+    """The fast codec of the float rows (zstd level 1, 4 MiB blocks) keeps every bit."""
+    layout = make_layout(n_rows={"H": 37, "O": 20, "Cu": 3}, force_matching="quadratic",
+                         n_fm=4, n_fmq=10)
+    path, layout, st = new_store(tmp_path, layout)
+    written = _write_awkward(path, layout, st["counts"])
+    finalize_store(path, len(layout.elements))
+    rd = open_store(path)
+    assert rd.layout.precision == "full"
+    for e, rows in written.items():
+        for name, want in rows.items():
+            got = rd.read(e, name)
+            assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (e, name)
+    for name in schema.ROW_FLOAT_ARRAYS:
+        arr = rd.array("H", name)
+        assert arr.filters == ()
+        blosc, crc = arr.compressors
+        assert (blosc.cname.value, blosc.clevel, blosc.shuffle.value, blosc.blocksize) == \
+            ("zstd", 1, "shuffle", 1 << 22), name
+        assert type(crc).__name__ == "Crc32cCodec"
+    for name in ("structure", "atom", "nb_atom", "nb_order", "nb_count"):
+        blosc, crc = rd.array("H", name).compressors
+        assert (blosc.cname.value, blosc.clevel) == ("zstd", 5) and blosc.blocksize == 0, name
+        assert type(crc).__name__ == "Crc32cCodec"
+
+
+def test_store_with_the_previous_codecs_still_opens(tmp_path, monkeypatch):
+    """A store made before the codec change (zstd level 5 on every array but G,
+    no precision in its layout) reads, verifies, resumes the same."""
+    from zarr.codecs import BloscCodec, Crc32cCodec
+
+    def old_compressors(self, name=None):
+        if name == "G":
+            return [BloscCodec(cname="zstd", clevel=1, shuffle="shuffle", blocksize=1 << 22),
+                    Crc32cCodec()]
+        return [BloscCodec(cname="zstd", clevel=5, shuffle="shuffle"), Crc32cCodec()]
+
+    with monkeypatch.context() as m:
+        m.setattr(StoreLayout, "compressors", old_compressors)
+        path, layout, st = new_store(tmp_path, n_units=3)
+    # the layout attribute as the previous version wrote it
+    g = zarr.open_group(path, mode="r+")
+    old = dict(g.attrs["layout"])
+    del old["precision"]
+    g.update_attributes({"layout": old})
+    assert zarr.open_array(path, path="elements/H/dGdx").compressors[0].clevel == 5
+    # resume with this version's layout: the missing field is its default
+    create_store(path, layout, st, {"inputs": {"input.data": "sha256:abc"}, "command": "test"},
+                 resume=True, n_units=3)
+    w = StoreWriter(path)
+    unit = 0
+    for e in layout.elements:
+        if layout.n_rows[e]:
+            w.write_rows(e, 0, expected_rows(layout, e, 0, layout.n_rows[e], st["counts"]))
+        w.mark_unit_done(unit, {"rows": {e: [0, layout.n_rows[e]]}})
+        unit += 1
+    finalize_store(path, 3)
+    rd = open_store(path)
+    assert rd.layout.precision == "full"
+    np.testing.assert_array_equal(rd.read("H", "dGdy"),
+                                  expected_rows(layout, "H", 0, 37, st["counts"])["dGdy"])
+    from distatomenv.store.integrity import verify
+    report = verify(path)
+    assert report.ok and "precision" not in report.text()
+
+
+@pytest.mark.filterwarnings("ignore:Numcodecs codecs are not in the Zarr:UserWarning")
+def test_precision_n2p2_rounds_the_descriptor_arrays(tmp_path):
+    from numcodecs import BitRound
+
+    layout = make_layout(precision="n2p2", force_matching="linear", n_fm=4)
+    path, layout, st = new_store(tmp_path, layout)
+    written = _write_awkward(path, layout, st["counts"])
+    finalize_store(path, len(layout.elements))
+    rd = open_store(path)
+    # recorded in the store: root attribute layout, and in the arrays' metadata
+    assert zarr.open_group(path, mode="r").attrs["layout"]["precision"] == "n2p2"
+    assert rd.layout.precision == "n2p2" and rd.layout.keepbits == schema.N2P2_KEEPBITS == 33
+    meta = json.loads(open(os.path.join(path, "elements", "H", "dGdx", "zarr.json")).read())
+    assert meta["codecs"][0] == {"name": "numcodecs.bitround", "configuration": {"keepbits": 33}}
+    br = BitRound(33)
+    for e, rows in written.items():
+        for name, want in rows.items():
+            got = rd.read(e, name)
+            if name in schema.ROUNDED_ARRAYS:
+                rounded = br.decode(br.encode(want)).reshape(want.shape)
+                assert got.tobytes() == rounded.tobytes(), (e, name)
+                # the low 52 - 33 = 19 mantissa bits are zero, the error is <= 2**-34
+                assert not (got.view(np.uint64) & np.uint64((1 << 19) - 1)).any()
+                normal = np.abs(want) >= np.finfo(np.float64).tiny
+                assert np.all(np.abs(got - want)[normal] <= 2.0 ** -34 * np.abs(want)[normal])
+            else:           # forces, positions and the integers keep every bit
+                assert got.tobytes() == want.tobytes(), (e, name)
+    assert rd.array("H", "forces").filters == ()
+    assert "precision n2p2 (LOSSY" in rd.summary()
+    from distatomenv.store.integrity import verify
+    report = verify(path)
+    assert report.ok and report.precision == "n2p2"
+    assert "precision n2p2 (LOSSY: G, dGdx, dGdy, dGdz, fm_dx, fm_dy, fm_dz rounded to 33 " \
+           "mantissa bits" in report.text()
+
+
+def test_precision_validation():
+    with pytest.raises(StoreError, match=r"invalid store layout: precision must be one of "
+                                         r"\('full', 'n2p2'\), got 'half'"):
+        make_layout(precision="half")
+    with pytest.raises(StoreError, match=r"precision 'n2p2' .* needs dtype float64; float32 "
+                                         r"keeps only 24 bits"):
+        make_layout(precision="n2p2", dtype="float32")
+    assert StoreLayout.from_dict(make_layout(precision="n2p2").to_dict()).precision == "n2p2"

@@ -62,6 +62,8 @@ class VerifyReport:
         chunks were decoded, but a changed bit may go unseen.
     missing_units : planned work units without a marker (incomplete store).
     seconds : time taken.
+    precision : the layout's precision, "full" or "n2p2" (lossy by design,
+        see :class:`.schema.StoreLayout`); ``precision_text`` describes it.
     """
 
     path: str
@@ -72,6 +74,8 @@ class VerifyReport:
     unchecked: list = field(default_factory=list)
     missing_units: list = field(default_factory=list)
     seconds: float = 0.0
+    precision: str = "full"
+    precision_text: str = ""
 
     @property
     def ok(self) -> bool:
@@ -98,6 +102,9 @@ class VerifyReport:
                          "distatomenv): decoded, but a changed bit may go unseen: "
                          + ", ".join(self.unchecked[:5]) + (" ..." if len(self.unchecked) > 5
                                                             else ""))
+        if self.precision != "full":
+            lines.append(f"  precision {self.precision_text}: the checksums vouch for the "
+                         "rounded values as stored")
         return "\n".join(lines)
 
 
@@ -223,6 +230,11 @@ def verify(path, *, progress=None) -> VerifyReport:
     loc = location(path)
     status = attrs.get("status")
     report = VerifyReport(path=loc.path, status=status)
+    try:
+        layout = StoreLayout.from_dict(attrs["layout"])
+        report.precision, report.precision_text = layout.precision, layout.describe_precision()
+    except Exception:                     # a damaged layout is reported by the reads below
+        pass
     n_units = attrs.get("n_units")
     if n_units:
         report.missing_units = sorted(set(range(n_units)) - list_done_units(path))

@@ -131,6 +131,22 @@ writer may only write a row range [start, stop) with ``start`` a multiple of
 on every write.  The plan must cut work units on chunk boundaries.  Sharding
 is not used (a shard would become the unit of ownership).
 
+Codecs and precision
+--------------------
+Every array's codecs are in its own ``zarr.json``, so a store made with other
+codecs (an older version) reads the same.  The per-element float arrays are
+compressed with Blosc zstd level 1, byte shuffle, 4 MiB blocks (fast enough
+to run beside the kernels); the integer and per-structure arrays with
+``layout.compression_level`` (:meth:`StoreLayout.compressors`).
+
+``layout.precision`` (root attribute ``layout``) says whether the descriptor
+arrays are exact: ``"full"`` (default, lossless) or ``"n2p2"`` (``distatomenv
+compute --precision n2p2``): **lossy**, G, dGd*, fm_d* and fmq_d* rounded to
+33 mantissa bits (relative error <= 5.8e-11) by a ``numcodecs.bitround`` filter
+in their metadata, below the 9 significant digits that n2p2's text output
+keeps, so the n2p2 export matches n2p2 within +-1 in the last printed digit.
+float64 only.  ``distatomenv info`` and ``verify`` print it.
+
 Checksums and damage
 --------------------
 Every array's chunks end in a ``crc32c`` checksum (zarr v3's codec, after the
@@ -161,6 +177,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
+import warnings
 from dataclasses import MISSING, asdict, dataclass, fields
 
 import numpy as np
@@ -168,6 +185,13 @@ import numpy as np
 from distatomenv.errors import StoreError
 
 from .fs import location
+
+# Stores made with precision="n2p2" declare numcodecs' bitround filter in their
+# arrays' metadata; zarr warns each time it parses such metadata that numcodecs
+# codecs are outside the Zarr v3 specification.  The store documents it
+# (StoreLayout.precision), and the warning would repeat on every read.
+warnings.filterwarnings("ignore", message="Numcodecs codecs are not in the Zarr version 3 "
+                                          "specification", category=UserWarning)
 
 # ----------------------------------------------------------------------------
 # Names
@@ -232,6 +256,21 @@ COUNTS = "counts"
 STRUCTURE_ARRAYS = (NATOMS, PERIODIC, LATTICE, ENERGY, CHARGE, FIRST_ROW, COUNTS)
 
 FLOAT_DTYPES = ("float64", "float32")
+#: ``StoreLayout.precision``: "full" stores every bit (lossless, the default);
+#: "n2p2" rounds the descriptor arrays (G, dGd*, fm_d*, fmq_d*) to
+#: ``N2P2_KEEPBITS`` mantissa bits before compression (lossy, float64 only).
+PRECISIONS = ("full", "n2p2")
+#: Mantissa bits kept by ``precision="n2p2"``.  n2p2 prints ``%16.8E``: 9
+#: significant digits, so one unit in the last digit is at least 1e-9 of the
+#: value (mantissa 9.99...).  Rounding to 33 bits moves a value by at most
+#: 2**-34 = 5.8e-11 of itself, under 0.06 of that unit: the export stays within
+#: +-1 in the last digit of n2p2 wherever the lossless store is within 0.94.
+#: (30 bits would be the bare minimum, 2**-31 < 1e-9 with no margin.)
+N2P2_KEEPBITS = 33
+#: Per-element arrays written with the fast codec (see StoreLayout.compressors).
+ROW_FLOAT_ARRAYS = (G, DGDX, DGDY, DGDZ) + FM_ARRAYS + FMQ_ARRAYS + (FORCES, POSITIONS)
+#: The descriptor arrays that ``precision="n2p2"`` rounds.
+ROUNDED_ARRAYS = (G, DGDX, DGDY, DGDZ) + FM_ARRAYS + FMQ_ARRAYS
 #: Blosc inner compressors accepted in ``StoreLayout.compressor`` (or "none").
 COMPRESSORS = ("zstd", "lz4", "lz4hc", "blosclz", "zlib", "none")
 SHUFFLES = ("shuffle", "bitshuffle", "noshuffle")
@@ -424,6 +463,15 @@ class StoreLayout:
     n_fm, n_fmq : int
         Their columns: Σ_e nSF(e) and Σ_e nSF(e)(nSF(e)+1)/2 (the same for
         every element).
+    precision : {"full", "n2p2"}
+        "full" (default): lossless.  "n2p2": **lossy**, G, dGd*, fm_d* and
+        fmq_d* are rounded to ``N2P2_KEEPBITS`` (33) mantissa bits, relative
+        error <= 2**-34 = 5.8e-11, by a ``numcodecs.bitround`` filter declared
+        in each array's zarr metadata (any zarr-python >= 3.1.3 with numcodecs
+        reads it); n2p2's text keeps 9 significant digits, so the export still
+        matches n2p2 within +-1 in the last printed digit.  Needs float64
+        (float32 keeps only 24 bits, fewer than n2p2's text).  Forces,
+        positions and the integer arrays are never rounded.
     """
 
     elements: list[str]
@@ -443,6 +491,7 @@ class StoreLayout:
     force_matching: str = "none"
     n_fm: int = 0
     n_fmq: int = 0
+    precision: str = "full"
 
     def __post_init__(self):
         self.validate()
@@ -514,6 +563,15 @@ class StoreLayout:
             raise StoreError("invalid store layout: force-matching features need derivatives")
         self.n_fm = _count(self.n_fm, "n_fm")
         self.n_fmq = _count(self.n_fmq, "n_fmq")
+        if self.precision not in PRECISIONS:
+            raise StoreError(f"invalid store layout: precision must be one of {PRECISIONS}, "
+                             f"got {self.precision!r}")
+        if self.precision == "n2p2" and self.dtype != "float64":
+            raise StoreError(
+                f"precision 'n2p2' rounds float64 to {N2P2_KEEPBITS} mantissa bits and needs "
+                f"dtype float64; {self.dtype} keeps only {np.finfo(self.dtype).nmant + 1} bits "
+                "(about 7 significant digits), already fewer than n2p2's text (9): use "
+                "--dtype float32 or --precision n2p2, not both")
 
     # -- (de)serialisation --------------------------------------------------
     def to_dict(self) -> dict:
@@ -647,25 +705,57 @@ class StoreLayout:
         is read instead of a silently different number (``distatomenv verify``
         reads every chunk).  crc32c runs at about 9 GiB/s here: no measurable cost.
 
-        G gets Blosc blocks of up to 4 MiB instead of Blosc's default (a few
-        hundred KiB) and level 1: a row's neighbour blocks repeat other rows'
-        own SFs, usually within the same structure, and a block that holds the
-        whole structure lets zstd find them.  Measured on jittered H2O rows:
-        ratio 4.2 with the default blocks at level 5 (130 MB/s), 5.7 with
-        4 MiB blocks at level 5 (160 MB/s) and 5.7 at level 1 (2 GB/s).
+        The per-element float arrays (G, dGd*, fm_d*, fmq_d*, forces,
+        positions; ``ROW_FLOAT_ARRAYS``) get Blosc level 1 (at most
+        ``compression_level``) with blocks of up to 4 MiB instead of Blosc's
+        default (a few hundred KiB): a row's neighbour blocks repeat other
+        rows' own SFs, usually within the same structure, and a block that
+        holds the whole structure lets zstd find them; and zstd's per-block
+        start-up is paid once per chunk.  The compression runs beside the
+        kernels, so its speed is what matters most.  Measured on one core on
+        jittered H2O rows (benchmarks/bench_codecs.py, table in
+        benchmarks/README.md): G ratio 3.6 at 880 MB/s (level 5 default
+        blocks: 3.05 at 130 MB/s); dG 1.19 at 840 MB/s (level 5: 1.21 at
+        80-100 MB/s); on CG water dG 1.19 at 960 MB/s (level 5: 1.31 at 60
+        MB/s).  The integer and per-structure arrays are small and keep
+        ``compression_level`` with Blosc's default blocks.
         """
         from zarr.codecs import BloscCodec, Crc32cCodec
 
         if self.compressor == "none":
             return [Crc32cCodec()]
-        if name == G:
+        if name in ROW_FLOAT_ARRAYS:
             return [BloscCodec(cname=self.compressor, clevel=min(1, self.compression_level),
                                shuffle=self.shuffle, blocksize=1 << 22), Crc32cCodec()]
         return [BloscCodec(cname=self.compressor, clevel=self.compression_level,
                            shuffle=self.shuffle), Crc32cCodec()]
 
+    @property
+    def keepbits(self) -> int | None:
+        """Mantissa bits the descriptor arrays keep (None: all, lossless)."""
+        return N2P2_KEEPBITS if self.precision == "n2p2" else None
+
+    def filters(self, name: str | None = None) -> list:
+        """The zarr array-to-array codecs of array ``name``: with
+        ``precision="n2p2"`` a ``numcodecs.bitround`` filter (``keepbits``
+        mantissa bits) on the descriptor arrays, else none.  The filter is in
+        the array's metadata, so readers need nothing from the layout; reading
+        only reinterprets the bytes (no cost)."""
+        if self.keepbits is None or name not in ROUNDED_ARRAYS:
+            return []
+        from zarr.codecs.numcodecs import BitRound
+        return [BitRound(keepbits=self.keepbits)]
+
+    def describe_precision(self) -> str:
+        if self.keepbits is None:
+            return "full (lossless)"
+        return (f"n2p2 (LOSSY: {', '.join(n for n in self.array_names() if n in ROUNDED_ARRAYS)} "
+                f"rounded to {self.keepbits} mantissa bits, relative error <= "
+                f"{2.0 ** -(self.keepbits + 1):.1e}; n2p2's text keeps 9 digits)")
+
     def describe_compressor(self) -> str:
+        lossy = "" if self.keepbits is None else f"; precision {self.describe_precision()}"
         if self.compressor == "none":
-            return "none (crc32c checksums)"
+            return "none (crc32c checksums)" + lossy
         return (f"blosc {self.compressor} level {self.compression_level} ({self.shuffle}), "
-                "crc32c checksums")
+                "crc32c checksums" + lossy)

@@ -200,6 +200,10 @@ def _safe_remove_store(path) -> None:
 def _resume_problems(path, attrs, layout, structures, meta, n_units) -> list[str]:
     problems = []
     old = attrs.get("layout") or {}
+    try:        # fields added since the store was made compare as their defaults
+        old = StoreLayout.from_dict(old).to_dict()
+    except (StoreError, TypeError):
+        pass
     new = layout.to_dict()
     for key in sorted(set(old) | set(new)):
         if old.get(key) != new.get(key):
@@ -377,6 +381,7 @@ def _create(path, layout, structures, meta, n_units):
                 shape=shape,
                 chunks=layout.array_chunks(e, name),
                 dtype=dtype,
+                filters=layout.filters(name),
                 compressors=layout.compressors(name),
                 fill_value=layout.fill_value(dtype),
                 dimension_names=dimension_names(ELEMENTS_GROUP, name),
