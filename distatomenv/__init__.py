@@ -17,9 +17,30 @@ Public API::
 """
 __version__ = "0.1.0"
 
-from .pipeline import compute, export, info, verify  # noqa: E402
-from .store.reader import open_store  # noqa: E402
-from .survey import survey_neighbors  # noqa: E402
+#: The public functions and the modules defining them, imported on first use:
+#: ``import distatomenv`` stays cheap, and so does ``import ase.io``, which
+#: imports ``distatomenv.io.ase_format`` (input.data as an ASE I/O format).
+_LAZY = {"compute": "pipeline", "export": "pipeline", "info": "pipeline", "verify": "pipeline",
+         "open_store": "store.reader", "survey_neighbors": "survey"}
+
+
+def __getattr__(name):
+    import importlib
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    if not name.startswith("_"):                 # a submodule: distatomenv.pipeline, ...
+        try:
+            return importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
 
 
 def analyze(store, out_dir, **params):

@@ -521,8 +521,19 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
 
     Parameters
     ----------
-    data : path of an n2p2 input.data file.
-    settings, scaling : input.nn and scaling.data (default: beside ``data``).
+    data : path of an n2p2 input.data file, or frames in memory: an iterable
+        of :class:`ase.Atoms` with forces (a list, a generator, the result of
+        ``ase.io.read(..., index=":")``; one Atoms too).  Frames are written,
+        one at a time, to ``STORE.input.data`` beside the store
+        (:func:`distatomenv.io.ase.write_for_store`; energies, charges and
+        ``info["comment"]`` carried where present), which is then the data:
+        the same indexing, units and store as from a file.  A frame without
+        forces or with a partly periodic or singular cell is a ConversionError
+        naming its 0-based index.  To put the file elsewhere, write it with
+        :func:`distatomenv.io.ase.write` and pass its path.  Not with
+        ``backend="mpi"`` (every rank would hold the frames).
+    settings, scaling : input.nn and scaling.data (default: beside ``data``,
+        for frames in memory beside the store).
     neighbors : neighbour counts, ``"6 2 4 4"`` or ``"H-H=6,H-O=2,O-H=4,O-O=4"``.
     out : store path.
     dtype : "float64" (default) or "float32" for G and dG.
@@ -539,6 +550,13 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
 
     Returns the :class:`~distatomenv.store.reader.StoreReader` of the finished store.
     """
+    if not isinstance(data, (str, bytes, os.PathLike)):      # ase.Atoms in memory
+        if backend == "mpi":
+            raise DistatomenvError("compute from ase.Atoms in memory cannot run under MPI "
+                                   "(every rank would hold the frames): write them to input.data "
+                                   "first (distatomenv.io.ase.write), then compute from the file")
+        from .io.ase import write_for_store
+        data = write_for_store(data, out)
     options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
                    chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
                    command=command, bins=bins, force_matching=force_matching)

@@ -201,3 +201,146 @@ def test_compute_format_ase_under_mpiexec_is_refused(tmp_path, monkeypatch, caps
                  "-o", str(tmp_path / "s.zarr")]) == 2
     assert "--format ase under mpiexec: convert first" in capsys.readouterr().err
     assert not (tmp_path / "s.zarr.input.data").exists()
+
+
+# ----------------------------------------------------------------------------- input.data -> ASE
+def _records(tmp_path):
+    """input.data with a periodic record (energy, charges, per-atom energies,
+    two comment lines), a non-periodic one without energy, and a third."""
+    rng = np.random.default_rng(7)
+    structures = [
+        Structure(index=0, line=0, comment="first\nsecond line", lattice=np.diag([7.0, 8.0, 9.0]),
+                  positions=rng.normal(size=(3, 3)) * 4, elements=["O", "H", "H"],
+                  charges=[-0.8, 0.4, 0.4], atom_energies=[-1.5, 0.25, 0.25],
+                  forces=rng.normal(size=(3, 3)), energy=-3.0 / 7, charge=0.0),
+        Structure(index=1, line=0, comment="", lattice=None,
+                  positions=rng.normal(size=(2, 3)), elements=["H", "H"], charges=np.zeros(2),
+                  atom_energies=np.zeros(2), forces=rng.normal(size=(2, 3))),
+        Structure(index=2, line=0, comment="third", lattice=np.diag([5.0, 5.0, 5.0]),
+                  positions=rng.normal(size=(1, 3)), elements=["C"], charges=np.zeros(1),
+                  atom_energies=np.zeros(1), forces=rng.normal(size=(1, 3)), energy=1.0),
+    ]
+    path = tmp_path / "input.data"
+    write_structures(path, structures)
+    return path, structures
+
+
+def _same(atoms, s):
+    assert atoms.get_chemical_symbols() == list(s.elements)
+    np.testing.assert_array_equal(atoms.get_positions(), s.positions)
+    np.testing.assert_array_equal(atoms.get_forces(), s.forces)
+    np.testing.assert_array_equal(atoms.get_initial_charges(), s.charges)
+    assert atoms.info.get("comment", "") == s.comment
+    if s.lattice is None:
+        assert not atoms.pbc.any()
+    else:
+        assert atoms.pbc.all()
+        np.testing.assert_array_equal(atoms.cell.array, s.lattice)
+
+
+def test_read_yields_atoms(tmp_path):
+    from ase.calculators.calculator import PropertyNotImplementedError
+    from distatomenv.io.ase import read
+    path, structures = _records(tmp_path)
+    frames = list(read(path))
+    assert len(frames) == 3
+    for a, s in zip(frames, structures):
+        _same(a, s)
+    assert frames[0].get_potential_energy() == structures[0].energy
+    np.testing.assert_array_equal(frames[0].get_potential_energies(), [-1.5, 0.25, 0.25])
+    with pytest.raises(PropertyNotImplementedError):       # the record has no energy line
+        frames[1].get_potential_energy()
+    assert [a.info["comment"] for a in read(path, index="::2")] == ["first\nsecond line", "third"]
+    assert [len(a) for a in read(path, index=-1)] == [1]
+    assert [len(a) for a in read(path, index=slice(0, 2))] == [3, 2]
+    with open(path, "rb") as f:                          # an open binary file too
+        assert [len(a) for a in read(f)] == [3, 2, 1]
+    with pytest.raises(DistatomenvError, match=r"--index 5: the file has only"):
+        list(read(path, index=5))
+
+
+def test_ase_io_reads_and_writes_input_data(tmp_path):
+    """input.data is ASE's format "n2p2" (entry point ase.ioformats)."""
+    from importlib.metadata import entry_points
+    if not any(ep.name == "n2p2" for ep in entry_points(group="ase.ioformats")):
+        pytest.skip("distatomenv is not installed with its entry points (pip install -e .)")
+    from ase.io.formats import filetype, ioformats
+    assert ioformats["n2p2"].modes == "rw"
+    path, structures = _records(tmp_path)
+    frames = ase.io.read(path, format="n2p2", index=":")
+    for a, s in zip(frames, structures):
+        _same(a, s)
+    assert filetype(str(path)) == "n2p2"                # the name input.data is recognised
+    assert len(ase.io.read(path)) == 1                   # ASE's default: the last frame
+    assert [len(a) for a in ase.io.iread(path, index="1:")] == [2, 1]
+    out = tmp_path / "copy.input.data"
+    ase.io.write(out, frames)                            # *.input.data is n2p2 too
+    assert out.read_text() == path.read_text()           # byte for byte
+    ase.io.write(tmp_path / "one.data", frames[2], format="n2p2")
+    (s,) = read_structures(tmp_path / "one.data")
+    np.testing.assert_array_equal(s.forces, structures[2].forces)
+    bare = ase.Atoms("H", positions=[[0, 0, 0]])
+    with pytest.raises(ConversionError, match=r"frame 0 has no forces"):
+        ase.io.write(tmp_path / "bad.data", bare, format="n2p2")
+
+
+# ----------------------------------------------------------------------------- compute from memory
+@pytest.fixture(scope="module")
+def lj_frames(tmp_path_factory):
+    from distatomenv.synth import write_lj_dataset
+    import distatomenv
+    from stores import store_arrays
+    d = tmp_path_factory.mktemp("ljatoms")
+    paths = write_lj_dataset(d, n_structures=3, n_atoms=64, seed=2)
+    store = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=d / "file.zarr",
+                                chunk_rows=16, threads=1)
+    return paths, store_arrays(store.path)
+
+
+def test_compute_from_atoms_equals_compute_from_file(lj_frames, tmp_path):
+    import distatomenv
+    from distatomenv.io.ase import read
+    from stores import assert_same_store
+    paths, reference = lj_frames
+    frames = list(read(paths["input.data"]))
+    out = tmp_path / "mem.zarr"
+    rd = distatomenv.compute(frames, settings=paths["input.nn"], neighbors="2 2 2 2", out=out,
+                             chunk_rows=16, threads=1)
+    assert_same_store(out, reference)
+    converted = tmp_path / "mem.zarr.input.data"
+    assert converted.read_bytes() == open(paths["input.data"], "rb").read()
+    assert rd.meta["inputs"]["data"]["path"] == str(converted)
+    # a generator streams into the same units; a trajectory ASE read works the same
+    gen = (a for a in read(paths["input.data"]))
+    distatomenv.compute(gen, settings=paths["input.nn"], neighbors="2 2 2 2",
+                        out=tmp_path / "gen.zarr", chunk_rows=16, threads=1)
+    assert_same_store(tmp_path / "gen.zarr", reference)
+    # one Atoms is one structure
+    one = distatomenv.compute(frames[0], settings=paths["input.nn"], neighbors="2 2 2 2",
+                              out=tmp_path / "one.zarr", chunk_rows=16, threads=1)
+    assert one.layout.n_structures == 1
+
+
+def test_compute_from_atoms_errors(lj_frames, tmp_path):
+    import distatomenv
+    from distatomenv.io.ase import read
+    paths, _ = lj_frames
+    frames = list(read(paths["input.data"]))
+    run = dict(settings=paths["input.nn"], neighbors="2 2 2 2", chunk_rows=16, threads=1)
+    bare = frames[1].copy()                              # copy() drops the calculator
+    with pytest.raises(ConversionError, match=r"<atoms>: frame 1 has no forces"):
+        distatomenv.compute([frames[0], bare, frames[2]], out=tmp_path / "a.zarr", **run)
+    assert not (tmp_path / "a.zarr").exists() and not (tmp_path / "a.zarr.input.data").exists()
+    slab = frames[2].copy()
+    slab.calc = SinglePointCalculator(slab, forces=frames[2].get_forces())
+    slab.pbc = [True, True, False]
+    with pytest.raises(ConversionError, match=r"frame 2 is periodic along \[True, True, False\]"):
+        distatomenv.compute(frames[:2] + [slab], out=tmp_path / "b.zarr", **run)
+    with pytest.raises(DistatomenvError, match=r"frame 1 is a str, not an ase.Atoms"):
+        distatomenv.compute([frames[0], "input.data"], out=tmp_path / "c.zarr", **run)
+    with pytest.raises(DistatomenvError, match=r"cannot run under MPI"):
+        distatomenv.compute(frames, out=tmp_path / "d.zarr", backend="mpi", **run)
+    with pytest.raises(ConversionError, match=r"no frames to write"):
+        distatomenv.compute([], out=tmp_path / "e.zarr", **run)
+    with pytest.raises(DistatomenvError, match=r"give converted=PATH|write them to input.data"):
+        distatomenv.compute(frames, out="s3://bucket/run.zarr", **run)

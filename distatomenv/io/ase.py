@@ -29,9 +29,27 @@ file for frame positions, then parses one frame at a time), so memory does
 not grow with the trajectory.  Parallel indexing of large inputs is a
 property of input.data (byte ranges, :func:`distatomenv.io.data.index_data`):
 convert once, then compute in parallel.
+
+The other way, and in memory:
+
+* :func:`read` yields the structures of an input.data as :class:`ase.Atoms`
+  (a SinglePointCalculator holds the forces, the energy when the record has
+  one and the per-atom energies when any is non-zero; initial charges are the
+  atomic charges; ``info["comment"]`` the comment).
+* :func:`write` writes ase.Atoms (any iterable, or one) as input.data, and
+  ``distatomenv.compute(list_of_atoms, ...)`` computes a store from frames in
+  memory (they are written to input.data beside the store first,
+  :func:`write_for_store`).
+* input.data is the ASE I/O format ``"n2p2"`` (:mod:`.ase_format`, registered
+  with the ``ase.ioformats`` entry point when distatomenv is installed):
+  ``ase.io.read("input.data", index=":")`` (the name ``input.data`` or
+  ``*.input.data`` is recognised; else give ``format="n2p2"``) and
+  ``ase.io.write("input.data", images, format="n2p2")`` go through
+  :func:`read_n2p2` and :func:`write_n2p2`.
 """
 from __future__ import annotations
 
+import io
 import itertools
 import math
 import os
@@ -41,7 +59,9 @@ import numpy as np
 from ..errors import ConversionError, DistatomenvError, MissingDependencyError
 from .data import SINGULAR_CELL_TOL, Structure, iter_structures as iter_n2p2, replacing, write_structures
 
-__all__ = ["ase_available", "parse_index", "atoms_to_structure", "iter_structures", "convert"]
+__all__ = ["ase_available", "parse_index", "atoms_to_structure", "iter_structures", "convert",
+           "structure_to_atoms", "read", "write", "atoms_structures", "write_for_store",
+           "read_n2p2", "write_n2p2"]
 
 _INSTALL = ('pip install "distatomenv[ase]"  (or: pip install "ase>=3.23")')
 
@@ -106,12 +126,13 @@ def _select(items, index, count=None):
     return iter(list(items)[index])
 
 
-def atoms_to_structure(atoms, index: int = 0, path: str = "", frame: str | None = None
-                       ) -> Structure:
+def atoms_to_structure(atoms, index: int = 0, path: str = "", frame: str | None = None,
+                       comment: str | None = None) -> Structure:
     """One :class:`ase.Atoms` (with a calculator holding forces) as a Structure.
 
     index : the structure's 0-based index in its output.
     path, frame : the source file and a description of the frame, for messages.
+    comment : the record's comment (default: where the frame came from).
     Raises ConversionError for missing forces, partial periodicity, a singular
     cell or unknown element symbols.
     """
@@ -161,8 +182,9 @@ def atoms_to_structure(atoms, index: int = 0, path: str = "", frame: str | None 
         except Exception:
             atom_energies = np.zeros(len(atoms))
     charges = np.asarray(atoms.get_initial_charges(), dtype=np.float64)
-    s = Structure(index=index, line=0, comment=f"converted by distatomenv from "
-                  f"{os.path.basename(path)} {where}", lattice=lattice,
+    if comment is None:
+        comment = f"converted by distatomenv from {os.path.basename(path)} {where}"
+    s = Structure(index=index, line=0, comment=comment, lattice=lattice,
                   positions=np.array(atoms.get_positions(), dtype=np.float64),
                   elements=np.array(symbols), charges=charges, atom_energies=atom_energies,
                   forces=np.array(forces, dtype=np.float64), energy=energy,
@@ -226,3 +248,123 @@ def convert(in_path, out_path, index=":", fmt: str | None = None, progress=None)
             if progress is not None:
                 progress(1, s.natoms)
     return out_path
+
+
+# ----------------------------------------------------------------------------- the other way
+def structure_to_atoms(s: Structure):
+    """One input.data record as an :class:`ase.Atoms`.
+
+    Positions as written in the file (not wrapped into the cell); the cell and
+    full periodicity when the record has a lattice, else none; initial charges
+    from the atomic charges; a SinglePointCalculator holding the forces, the
+    energy (when the record has an ``energy`` line) and the per-atom energies
+    (when any is non-zero); ``info["comment"]`` the comment, when there is one.
+    """
+    try:
+        from ase import Atoms
+        from ase.calculators.singlepoint import SinglePointCalculator
+    except ImportError:
+        _ase_io()                                # raises the clear error
+        raise
+    atoms = Atoms(symbols=[str(e) for e in s.elements], positions=s.positions.copy(),
+                  cell=None if s.lattice is None else s.lattice.copy(), pbc=s.periodic)
+    atoms.set_initial_charges(s.charges.copy())
+    results = {"forces": s.forces.copy()}
+    if math.isfinite(s.energy):
+        results["energy"] = s.energy
+    if np.any(s.atom_energies != 0):
+        results["energies"] = s.atom_energies.copy()
+    atoms.calc = SinglePointCalculator(atoms, **results)
+    if s.comment:
+        atoms.info["comment"] = s.comment
+    return atoms
+
+
+def read(path, index=":"):
+    """Yield the structures of an n2p2 input.data as :class:`ase.Atoms`, one at a time.
+
+    path : a path, or a binary file open at its start (a gzip file, for instance).
+    index : frame selection as in ASE: ``":"`` (all, the default), ``"-1"``,
+        ``"0:100:10"``, an int or a slice.  Selections that count from the end
+        hold the structures in memory; the others stream.
+    See :func:`structure_to_atoms` for what each Atoms holds.
+    """
+    if not hasattr(path, "read"):
+        path = os.fspath(path)
+    for s in _select(iter_n2p2(path), parse_index(index)):
+        yield structure_to_atoms(s)
+
+
+def atoms_structures(images, path: str = ""):
+    """Yield the Structures of ``images``: an iterable of :class:`ase.Atoms` (or
+    one Atoms; :class:`~distatomenv.io.data.Structure` items pass through),
+    consumed one at a time.  A frame that cannot be converted (no forces, a
+    partly periodic or singular cell, ...) is a ConversionError naming its
+    0-based index in ``images``; ``path`` names the source in messages (default
+    ``<atoms>``).  An Atoms's ``info["comment"]`` becomes the record's comment
+    (none without it), so input.data read by :func:`read` is written back byte
+    for byte."""
+    if hasattr(images, "get_positions"):          # one Atoms
+        images = [images]
+    try:
+        frames = iter(images)
+    except TypeError:
+        raise DistatomenvError(f"expected ase.Atoms or an iterable of them, got "
+                               f"{type(images).__name__}") from None
+    for k, atoms in enumerate(frames):
+        if isinstance(atoms, Structure):
+            yield atoms
+            continue
+        if not hasattr(atoms, "get_positions"):
+            raise DistatomenvError(f"frame {k} is a {type(atoms).__name__}, not an ase.Atoms")
+        comment = atoms.info.get("comment") if isinstance(atoms.info, dict) else None
+        yield atoms_to_structure(atoms, k, path, f"frame {k}",
+                                 comment=comment if isinstance(comment, str) else "")
+
+
+def write(path, images) -> str:
+    """Write ``images`` (ase.Atoms, see :func:`atoms_structures`) as n2p2's
+    input.data at ``path``; returns ``path``.  Written as ``path.part`` and
+    renamed when complete: a failure (a frame without forces) leaves no file."""
+    path = os.fspath(path)
+    count = 0
+    with replacing(path) as f:
+        for s in atoms_structures(images):
+            write_structures(f, [s])
+            count += 1
+        if count == 0:
+            raise ConversionError("<atoms>", None, "no frames to write")
+    return path
+
+
+def write_for_store(images, out, converted=None) -> str:
+    """The input.data that ``distatomenv.compute`` reads for frames held in
+    memory: ``images`` written to ``converted`` (default ``STORE.input.data``
+    beside the store ``out``, like ``distatomenv compute --format ase``);
+    returns its path.  A store on an object store (a URL) needs ``converted``."""
+    if converted is None:
+        store = os.fspath(out).rstrip("/\\")
+        if "://" in store:
+            raise DistatomenvError(f"compute from ase.Atoms into {store}: give converted=PATH, "
+                                   "a local input.data for the frames")
+        converted = store + ".input.data"
+    return write(converted, images)
+
+
+# ----------------------------------------------------------------------------- ASE's plugin API
+def read_n2p2(fd, index=-1):
+    """ASE's reader of the ``n2p2`` format (an open binary file; see :mod:`.ase_format`)."""
+    yield from read(fd, -1 if index is None else index)
+
+
+def write_n2p2(fd, images):
+    """ASE's writer of the ``n2p2`` format (an open binary file; see :mod:`.ase_format`)."""
+    text = fd if isinstance(fd, io.TextIOBase) else io.TextIOWrapper(
+        fd, encoding="utf-8", newline="\n")
+    try:
+        for s in atoms_structures(images, getattr(fd, "name", "") or ""):
+            write_structures(text, [s])
+        text.flush()
+    finally:
+        if text is not fd:
+            text.detach()                         # leave fd open for ASE to close

@@ -858,14 +858,26 @@ def iter_structures(path, elements=None):
     memory, so memory does not grow with the file.  ``elements`` restricts the
     allowed element symbols (default: any chemical element).  A file without
     any structure is a DataFileError (raised when the end is reached).
+    ``path`` may also be a binary file object open for reading at its start
+    (a gzip file, for instance); it is read to its end and not closed.
     """
-    path = os.fspath(path)
     eidx = _ALL_SYMBOLS if elements is None else _element_map(elements)
     k = 0
-    with open(path, "rb") as f:
+    if hasattr(path, "read"):
+        f = path
+        name = getattr(f, "name", None)
+        path = os.fspath(name) if isinstance(name, (str, os.PathLike)) else "<input.data>"
+        if isinstance(f, io.TextIOBase):
+            raise TypeError(f"{path}: open input.data in binary mode ('rb') to read it")
         for rec, cell, _, _ in _scan(path, _lines(f, 0, 1), eidx, full=True):
             yield _structure(rec, cell, k)
             k += 1
+    else:
+        path = os.fspath(path)
+        with open(path, "rb") as f:
+            for rec, cell, _, _ in _scan(path, _lines(f, 0, 1), eidx, full=True):
+                yield _structure(rec, cell, k)
+                k += 1
     if k == 0:
         raise DataFileError(path, None, "no structures found (the file is empty or has only "
                                         "blank lines)")
