@@ -16,7 +16,7 @@ What is checked
   fixed.  Moving r_i by +h changes every entry vector r_m - r_i of atom i by
   -h, so the finite difference edits the (dx, dy, dz, d) arrays of *all* of
   atom i's entries by -h and recomputes G_i (``test_own_derivative_*``).
-* ``sf_entry_derivatives`` -- the neighbour derivative dG_a/dr_m: one entry m
+* ``sf_values``' entry derivatives -- the neighbour derivative dG_a/dr_m: one entry m
   of atom a's list (any entry, also beyond an SF's cutoff, also a self-image)
   is moved by +h, nothing else (``test_entry_derivative_*``).
 * Both together: the total dG_a/dr_i when atom i moves with all its images is
@@ -80,7 +80,7 @@ import numpy as np
 import pytest
 
 from distatomenv.descriptors.environment import EnvironmentCalculator
-from distatomenv.descriptors.kernels import pack_tables, sf_entry_derivatives, sf_values
+from distatomenv.descriptors.kernels import pack_tables, sf_values
 from distatomenv.descriptors.neighbors import neighbor_list
 from distatomenv.descriptors.symfuncs import (COMPACT_SUBTYPES, SymmetryFunction,
                                               SymmetryFunctionSet)
@@ -237,24 +237,32 @@ class Case:
         G = np.zeros((self.n, self.max_sf))
         dG = np.zeros((self.n, self.max_sf, 3))
         sf_values(atoms, self.elem, Z, self.start, self.nl.j[order], dx[order], dy[order],
-                  dz[order], d[order], *_table_args(sf_values, self.tables), G, dG)
+                  dz[order], d[order], *_table_args(sf_values, self.tables), G, dG,
+                  *_no_entries(self.n, self.max_sf))
         return G, dG
 
     def entry_derivatives(self, atoms, entries):
         """dG_a/dr_m of every SF of a, for the (atom, global entry) pairs."""
         atoms = np.asarray(atoms, dtype=np.int64)
         entries = np.asarray(entries, dtype=np.int64)
-        nsub = self.nsf[self.elem[atoms]].astype(np.int64)
-        subset = np.tile(np.arange(self.max_sf, dtype=np.int64), (atoms.size, 1))
-        out = np.full((atoms.size, self.max_sf, 3), np.nan)
         nl = self.nl
-        sf_entry_derivatives(atoms, entries, subset, nsub, self.elem, Z, self.start, nl.j,
-                             nl.dx, nl.dy, nl.dz, nl.d,
-                             *_table_args(sf_entry_derivatives, self.tables), out)
-        return out
+        everyone = np.arange(self.n, dtype=np.int64)
+        dGe = np.full((nl.d.size, self.max_sf, 3), np.nan)
+        sf_values(everyone, self.elem, Z, self.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d,
+                  *_table_args(sf_values, self.tables), np.zeros((self.n, self.max_sf)),
+                  np.zeros((self.n, self.max_sf, 3)), self.start[:-1].astype(np.int64), dGe,
+                  np.zeros(1, dtype=np.int64))
+        assert ((entries >= self.start[atoms]) & (entries < self.start[atoms + 1])).all()
+        return dGe[entries]
 
     def label(self, atom, s):
         return self.sfs[self.elem[atom]][s].describe()
+
+
+def _no_entries(n, max_sf):
+    """sf_values' trailing arguments when no entry derivatives are wanted."""
+    return (np.full(n, -1, dtype=np.int64), np.zeros((0, max_sf, 3)),
+            np.zeros(1, dtype=np.int64))
 
 
 def _edited(nl, entries, axis, delta):
@@ -419,7 +427,7 @@ def _collinear_exempt(case, sel, entries):
 
 
 def _check_entries(kind, key, what):
-    """FD check of sf_entry_derivatives for every entry of every atom of every
+    """FD check of sf_values' entry derivatives for every entry of every atom of every
     structure; returns the largest |analytic - fd| / scale."""
     gmax, dmax = {}, {}
     worst = 0.0
@@ -617,7 +625,8 @@ def test_total_derivative_sums_images(name):
                 G = np.zeros((n, case.max_sf))
                 sf_values(np.arange(n, dtype=np.int64), case.elem, Z, moved.start, moved.j,
                           moved.dx, moved.dy, moved.dz, moved.d,
-                          *_table_args(sf_values, case.tables), G, np.zeros((n, case.max_sf, 3)))
+                          *_table_args(sf_values, case.tables), G, np.zeros((n, case.max_sf, 3)),
+                          *_no_entries(n, case.max_sf))
                 Gs.append(G)
             fd = np.where(mask, (Gs[0] - Gs[1]) / (2 * FD_STEP), 0.0)
             _compare(total[:, i, :, axis], fd, G0,

@@ -27,8 +27,8 @@ from .. import interrupt
 from ..elements import atomic_number
 from ..errors import (CoincidentAtomsError, NeighborListTooLargeError, NeighborSpecError,
                       NotEnoughNeighborsError)
-from .forcematch import FORCE_MATCHING, force_matching_features
-from .kernels import pack_tables, sf_entry_derivatives, sf_values
+from .forcematch import FORCE_MATCHING, ForceMatchingSums
+from .kernels import pack_tables, sf_values
 from .neighbors import ENTRY_BYTES, memory_budget, neighbor_list
 
 _jit = nb.njit(cache=True, error_model="numpy")
@@ -402,17 +402,41 @@ class EnvironmentCalculator:
                 atoms_a = sel[a][0]
                 _select_blocks(atoms_a, elem, nl.start, nl.j, lay.ncut[a], ne, sel[a][1],
                                sel[a][2], np.zeros((atoms_a.size, ne), dtype=np.int64))
-        fp = self.tables[0]
-        max_sf = fp.shape[1]
+        max_sf = self.tables[0].shape[1]
         G = np.zeros((n, max_sf))
         dG = np.zeros((n, max_sf, 3))
-        sf_values(needed, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables,
-                  G, dG)
-        Gs = (G - self.shift[elem]) * self.factor[elem] + self.offset[elem]
+        Gs = np.zeros((n, max_sf))
+        # neighbour blocks: (j, first entry of i in j's list) per block of each row
+        blocks = {}
+        if lay.derivatives:
+            for a, (atoms_a, blk_entry, _) in sel.items():
+                if blk_entry.shape[1] and atoms_a.size:
+                    jj = nl.j[blk_entry].ravel().astype(np.int64)
+                    ii = np.repeat(atoms_a, blk_entry.shape[1]).astype(np.int64)
+                    entry = _first_entry_of(jj, ii, nl.start, nl.j)
+                    blocks[a] = (entry, np.zeros((entry.size, max_sf, 3)))
         fm = None
         if self.force_matching != "none" and lay.derivatives:
-            fm = force_matching_features(self.force_matching, owned_idx, elem, nl, Gs, dG, self.factor,
-                                         lay.relevant, self.tables, self.z)
+            fm = ForceMatchingSums(self.force_matching, owned_idx, n, elem, self.tables[2],
+                                   self.factor)
+        want_entries = bool(blocks) or fm is not None
+        for batch in _batches(needed, nl.start, max_sf if want_entries else 0):
+            e0 = int(nl.start[batch[0]])
+            e1 = int(nl.start[batch[-1] + 1])
+            ebase = np.full(n, -1, dtype=np.int64)
+            if want_entries:
+                ebase[batch] = nl.start[batch] - e0
+            dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
+            self._run_kernel(batch, elem, nl, G, dG, ebase, dGe)
+            eb = elem[batch]
+            Gs[batch] = (G[batch] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
+            for entry, out in blocks.values():
+                inb = (entry >= e0) & (entry < e1)
+                out[inb] = dGe[entry[inb] - e0]
+            if fm is not None:
+                fm.add_batch(batch, nl.start, nl.j, e0, Gs, dGe)
+        if fm is not None:
+            fm = fm.finish(Gs, dG)
         out = {}
         for a, (atoms_a, blk_entry, nb_order) in sel.items():
             e = lay.elements[a]
@@ -427,7 +451,9 @@ class EnvironmentCalculator:
             rows["G"] = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
             if lay.derivatives:
                 dparts = [dG[atoms_a, :nsf_a, :] * self.factor[a, None, :nsf_a, None]]
-                dparts += self._neighbor_derivatives(a, atoms_a, blk_atom, benum, elem, nl)
+                if a in blocks:
+                    dparts += self._neighbor_derivatives(a, atoms_a, blk_atom, benum, elem,
+                                                         blocks[a][1])
                 dcat = np.concatenate(dparts, axis=1)
                 rows["dGdx"] = np.ascontiguousarray(dcat[:, :, 0])
                 rows["dGdy"] = np.ascontiguousarray(dcat[:, :, 1])
@@ -442,31 +468,64 @@ class EnvironmentCalculator:
         # derivatives are with respect to normalised coordinates, as n2p2 writes them
         return out
 
-    def _neighbor_derivatives(self, a, atoms_a, blk_atom, benum, elem, nl):
+    def _run_kernel(self, atoms, elem, nl, G, dG, ebase, dGe):
+        """The SF kernel over ``atoms``, on numba's thread count: threads take
+        disjoint slices of atoms, so results do not depend on it."""
+        args = (elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables, G, dG,
+                ebase, dGe, interrupt.STOP)
+        threads = nb.get_num_threads()
+        if threads == 1 or atoms.size < 2 * threads:
+            sf_values(atoms, *args)
+        else:
+            parts = np.array_split(atoms, min(atoms.size, 4 * threads))
+            list(_pool(threads).map(lambda part: sf_values(part, *args), parts))
+        interrupt.check()
+
+    def _neighbor_derivatives(self, a, atoms_a, blk_atom, benum, elem, dGe_blocks):
+        """The scaled neighbour blocks of element a's rows from the gathered
+        entry derivatives dGe_blocks (rows x blocks, max_sf, 3): each block
+        keeps the relevant SFs of its neighbour's element."""
         lay = self.layout
-        fp, ip = self.tables[0], self.tables[1]
-        rkey, rkey_sf, nrkey = self.tables[8:11]
         nblk = blk_atom.shape[1]
-        if nblk == 0 or atoms_a.size == 0:
-            return []
-        jj = blk_atom.ravel().astype(np.int64)
-        ii = np.repeat(atoms_a, nblk).astype(np.int64)
-        entry = _first_entry_of(jj, ii, nl.start, nl.j)
-        bel = np.tile(benum, atoms_a.size)
-        max_sub = max(1, max(len(lay.relevant[a][en]) for en in range(len(lay.elements))))
-        subset = np.zeros((jj.size, max_sub), dtype=np.int64)
-        nsub = np.zeros(jj.size, dtype=np.int64)
-        for en in range(len(lay.elements)):
-            rel = lay.relevant[a][en]
-            mask = bel == en
-            subset[mask, :len(rel)] = rel
-            nsub[mask] = len(rel)
-        out = np.zeros((jj.size, max_sub, 3))
-        sf_entry_derivatives(jj, entry, subset, nsub, elem, self.z, nl.start, nl.j, nl.dx, nl.dy,
-                             nl.dz, nl.d, fp, ip, rkey, rkey_sf, nrkey, out)
-        fac = self.factor[elem[jj][:, None], subset]          # (P, max_sub)
-        out *= fac[:, :, None]
-        out = out.reshape(atoms_a.size, nblk, max_sub, 3)
-        return [out[:, b, :len(lay.relevant[a][benum[b]]), :] for b in range(nblk)]
+        out = dGe_blocks.reshape(atoms_a.size, nblk, -1, 3)
+        parts = []
+        for b in range(nblk):
+            rel = np.asarray(lay.relevant[a][benum[b]], dtype=np.int64)
+            fac = self.factor[elem[blk_atom[:, b]][:, None], rel[None, :]]
+            parts.append(out[:, b][:, rel, :] * fac[:, :, None])
+        return parts
 
 
+#: entry-derivative rows (x max_sf x 3 floats) of one batch of the SF kernel
+BATCH_BYTES = 256 << 20
+
+
+def _batches(atoms, start, max_sf):
+    """Split ``atoms`` (increasing) into runs whose entry derivatives stay
+    within BATCH_BYTES (one run when none are wanted)."""
+    if max_sf == 0 or atoms.size == 0:
+        return [atoms] if atoms.size else []
+    per_row = max_sf * 3 * 8
+    counts = np.cumsum(start[atoms + 1] - start[atoms])
+    out = []
+    lo = 0
+    base = 0
+    while lo < atoms.size:
+        hi = int(np.searchsorted(counts, base + max(1, BATCH_BYTES // per_row), side="right"))
+        hi = max(hi, lo + 1)
+        out.append(atoms[lo:hi])
+        base = int(counts[hi - 1])
+        lo = hi
+    return out
+
+
+_POOLS: dict = {}
+
+
+def _pool(threads):
+    """A thread pool of ``threads`` workers, one per thread count, kept."""
+    import concurrent.futures
+    if threads not in _POOLS:
+        _POOLS[threads] = concurrent.futures.ThreadPoolExecutor(
+            threads, thread_name_prefix="distatomenv-sf")
+    return _POOLS[threads]

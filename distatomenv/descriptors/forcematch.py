@@ -21,20 +21,21 @@ with respect to normalised coordinates.  Periodic images: moving atom i moves
 all its images, so every entry of j's neighbour list that is atom i counts
 (j = i too: i's own images).
 
-The sums run over all neighbours within the cutoff, in a fixed order (by
-central atom, then its list, then the entries of j's list), so the features
-are the same bits whatever process computes them.
+The sums run over all neighbours within the cutoff, in a fixed order (for
+each atom i: its neighbours j by increasing index, the entries of j's list
+that are i in list order, then i's own term), so the features are the same
+bits whatever process or thread computes them.  The ∂G_j/∂r_i come from the
+SF kernel's entry derivatives (:func:`.kernels.sf_values`), evaluated once
+per atom j for all its entries.
 """
 from __future__ import annotations
 
 import numba as nb
 import numpy as np
 
-from .kernels import sf_entry_derivatives
+_jit = nb.njit(cache=True, nogil=True, error_model="numpy")
 
-_jit = nb.njit(cache=True, error_model="numpy")
-
-__all__ = ["FORCE_MATCHING", "ForceMatchingLayout", "force_matching_features"]
+__all__ = ["FORCE_MATCHING", "ForceMatchingLayout", "ForceMatchingSums"]
 
 FORCE_MATCHING = ("none", "linear", "quadratic")
 
@@ -66,45 +67,6 @@ class ForceMatchingLayout:
 
 
 @_jit
-def _pairs(owned, start, nbj, counts_only, out_j, out_q, out_i):
-    """Every (j, q) with q an entry of j's list that is owned atom i, for
-    every distinct j in i's list (i itself included when its images are
-    there).  Returns the number of pairs (fills the outputs unless counts_only)."""
-    p = 0
-    for r in range(owned.shape[0]):
-        i = owned[r]
-        for a in range(start[i], start[i + 1]):
-            j = nbj[a]
-            first = True                     # j seen before in i's list?
-            for b in range(start[i], a):
-                if nbj[b] == j:
-                    first = False
-                    break
-            if not first:
-                continue
-            for q in range(start[j], start[j + 1]):
-                if nbj[q] == i:
-                    if not counts_only:
-                        out_j[p] = j
-                        out_q[p] = q
-                        out_i[p] = r
-                    p += 1
-    return p
-
-
-@_jit
-def _scatter_linear(D, rows, col0, subset, nsub, vals):
-    for p in range(rows.shape[0]):
-        r = rows[p]
-        c0 = col0[p]
-        for u in range(nsub[p]):
-            c = c0 + subset[p, u]
-            D[r, c, 0] += vals[p, u, 0]
-            D[r, c, 1] += vals[p, u, 1]
-            D[r, c, 2] += vals[p, u, 2]
-
-
-@_jit
 def _quad_add(Q, r, q0, n, g, dv):
     """Q[r, q0 + pair(s, t)] += g_s dv_t + g_t dv_s for s <= t < n."""
     c = q0
@@ -116,99 +78,85 @@ def _quad_add(Q, r, q0, n, g, dv):
 
 
 @_jit
-def _scatter_quadratic(Q, rows, q0, nsf_j, jj, subset, nsub, vals, Gs):
-    max_sf = Gs.shape[1]
-    dv = np.zeros((max_sf, 3))
-    for p in range(rows.shape[0]):
-        n = nsf_j[p]
-        for s in range(n):
-            dv[s, 0] = 0.0
-            dv[s, 1] = 0.0
-            dv[s, 2] = 0.0
-        for u in range(nsub[p]):
-            s = subset[p, u]
-            dv[s, 0] = vals[p, u, 0]
-            dv[s, 1] = vals[p, u, 1]
-            dv[s, 2] = vals[p, u, 2]
-        _quad_add(Q, rows[p], q0[p], n, Gs[jj[p]], dv)
+def _scatter(batch, start, nbj, e0, row_of, elem, d_off, q_off, nsf, factor, Gs, dGe, D, Q):
+    """Add ∂G_j/∂r_i (scaled) of every j in ``batch`` to the rows of the owned
+    atoms i in j's list: each entry q of j's list that is an owned atom
+    (``row_of[nbj[q]] >= 0``) adds its entry derivative dGe[q - e0].  Q has
+    zero rows unless the quadratic features are wanted."""
+    quadratic = Q.shape[0] > 0
+    dv = np.zeros((factor.shape[1], 3))
+    for b in range(batch.shape[0]):
+        j = batch[b]
+        ej = elem[j]
+        n = nsf[ej]
+        o = d_off[ej]
+        for q in range(start[j], start[j + 1]):
+            r = row_of[nbj[q]]
+            if r < 0:
+                continue
+            for s in range(n):
+                f = factor[ej, s]
+                for a in range(3):
+                    v = dGe[q - e0, s, a] * f
+                    dv[s, a] = v
+                    D[r, o + s, a] += v
+            if quadratic:
+                _quad_add(Q, r, q_off[ej], n, Gs[j], dv)
 
 
 @_jit
-def _own_quadratic(Q, owned, elem, q0_of, nsf, Gs, dGs):
+def _add_own(owned, elem, d_off, q_off, nsf, factor, Gs, dG, D, Q):
+    """Add the centre's own term ∂G_i/∂r_i (scaled) to D (and its quadratic
+    term to Q)."""
+    quadratic = Q.shape[0] > 0
+    dv = np.zeros((factor.shape[1], 3))
     for r in range(owned.shape[0]):
         i = owned[r]
         e = elem[i]
-        _quad_add(Q, r, q0_of[e], nsf[e], Gs[i], dGs[i])
+        n = nsf[e]
+        o = d_off[e]
+        for s in range(n):
+            f = factor[e, s]
+            for a in range(3):
+                v = dG[i, s, a] * f
+                dv[s, a] = v
+                D[r, o + s, a] += v
+        if quadratic:
+            _quad_add(Q, r, q_off[e], n, Gs[i], dv)
 
 
-def force_matching_features(mode, owned, elem, nl, Gs, dG_own, factor, relevant, tables, z):
-    """The features of the atoms ``owned`` of one structure.
+class ForceMatchingSums:
+    """Accumulates the features of the owned atoms of one structure while the
+    SF kernel runs over batches of atoms (see environment.py).
 
-    Parameters
-    ----------
-    mode : "linear" or "quadratic".
-    owned : int64 (m,)  atoms whose rows are wanted.
-    elem : int64 (n,)  element index (atomic-number order) of every atom.
-    nl : NeighborList holding the lists of the owned atoms and of all their
-        neighbours (normalised length unit).
-    Gs : float64 (n, max_sf)  scaled G of every atom in those lists.
-    dG_own : float64 (n, max_sf, 3)  unscaled dG_i/dr_i (from the SF kernel).
-    factor : float64 (n_el, max_sf)  scaling factors.
-    relevant : relevant[a][en] = SF indices of element en that depend on an
-        atom of element a (the environment layout's).
-    tables : the kernels' tables (:func:`.kernels.pack_tables`).
-    z : float64 (n_el,)  atomic numbers.
-
-    Returns
-    -------
-    D : float64 (m, n_linear, 3); Q : float64 (m, n_quadratic, 3) or None.
+    Order of the sums, the same whatever process or thread computes them: for
+    each owned atom i, every neighbour j in increasing atom index, each entry
+    of j's list that is i in list order; the centre's own term last.
     """
-    ne = len(relevant)
-    nsf = np.asarray(tables[2], dtype=np.int64)            # SFs per element
-    lay = ForceMatchingLayout(nsf)
-    m = owned.shape[0]
-    D = np.zeros((m, lay.n_linear, 3))
-    # own term: ∂G_i/∂r_i (the centre's derivative)
-    own_e = elem[owned]
-    for a in range(ne):
-        rows = np.flatnonzero(own_e == a)
-        if rows.size:
-            n = int(nsf[a])
-            D[rows, lay.d_offset[a]:lay.d_offset[a] + n, :] = (
-                dG_own[owned[rows], :n, :] * factor[a, None, :n, None])
-    # neighbour terms: ∂G_j/∂r_i for every j whose list holds i
-    start, nbj = nl.start, nl.j.astype(np.int64)
-    P = _pairs(owned, start, nbj, True, np.empty(0, np.int64), np.empty(0, np.int64),
-               np.empty(0, np.int64))
-    jj = np.empty(P, np.int64)
-    qq = np.empty(P, np.int64)
-    rr = np.empty(P, np.int64)
-    _pairs(owned, start, nbj, False, jj, qq, rr)
-    Q = None
-    if mode == "quadratic":
-        Q = np.zeros((m, lay.n_quadratic, 3))
-        dGs_own = dG_own * factor[elem][:, :, None]
-        _own_quadratic(Q, owned, elem, lay.q_offset, nsf, Gs, dGs_own)
-    if P:
-        ej = elem[jj]
-        ei = elem[owned[rr]]
-        max_sub = max(1, max(len(relevant[a][en]) for a in range(ne) for en in range(ne)))
-        subset = np.zeros((P, max_sub), dtype=np.int64)
-        nsub = np.zeros(P, dtype=np.int64)
-        for a in range(ne):
-            for en in range(ne):
-                mask = (ei == a) & (ej == en)
-                if mask.any():
-                    rel = relevant[a][en]
-                    subset[mask, :len(rel)] = rel
-                    nsub[mask] = len(rel)
-        vals = np.zeros((P, max_sub, 3))
-        fp, ip = tables[0], tables[1]
-        rkey, rkey_sf, nrkey = tables[8:11]
-        sf_entry_derivatives(jj, qq, subset, nsub, elem, z, start, nl.j, nl.dx, nl.dy, nl.dz, nl.d,
-                             fp, ip, rkey, rkey_sf, nrkey, vals)
-        vals *= factor[ej[:, None], subset][:, :, None]
-        _scatter_linear(D, rr, lay.d_offset[ej], subset, nsub, vals)
-        if Q is not None:
-            _scatter_quadratic(Q, rr, lay.q_offset[ej], nsf[ej], jj, subset, nsub, vals, Gs)
-    return D, Q
+
+    def __init__(self, mode, owned, n_atoms, elem, nsf, factor):
+        self.mode = mode
+        self.owned = np.asarray(owned, dtype=np.int64)
+        self.elem = elem
+        self.nsf = np.asarray(nsf, dtype=np.int64)
+        self.factor = factor
+        self.layout = ForceMatchingLayout(self.nsf)
+        m = self.owned.shape[0]
+        self.row_of = np.full(n_atoms, -1, dtype=np.int64)
+        self.row_of[self.owned] = np.arange(m)
+        self.D = np.zeros((m, self.layout.n_linear, 3))
+        self.Q = np.zeros((m, self.layout.n_quadratic, 3) if mode == "quadratic" else (0, 0, 3))
+
+    def add_batch(self, batch, start, nbj, e0, Gs, dGe):
+        """Neighbour terms of the atoms ``batch`` (increasing), whose entry
+        derivatives are dGe rows start[j] - e0 onwards."""
+        lay = self.layout
+        _scatter(batch, start, nbj, e0, self.row_of, self.elem, lay.d_offset, lay.q_offset,
+                 self.nsf, self.factor, Gs, dGe, self.D, self.Q)
+
+    def finish(self, Gs, dG_own):
+        """Add the own terms; returns (D, Q or None)."""
+        lay = self.layout
+        _add_own(self.owned, self.elem, lay.d_offset, lay.q_offset, self.nsf, self.factor, Gs,
+                 dG_own, self.D, self.Q)
+        return self.D, (self.Q if self.mode == "quadratic" else None)

@@ -1,23 +1,29 @@
-"""Numba kernels: symmetry functions and their analytic derivatives.
+"""Numba kernel: symmetry functions and their analytic derivatives.
 
-Two kernels, both over a distance-sorted neighbour list (see neighbors.py):
+One serial kernel, :func:`sf_values`, over a distance-sorted neighbour list
+(see neighbors.py).  For each requested atom i it gives, in one pass over i's
+pairs and triples:
 
-* :func:`sf_values` -- G_i (unscaled) and dG_i/dr_i of each requested atom.
-  dG_i/dr_i is the partial derivative with every neighbour entry (periodic
-  images included) held fixed, which is what n2p2 writes as the "own" block.
-* :func:`sf_entry_derivatives` -- dG_a/dr_m for given (atom a, entry m) pairs:
-  the derivative of atom a's SFs with respect to the position of one of its
-  neighbour entries, restricted to a subset of SFs.  This is n2p2's
-  neighbour block.
+* G_i (unscaled);
+* dG_i/dr_i, the partial derivative with every neighbour entry (periodic
+  images included) held fixed, which is what n2p2 writes as the "own" block;
+* optionally dG_i/dr_m for every entry m of i's list: the derivative of i's
+  SFs with respect to the position of one neighbour entry.  n2p2's neighbour
+  blocks and the force-matching sums are gathered from these.
 
-Both kernels share the per-term functions below, which return a term's value
-and its partial derivatives with respect to the scalar variables r_ij, r_ik,
-r_jk and cos(theta_ijk); the chain rule to Cartesian vectors is done once, in
-the loops.  Inputs are assumed valid (validated at the boundary, in io/).
+The per-term functions below return a term's value and its partial
+derivatives with respect to the scalar variables r_ij, r_ik, r_jk and
+cos(theta_ijk); the chain rule to Cartesian vectors is done once, in the
+loops.  Inputs are assumed valid (validated at the boundary, in io/).
+
+Compile time is part of the design: one kernel, small helper functions that
+LLVM inlines by itself (no numba-level inlining, no ``parallel=True``), one
+signature.  The kernel releases the GIL; callers run it on several threads
+over disjoint sets of atoms (see environment.py), so results never depend on
+the thread count.
 
 Parameter tables come from :meth:`SymmetryFunctionSet.tables`, stacked over
-elements by :func:`pack_tables`.  Kernels take preallocated outputs and never
-choose their own parallelism (the backend sets numba's thread count).
+elements by :func:`pack_tables`.  The kernel takes preallocated outputs.
 """
 from __future__ import annotations
 
@@ -31,8 +37,9 @@ from .symfuncs import (I_CORE, I_E1, I_E2, I_IZETA, I_JKPREV, I_TYPE, N_FLOAT_PA
                        N_INT_PARAMS, P_AL, P_AR, P_ETA, P_LAMBDA, P_PREF, P_RC, P_RCI, P_RL,
                        P_RS, P_ZETA)
 
-_inline = nb.njit(cache=True, inline="always", error_model="numpy", fastmath={"contract"})
-_kernel = nb.njit(cache=True, parallel=True, error_model="numpy", fastmath={"contract"})
+_jit = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
+# the angular loops: sums over k may be reordered so that they vectorise
+_jit_vec = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
 
 
 # ----------------------------------------------------------------------------- packing
@@ -98,7 +105,7 @@ def pack_tables(sfset, conv_length=1.0):
 
 
 # ----------------------------------------------------------------------------- terms
-@_inline
+@_jit
 def _pair_radial(fp, ip, s, r):
     """Per-entry radial factor of angular SF s: (R, dR/dr).
 
@@ -109,7 +116,7 @@ def _pair_radial(fp, ip, s, r):
     return cutoff(ip[s, I_CORE], r, fp[s, P_RC], fp[s, P_RCI])
 
 
-@_inline
+@_jit
 def _jk_source(fp, ip, s, theta):
     """The SF whose radial function gives the r_jk factor of narrow compact SF
     s (types 21, 24) at angle theta, as n2p2 evaluates it: n2p2 reuses the
@@ -129,87 +136,256 @@ def _jk_source(fp, ip, s, theta):
         m = q
 
 
-@_inline
-def _gaussian(eta, xij, xik, xjk, narrow):
-    """exp(-eta (xij^2 + xik^2 [+ xjk^2])) with x = r - rs."""
-    arg = xij * xij + xik * xik
-    if narrow:
-        arg += xjk * xjk
-    return math.exp(-eta * arg)
+#: rows of the angular work array X (one column per partner k of a pair j)
+(_C, _RIK, _FIK, _DFIK, _RJK, _FJK, _DFJK, _CJX, _CJY, _CJZ, _CKX, _CKY, _CKZ, _EX, _EY, _EZ,
+ _EXPO, _PZ, _DPZ, _UKX, _UKY, _UKZ, _TIK, _TC, _TJK) = range(25)
+_NX = 25
 
 
-@_inline
-def _angular_term(fp, ip, s, narrow, w, c, rij, rik, rjk, fij, dfij, fik, dfik, fjk, dfjk,
-                  expo=-1.0):
-    """One angular term of SF s and its partial derivatives.
+@_jit_vec
+def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr, ja, jb, ka, kb, same,
+                 r, vx, vy, vz, ux, uy, uz, G, dG, W, X):
+    """Exponential angular SFs (types 3, 9, 13) of one group: every triple
+    (j in positions ja..jb, k in ka..kb, k > j when ``same``), added to G,
+    dG (own) and W (entry derivatives, permuted positions).
+
+    For each j the geometry of all its partners k is laid out in the rows of
+    X (contiguous in k), then each SF runs one loop over k with no calls and
+    no branches on data, which LLVM vectorises; the Gaussian factor is
+    computed once per (eta, rs) (the group's SFs are sorted by them).
+    """
+    x_c = X[_C]
+    x_rik = X[_RIK]
+    x_fik = X[_FIK]
+    x_dfik = X[_DFIK]
+    x_rjk = X[_RJK]
+    x_fjk = X[_FJK]
+    x_dfjk = X[_DFJK]
+    x_cjx = X[_CJX]
+    x_cjy = X[_CJY]
+    x_cjz = X[_CJZ]
+    x_ckx = X[_CKX]
+    x_cky = X[_CKY]
+    x_ckz = X[_CKZ]
+    x_ex = X[_EX]
+    x_ey = X[_EY]
+    x_ez = X[_EZ]
+    x_expo = X[_EXPO]
+    x_pz = X[_PZ]
+    x_dpz = X[_DPZ]
+    x_ukx = X[_UKX]
+    x_uky = X[_UKY]
+    x_ukz = X[_UKZ]
+    x_tik = X[_TIK]
+    x_tc = X[_TC]
+    x_tjk = X[_TJK]
+    for pj in range(ja, jb):
+        rij = r[pj]
+        if rij >= rc:
+            break
+        fij = fr[pj]
+        dfij = dfr[pj]
+        ujx = ux[pj]
+        ujy = uy[pj]
+        ujz = uz[pj]
+        klo = pj + 1 if same else ka
+        khi = klo
+        while khi < kb and r[khi] < rc:
+            khi += 1
+        nk = khi - klo
+        if nk <= 0:
+            continue
+        for t in range(nk):
+            pk = klo + t
+            rik = r[pk]
+            c = ujx * ux[pk] + ujy * uy[pk] + ujz * uz[pk]
+            x_c[t] = c
+            x_rik[t] = rik
+            x_fik[t] = fr[pk]
+            x_dfik[t] = dfr[pk]
+            x_ukx[t] = ux[pk]
+            x_uky[t] = uy[pk]
+            x_ukz[t] = uz[pk]
+            # dc/dr_j = (u_k - c u_j)/rij, dc/dr_k = (u_j - c u_k)/rik, dc/dr_i = -(both)
+            x_cjx[t] = (ux[pk] - c * ujx) / rij
+            x_cjy[t] = (uy[pk] - c * ujy) / rij
+            x_cjz[t] = (uz[pk] - c * ujz) / rij
+            x_ckx[t] = (ujx - c * ux[pk]) / rik
+            x_cky[t] = (ujy - c * uy[pk]) / rik
+            x_ckz[t] = (ujz - c * uz[pk]) / rik
+        if narrow:
+            s_first = members[e, m0]
+            for t in range(nk):
+                pk = klo + t
+                ex = vx[pk] - vx[pj]
+                ey = vy[pk] - vy[pj]
+                ez = vz[pk] - vz[pj]
+                rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
+                x_rjk[t] = rjk
+                # zero beyond the cutoff: such triples add nothing
+                x_fjk[t], x_dfjk[t] = _pair_radial(fpe, ipe, s_first, rjk)
+                x_ex[t] = ex / rjk
+                x_ey[t] = ey / rjk
+                x_ez[t] = ez / rjk
+        prev_eta = -1.0
+        prev_rs = 0.0
+        for mm in range(m0, m1):
+            s = members[e, mm]
+            eta = fpe[s, P_ETA]
+            rs = fpe[s, P_RS]
+            lam = fpe[s, P_LAMBDA]
+            zeta = fpe[s, P_ZETA]
+            iz = ipe[s, I_IZETA]
+            pref = w * fpe[s, P_PREF]
+            xij = rij - rs
+            if eta != prev_eta or rs != prev_rs:
+                prev_eta = eta
+                prev_rs = rs
+                if narrow:
+                    for t in range(nk):
+                        xik = x_rik[t] - rs
+                        xjk = x_rjk[t] - rs
+                        x_expo[t] = math.exp(-eta * (xij * xij + xik * xik + xjk * xjk))
+                else:
+                    for t in range(nk):
+                        xik = x_rik[t] - rs
+                        x_expo[t] = math.exp(-eta * (xij * xij + xik * xik))
+            # (1 + lambda c)^zeta and its derivative by c
+            if iz >= 1:
+                for t in range(nk):
+                    x_pz[t] = 1.0
+                for _ in range(iz - 1):
+                    for t in range(nk):
+                        x_pz[t] *= 1.0 + lam * x_c[t]
+                for t in range(nk):
+                    pz1 = x_pz[t]
+                    x_pz[t] = pz1 * (1.0 + lam * x_c[t])
+                    x_dpz[t] = zeta * lam * pz1
+            else:
+                for t in range(nk):
+                    p = 1.0 + lam * x_c[t]
+                    if p <= 0.0:
+                        x_pz[t] = 0.0
+                        x_dpz[t] = 0.0
+                    else:
+                        pz = p ** zeta
+                        x_pz[t] = pz
+                        x_dpz[t] = zeta * lam * pz / p
+            dij = dfij - 2.0 * eta * xij * fij
+            wkx = W[s, 0, klo:khi]
+            wky = W[s, 1, klo:khi]
+            wkz = W[s, 2, klo:khi]
+            g = 0.0
+            gx = 0.0
+            gy = 0.0
+            gz = 0.0
+            wx = 0.0
+            wy = 0.0
+            wz = 0.0
+            if narrow:
+                for t in range(nk):
+                    fik = x_fik[t]
+                    fjk = x_fjk[t]
+                    a = pref * x_expo[t]
+                    ap = a * x_pz[t]
+                    xik = x_rik[t] - rs
+                    xjk = x_rjk[t] - rs
+                    tv = ap * fij * fik * fjk
+                    tc = a * x_dpz[t] * fij * fik * fjk
+                    tij = ap * fik * fjk * dij
+                    tik = ap * fij * fjk * (x_dfik[t] - 2.0 * eta * xik * fik)
+                    tjk = ap * fij * fik * (x_dfjk[t] - 2.0 * eta * xjk * fjk)
+                    g += tv
+                    gx += tij * ujx + tik * x_ukx[t] + tc * (x_cjx[t] + x_ckx[t])
+                    gy += tij * ujy + tik * x_uky[t] + tc * (x_cjy[t] + x_cky[t])
+                    gz += tij * ujz + tik * x_ukz[t] + tc * (x_cjz[t] + x_ckz[t])
+                    wx += tij * ujx + tc * x_cjx[t] - tjk * x_ex[t]
+                    wy += tij * ujy + tc * x_cjy[t] - tjk * x_ey[t]
+                    wz += tij * ujz + tc * x_cjz[t] - tjk * x_ez[t]
+                    x_tik[t] = tik
+                    x_tc[t] = tc
+                    x_tjk[t] = tjk
+                for t in range(nk):
+                    wkx[t] += x_tik[t] * x_ukx[t] + x_tc[t] * x_ckx[t] + x_tjk[t] * x_ex[t]
+                for t in range(nk):
+                    wky[t] += x_tik[t] * x_uky[t] + x_tc[t] * x_cky[t] + x_tjk[t] * x_ey[t]
+                for t in range(nk):
+                    wkz[t] += x_tik[t] * x_ukz[t] + x_tc[t] * x_ckz[t] + x_tjk[t] * x_ez[t]
+            else:
+                for t in range(nk):
+                    fik = x_fik[t]
+                    a = pref * x_expo[t]
+                    ap = a * x_pz[t]
+                    xik = x_rik[t] - rs
+                    tv = ap * fij * fik
+                    tc = a * x_dpz[t] * fij * fik
+                    tij = ap * fik * dij
+                    tik = ap * fij * (x_dfik[t] - 2.0 * eta * xik * fik)
+                    g += tv
+                    gx += tij * ujx + tik * x_ukx[t] + tc * (x_cjx[t] + x_ckx[t])
+                    gy += tij * ujy + tik * x_uky[t] + tc * (x_cjy[t] + x_cky[t])
+                    gz += tij * ujz + tik * x_ukz[t] + tc * (x_cjz[t] + x_ckz[t])
+                    wx += tij * ujx + tc * x_cjx[t]
+                    wy += tij * ujy + tc * x_cjy[t]
+                    wz += tij * ujz + tc * x_cjz[t]
+                    x_tik[t] = tik
+                    x_tc[t] = tc
+                for t in range(nk):
+                    wkx[t] += x_tik[t] * x_ukx[t] + x_tc[t] * x_ckx[t]
+                for t in range(nk):
+                    wky[t] += x_tik[t] * x_uky[t] + x_tc[t] * x_cky[t]
+                for t in range(nk):
+                    wkz[t] += x_tik[t] * x_ukz[t] + x_tc[t] * x_ckz[t]
+            G[i, s] += g
+            dG[i, s, 0] -= gx
+            dG[i, s, 1] -= gy
+            dG[i, s, 2] -= gz
+            W[s, 0, pj] += wx
+            W[s, 1, pj] += wy
+            W[s, 2, pj] += wz
+
+
+@_jit
+def _compact_term(fp, ip, s, narrow, w, c, fij, dfij, fik, dfik, fjk, dfjk, rjk):
+    """One angular term of compact SF s (types 21, 22, 24, 25) and its partial
+    derivatives.
 
     fij/dfij etc. are the pair radial factors from _pair_radial (fjk = 1,
-    dfjk = 0 for wide types).  ``expo``: the Gaussian factor of exponential
-    types if the caller has it already (SFs of a group sorted by eta and rs
-    share it), or -1 to compute it here.
+    dfjk = 0 for wide types).
     Returns (T, dT/dc, dT/drij, dT/drik, dT/drjk).
     """
-    t = ip[s, I_TYPE]
-    if t >= 20:
-        core = ip[s, I_CORE]
-        if core > CORE_ASYM:         # the asymmetry applies to the radial part only
-            core -= CORE_ASYM
-        # n2p2 leaves out a pair whose cos theta is +-1 (collinear: in practice
-        # the self-images i+T, i-T, i+2T of a small cell), even at the centre of
-        # a window around 0 or 180 degrees (asked of nnp-atomenv: an atom on the
-        # x axis of an orthorhombic cell).  Where rounding puts cos theta just
-        # inside (-1, 1) n2p2 keeps the pair; so do we, but our rounding may
-        # differ: the "collinear" class of tests/differential.
-        if c <= -1.0 or c >= 1.0:
-            return 0.0, 0.0, 0.0, 0.0, 0.0
-        theta = math.acos(c)
-        ca, dca = compact(core, theta, fp[s, P_AL], fp[s, P_AR])
-        if ca == 0.0 and dca == 0.0:
-            return 0.0, 0.0, 0.0, 0.0, 0.0
-        if narrow:
-            src = _jk_source(fp, ip, s, theta)
-            if src != s:                 # n2p2 shares the r_jk factor in a group
-                fjk, dfjk = _pair_radial(fp, ip, src, rjk)
-        sn = math.sqrt(1.0 - c * c)
-        dca_dc = -dca / sn if sn > 0.0 else 0.0
-        rr = fij * fik * fjk
-        return (w * ca * rr, w * dca_dc * rr, w * ca * dfij * fik * fjk,
-                w * ca * fij * dfik * fjk, w * ca * fij * fik * dfjk)
-    eta = fp[s, P_ETA]
-    rs = fp[s, P_RS]
-    lam = fp[s, P_LAMBDA]
-    zeta = fp[s, P_ZETA]
-    iz = ip[s, I_IZETA]
-    p = 1.0 + lam * c
-    if iz >= 1:
-        pz1 = 1.0
-        for _ in range(iz - 1):
-            pz1 *= p
-        pz = pz1 * p
-        dpz = zeta * lam * pz1
-    else:
-        if p <= 0.0:
-            return 0.0, 0.0, 0.0, 0.0, 0.0
-        pz = p ** zeta
-        dpz = zeta * lam * pz / p
-    xij = rij - rs
-    xik = rik - rs
-    xjk = rjk - rs if narrow else 0.0
-    if expo < 0.0:
-        expo = _gaussian(eta, xij, xik, xjk, narrow)
-    a = w * fp[s, P_PREF] * expo
-    ap = a * pz
-    return (ap * fij * fik * fjk,
-            a * dpz * fij * fik * fjk,
-            ap * fik * fjk * (dfij - 2.0 * eta * xij * fij),
-            ap * fij * fjk * (dfik - 2.0 * eta * xik * fik),
-            ap * fij * fik * (dfjk - 2.0 * eta * xjk * fjk))
+    core = ip[s, I_CORE]
+    if core > CORE_ASYM:         # the asymmetry applies to the radial part only
+        core -= CORE_ASYM
+    # n2p2 leaves out a pair whose cos theta is +-1 (collinear: in practice
+    # the self-images i+T, i-T, i+2T of a small cell), even at the centre of
+    # a window around 0 or 180 degrees (asked of nnp-atomenv: an atom on the
+    # x axis of an orthorhombic cell).  Where rounding puts cos theta just
+    # inside (-1, 1) n2p2 keeps the pair; so do we, but our rounding may
+    # differ: the "collinear" class of tests/differential.
+    if c <= -1.0 or c >= 1.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    theta = math.acos(c)
+    ca, dca = compact(core, theta, fp[s, P_AL], fp[s, P_AR])
+    if ca == 0.0 and dca == 0.0:
+        return 0.0, 0.0, 0.0, 0.0, 0.0
+    if narrow:
+        src = _jk_source(fp, ip, s, theta)
+        if src != s:                 # n2p2 shares the r_jk factor in a group
+            fjk, dfjk = _pair_radial(fp, ip, src, rjk)
+    sn = math.sqrt(1.0 - c * c)
+    dca_dc = -dca / sn if sn > 0.0 else 0.0
+    rr = fij * fik * fjk
+    return (w * ca * rr, w * dca_dc * rr, w * ca * dfij * fik * fjk,
+            w * ca * fij * dfik * fjk, w * ca * fij * fik * dfjk)
 
 
-@_inline
-def _element_segments(nbe, n_elem, order, seg):
-    """Counting sort of entry indices by element (stable: distance order kept)."""
-    n = nbe.shape[0]
+@_jit
+def _element_segments(nbe, n, n_elem, order, seg):
+    """Counting sort of entries 0..n-1 by element (stable: distance order kept).
+
+    order[p] is the entry at position p; element a's entries are at positions
+    seg[a]..seg[a + 1]."""
     for a in range(n_elem + 1):
         seg[a] = 0
     for q in range(n):
@@ -222,58 +398,97 @@ def _element_segments(nbe, n_elem, order, seg):
         fill[nbe[q]] += 1
 
 
-# ----------------------------------------------------------------------------- kernel 1
-@_kernel
+# ----------------------------------------------------------------------------- the kernel
+@_jit
 def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad, grp, ngrp,
-              members, rkey, rkey_sf, nrkey, G, dG):
-    """Unscaled G_i and dG_i/dr_i of ``atoms``.
+              members, rkey, rkey_sf, nrkey, G, dG, ebase, dGe, stop):
+    """Unscaled G_i, dG_i/dr_i and (optionally) dG_i/dr_m of ``atoms``.
 
     Parameters
     ----------
-    atoms : int64 (n_req,)  atoms to compute.
+    atoms : int64 (n_req,)  atoms to compute, one after the other.
     elem : int64 (n_atoms,)  element index (atomic-number order) of every atom.
     z : float64 (n_elements,)  atomic number of each element (weights).
     start, nbj, dx, dy, dz, d : the neighbour list (NeighborList fields), with
         distances in the same unit as the SF parameters.
-    fp .. members : tables from :func:`pack_tables`.
+    fp .. nrkey : tables from :func:`pack_tables`.
     G : float64 (n_atoms, max_sf)  output, row i filled for requested atoms.
     dG : float64 (n_atoms, max_sf, 3)  output dG_i/dr_i (per length unit).
+    ebase : int64 (n_atoms,)  where atom i's entry derivatives go: row
+        ebase[i] + m of dGe holds dG_i/dr_m for entry m (0-based in i's list);
+        -1: not wanted.
+    dGe : float64 (n_entry_rows, max_sf, 3)  output entry derivatives (per
+        length unit).  SFs that do not depend on an entry are exactly 0.
+    stop : int64 (1,)  polled once per atom; nonzero: return at once (Ctrl-C).
     """
     n_elem = z.shape[0]
-    for ai in nb.prange(atoms.shape[0]):
+    max_sf = fp.shape[1]
+    nmax = 0
+    for ai in range(atoms.shape[0]):
+        i = atoms[ai]
+        if start[i + 1] - start[i] > nmax:
+            nmax = start[i + 1] - start[i]
+    max_key = 1
+    for a in range(n_elem):
+        if nrkey[a] > max_key:
+            max_key = nrkey[a]
+    # per-atom work arrays, entries permuted by element (then distance)
+    nbe = np.empty(nmax, dtype=np.int64)
+    order = np.empty(nmax, dtype=np.int64)
+    seg = np.empty(n_elem + 1, dtype=np.int64)
+    r = np.empty(nmax)
+    vx = np.empty(nmax)
+    vy = np.empty(nmax)
+    vz = np.empty(nmax)
+    ux = np.empty(nmax)
+    uy = np.empty(nmax)
+    uz = np.empty(nmax)
+    fcache = np.empty((max_key, nmax))
+    dfcache = np.empty((max_key, nmax))
+    W = np.empty((max_sf, 3, nmax))          # dG_i/dr_m, m in permuted order
+    X = np.empty((_NX, nmax))                # per-partner work rows of the angular loops
+    for ai in range(atoms.shape[0]):
+        if stop[0] != 0:
+            return
         i = atoms[ai]
         e = elem[i]
         s0 = start[i]
         n = start[i + 1] - s0
-        nbe = np.empty(n, dtype=np.int64)
+        ns = nsf[e]
+        want = ebase[i] >= 0
         for q in range(n):
             nbe[q] = elem[nbj[s0 + q]]
-        ux = np.empty(n)
-        uy = np.empty(n)
-        uz = np.empty(n)
-        for q in range(n):
-            r = d[s0 + q]
-            ux[q] = dx[s0 + q] / r
-            uy[q] = dy[s0 + q] / r
-            uz[q] = dz[s0 + q] / r
-        for s in range(nsf[e]):
+        _element_segments(nbe, n, n_elem, order, seg)
+        for p in range(n):
+            q = s0 + order[p]
+            rp = d[q]
+            r[p] = rp
+            vx[p] = dx[q]
+            vy[p] = dy[q]
+            vz[p] = dz[q]
+            ux[p] = dx[q] / rp
+            uy[p] = dy[q] / rp
+            uz[p] = dz[q] / rp
+        for s in range(ns):
             G[i, s] = 0.0
             dG[i, s, 0] = 0.0
             dG[i, s, 1] = 0.0
             dG[i, s, 2] = 0.0
+        for s in range(ns):
+            for c_ in range(3):
+                for p in range(n):
+                    W[s, c_, p] = 0.0
         fpe = fp[e]
         ipe = ip[e]
         # radial functions (cutoff or compact window), once per key and entry
-        fcache = np.zeros((nrkey[e], n))
-        dfcache = np.zeros((nrkey[e], n))
         for k_ in range(nrkey[e]):
             rep = rkey_sf[e, k_]
             rc = fpe[rep, P_RC]
-            for q in range(n):
-                r = d[s0 + q]
-                if r >= rc:
-                    break
-                fcache[k_, q], dfcache[k_, q] = _pair_radial(fpe, ipe, rep, r)
+            for a in range(n_elem):
+                for p in range(seg[a], seg[a + 1]):
+                    if r[p] >= rc:
+                        break
+                    fcache[k_, p], dfcache[k_, p] = _pair_radial(fpe, ipe, rep, r[p])
         # --- radial SFs
         for r_ in range(nrad[e]):
             s = rad[e, r_]
@@ -289,37 +504,39 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             gx = 0.0
             gy = 0.0
             gz = 0.0
-            for q in range(n):
-                r = d[s0 + q]
-                if r >= rc:
-                    break
+            for a in range(n_elem):
                 if weighted:
-                    w = z[nbe[q]]
-                elif nbe[q] == e1:
+                    w = z[a]
+                elif a == e1:
                     w = 1.0
                 else:
                     continue
-                fc = fcache[key, q]
-                dfc = dfcache[key, q]
-                if compact_type:
-                    f, df = fc, dfc
-                else:
-                    x = r - rs
-                    ex_ = math.exp(-eta * x * x)
-                    f = ex_ * fc
-                    df = ex_ * (dfc - 2.0 * eta * x * fc)
-                g += w * f
-                gx -= w * df * ux[q]
-                gy -= w * df * uy[q]
-                gz -= w * df * uz[q]
+                for p in range(seg[a], seg[a + 1]):
+                    rp = r[p]
+                    if rp >= rc:
+                        break
+                    fc = fcache[key, p]
+                    dfc = dfcache[key, p]
+                    if compact_type:
+                        f, df = fc, dfc
+                    else:
+                        x = rp - rs
+                        ex_ = math.exp(-eta * x * x)
+                        f = ex_ * fc
+                        df = ex_ * (dfc - 2.0 * eta * x * fc)
+                    g += w * f
+                    wd = w * df
+                    gx -= wd * ux[p]
+                    gy -= wd * uy[p]
+                    gz -= wd * uz[p]
+                    W[s, 0, p] = wd * ux[p]
+                    W[s, 1, p] = wd * uy[p]
+                    W[s, 2, p] = wd * uz[p]
             G[i, s] = g
             dG[i, s, 0] = gx
             dG[i, s, 1] = gy
             dG[i, s, 2] = gz
         # --- angular groups
-        order = np.empty(n, dtype=np.int64)
-        seg = np.empty(n_elem + 1, dtype=np.int64)
-        _element_segments(nbe, n_elem, order, seg)
         for g_ in range(ngrp[e]):
             m0 = grp[e, g_, 0]
             m1 = grp[e, g_, 1]
@@ -330,194 +547,90 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             rc = fpe[s_first, P_RC]
             fr = fcache[rkey[e, s_first]]
             dfr = dfcache[rkey[e, s_first]]
-            if weighted:
-                ja, jb, ka_same = 0, n, True
-                kb_lo, kb_hi = 0, n
-            else:
-                e1 = ipe[s_first, I_E1]
-                e2 = ipe[s_first, I_E2]
-                ja, jb = seg[e1], seg[e1 + 1]
-                ka_same = e1 == e2
-                kb_lo, kb_hi = seg[e2], seg[e2 + 1]
-            for jj in range(ja, jb):
-                qj = jj if weighted else order[jj]
-                rij = d[s0 + qj]
-                if rij >= rc:
-                    break
-                klo = jj + 1 if ka_same else kb_lo
-                for kk in range(klo, kb_hi):
-                    qk = kk if weighted else order[kk]
-                    rik = d[s0 + qk]
-                    if rik >= rc:
-                        break
-                    c = ux[qj] * ux[qk] + uy[qj] * uy[qk] + uz[qj] * uz[qk]
-                    if narrow:
-                        ex = dx[s0 + qk] - dx[s0 + qj]
-                        ey = dy[s0 + qk] - dy[s0 + qj]
-                        ez = dz[s0 + qk] - dz[s0 + qj]
-                        rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
-                        if rjk >= rc:
-                            continue
-                        fjk, dfjk = _pair_radial(fpe, ipe, s_first, rjk)
-                    else:
-                        rjk = 0.0
-                        fjk, dfjk = 1.0, 0.0
-                    w = z[nbe[qj]] * z[nbe[qk]] if weighted else 1.0
-                    # dc/dr_i = -[(u_ik - c u_ij)/rij + (u_ij - c u_ik)/rik]
-                    cix = (ux[qk] - c * ux[qj]) / rij + (ux[qj] - c * ux[qk]) / rik
-                    ciy = (uy[qk] - c * uy[qj]) / rij + (uy[qj] - c * uy[qk]) / rik
-                    ciz = (uz[qk] - c * uz[qj]) / rij + (uz[qj] - c * uz[qk]) / rik
-                    prev_eta = -1.0
-                    prev_rs = 0.0
-                    expo = -1.0
-                    for mm in range(m0, m1):
-                        s = members[e, mm]
-                        if t < 20:
-                            eta = fpe[s, P_ETA]
-                            rs = fpe[s, P_RS]
-                            if eta != prev_eta or rs != prev_rs:
-                                expo = _gaussian(eta, rij - rs, rik - rs, rjk - rs, narrow)
-                                prev_eta = eta
-                                prev_rs = rs
-                        tv, tc, tij, tik, tjk = _angular_term(
-                            fpe, ipe, s, narrow, w, c, rij, rik, rjk, fr[qj], dfr[qj], fr[qk],
-                            dfr[qk], fjk, dfjk, expo)
-                        G[i, s] += tv
-                        dG[i, s, 0] -= tij * ux[qj] + tik * ux[qk] + tc * cix
-                        dG[i, s, 1] -= tij * uy[qj] + tik * uy[qk] + tc * ciy
-                        dG[i, s, 2] -= tij * uz[qj] + tik * uz[qk] + tc * ciz
-
-
-# ----------------------------------------------------------------------------- kernel 2
-@_kernel
-def sf_entry_derivatives(pairs_atom, pairs_entry, subset, nsubset, elem, z, start, nbj, dx, dy,
-                         dz, d, fp, ip, rkey, rkey_sf, nrkey, out):
-    """dG_a/dr_m of atom a's SFs with respect to its neighbour entry m.
-
-    Parameters
-    ----------
-    pairs_atom : int64 (P,)  atom a of each request.
-    pairs_entry : int64 (P,)  global entry index m (into the neighbour arrays;
-        must lie in a's range).
-    subset : int64 (P, max_sub)  SF indices of a's element to return, in order.
-    nsubset : int64 (P,)  how many of ``subset`` are used.
-    rkey, rkey_sf, nrkey : radial-function keys from :func:`pack_tables`.
-    out : float64 (P, max_sub, 3)  output, per length unit.
-    """
-    for p in nb.prange(pairs_atom.shape[0]):
-        a = pairs_atom[p]
-        e = elem[a]
-        s0 = start[a]
-        n = start[a + 1] - s0
-        m = pairs_entry[p] - s0
-        rm = d[s0 + m]
-        umx = dx[s0 + m] / rm
-        umy = dy[s0 + m] / rm
-        umz = dz[s0 + m] / rm
-        em = elem[nbj[s0 + m]]
-        fpe = fp[e]
-        ipe = ip[e]
-        nk = nrkey[e]
-        krc = np.empty(nk)
-        fm = np.zeros(nk)
-        dfm = np.zeros(nk)
-        fk = np.zeros(nk)
-        dfk = np.zeros(nk)
-        fjk = np.zeros(nk)
-        dfjk = np.zeros(nk)
-        for k_ in range(nk):
-            krc[k_] = fpe[rkey_sf[e, k_], P_RC]
-            if rm < krc[k_]:
-                fm[k_], dfm[k_] = _pair_radial(fpe, ipe, rkey_sf[e, k_], rm)
-        rc_ang = 0.0
-        for u in range(nsubset[p]):
-            s = subset[p, u]
-            out[p, u, 0] = 0.0
-            out[p, u, 1] = 0.0
-            out[p, u, 2] = 0.0
-            t = ipe[s, I_TYPE]
-            rc = fpe[s, P_RC]
-            if t == 2 or t == 12 or t == 20 or t == 23:
-                if rm < rc:
-                    if t == 12 or t == 23:
-                        w = z[em]
-                    elif em == ipe[s, I_E1]:
-                        w = 1.0
-                    else:
-                        w = 0.0
-                    if w != 0.0:
-                        key = rkey[e, s]
-                        if t >= 20:
-                            df = dfm[key]
-                        else:
-                            x = rm - fpe[s, P_RS]
-                            eta = fpe[s, P_ETA]
-                            df = math.exp(-eta * x * x) * (dfm[key] - 2.0 * eta * x * fm[key])
-                        out[p, u, 0] = w * df * umx
-                        out[p, u, 1] = w * df * umy
-                        out[p, u, 2] = w * df * umz
-            elif rm < rc and rc > rc_ang:
-                rc_ang = rc
-        if rc_ang == 0.0:
-            continue
-        # angular SFs: every pair (m, k), geometry and radial functions once per k
-        for k in range(n):
-            if k == m:
-                continue
-            rk = d[s0 + k]
-            if rk >= rc_ang:
-                break
-            ek = elem[nbj[s0 + k]]
-            ukx = dx[s0 + k] / rk
-            uky = dy[s0 + k] / rk
-            ukz = dz[s0 + k] / rk
-            c = umx * ukx + umy * uky + umz * ukz
-            ex = dx[s0 + k] - dx[s0 + m]
-            ey = dy[s0 + k] - dy[s0 + m]
-            ez = dz[s0 + k] - dz[s0 + m]
-            rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
-            for k_ in range(nk):
-                rep = rkey_sf[e, k_]
-                if rk < krc[k_]:
-                    fk[k_], dfk[k_] = _pair_radial(fpe, ipe, rep, rk)
-                if rjk < krc[k_]:
-                    fjk[k_], dfjk[k_] = _pair_radial(fpe, ipe, rep, rjk)
-            # d c/d r_m = (u_k - c u_m) / r_m;  d rjk/d r_m = -(r_k - r_m) / rjk
-            cmx = (ukx - c * umx) / rm
-            cmy = (uky - c * umy) / rm
-            cmz = (ukz - c * umz) / rm
-            for u in range(nsubset[p]):
-                s = subset[p, u]
-                t = ipe[s, I_TYPE]
-                if t == 2 or t == 12 or t == 20 or t == 23:
-                    continue
-                rc = fpe[s, P_RC]
-                if rm >= rc or rk >= rc:
-                    continue
-                narrow = t == 3 or t == 13 or t == 21 or t == 24
-                if narrow and rjk >= rc:
-                    continue
-                if t == 13 or t == 24 or t == 25:
-                    w = z[em] * z[ek]
-                else:
-                    e1 = ipe[s, I_E1]
-                    e2 = ipe[s, I_E2]
-                    if (em == e1 and ek == e2) or (em == e2 and ek == e1):
+            for ea in range(n_elem):
+                for eb in range(ea, n_elem):
+                    if weighted:
+                        w = z[ea] * z[eb]
+                    elif ea == ipe[s_first, I_E1] and eb == ipe[s_first, I_E2]:
                         w = 1.0
                     else:
                         continue
-                key = rkey[e, s]
-                if narrow:
-                    tv, tc, tm, tk, tjk = _angular_term(fpe, ipe, s, True, w, c, rm, rk, rjk,
-                                                        fm[key], dfm[key], fk[key], dfk[key],
-                                                        fjk[key], dfjk[key])
-                    out[p, u, 0] += tm * umx + tc * cmx - tjk * ex / rjk
-                    out[p, u, 1] += tm * umy + tc * cmy - tjk * ey / rjk
-                    out[p, u, 2] += tm * umz + tc * cmz - tjk * ez / rjk
-                else:
-                    tv, tc, tm, tk, tjk = _angular_term(fpe, ipe, s, False, w, c, rm, rk, 0.0,
-                                                        fm[key], dfm[key], fk[key], dfk[key],
-                                                        1.0, 0.0)
-                    out[p, u, 0] += tm * umx + tc * cmx
-                    out[p, u, 1] += tm * umy + tc * cmy
-                    out[p, u, 2] += tm * umz + tc * cmz
+                    if t >= 20:
+                        _compact_triples(i, e, fpe, ipe, members, m0, m1, t, narrow, w, rc, fr,
+                                         dfr, seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
+                                         r, vx, vy, vz, ux, uy, uz, G, dG, W)
+                    else:
+                        _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr,
+                                     seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
+                                     r, vx, vy, vz, ux, uy, uz, G, dG, W, X)
+        if want:
+            b = ebase[i]
+            for p in range(n):
+                row = b + order[p]
+                for s in range(ns):
+                    dGe[row, s, 0] = W[s, 0, p]
+                    dGe[row, s, 1] = W[s, 1, p]
+                    dGe[row, s, 2] = W[s, 2, p]
+                for s in range(ns, max_sf):
+                    dGe[row, s, 0] = 0.0
+                    dGe[row, s, 1] = 0.0
+                    dGe[row, s, 2] = 0.0
+
+
+@_jit
+def _compact_triples(i, e, fpe, ipe, members, m0, m1, t, narrow, w, rc, fr, dfr, ja, jb, ka, kb,
+                     same, r, vx, vy, vz, ux, uy, uz, G, dG, W):
+    """Compact angular SFs (types 21, 22, 24, 25) of one group: every triple
+    (j in positions ja..jb, k in ka..kb, k > j when ``same``), added to G,
+    dG (own) and W (entry derivatives, permuted positions)."""
+    s_first = members[e, m0]
+    for pj in range(ja, jb):
+        rij = r[pj]
+        if rij >= rc:
+            break
+        klo = pj + 1 if same else ka
+        for pk in range(klo, kb):
+            rik = r[pk]
+            if rik >= rc:
+                break
+            c = ux[pj] * ux[pk] + uy[pj] * uy[pk] + uz[pj] * uz[pk]
+            if narrow:
+                ex = vx[pk] - vx[pj]
+                ey = vy[pk] - vy[pj]
+                ez = vz[pk] - vz[pj]
+                rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
+                if rjk >= rc:
+                    continue
+                fjk, dfjk = _pair_radial(fpe, ipe, s_first, rjk)
+                ex /= rjk
+                ey /= rjk
+                ez /= rjk
+            else:
+                rjk = 0.0
+                fjk, dfjk = 1.0, 0.0
+                ex = ey = ez = 0.0
+            # dc/dr_j = (u_k - c u_j)/rij, dc/dr_k = (u_j - c u_k)/rik,
+            # dc/dr_i = -(both)
+            cjx = (ux[pk] - c * ux[pj]) / rij
+            cjy = (uy[pk] - c * uy[pj]) / rij
+            cjz = (uz[pk] - c * uz[pj]) / rij
+            ckx = (ux[pj] - c * ux[pk]) / rik
+            cky = (uy[pj] - c * uy[pk]) / rik
+            ckz = (uz[pj] - c * uz[pk]) / rik
+            cix = cjx + ckx
+            ciy = cjy + cky
+            ciz = cjz + ckz
+            for mm in range(m0, m1):
+                s = members[e, mm]
+                tv, tc, tij, tik, tjk = _compact_term(
+                    fpe, ipe, s, narrow, w, c, fr[pj], dfr[pj], fr[pk], dfr[pk], fjk, dfjk, rjk)
+                G[i, s] += tv
+                dG[i, s, 0] -= tij * ux[pj] + tik * ux[pk] + tc * cix
+                dG[i, s, 1] -= tij * uy[pj] + tik * uy[pk] + tc * ciy
+                dG[i, s, 2] -= tij * uz[pj] + tik * uz[pk] + tc * ciz
+                W[s, 0, pj] += tij * ux[pj] + tc * cjx - tjk * ex
+                W[s, 1, pj] += tij * uy[pj] + tc * cjy - tjk * ey
+                W[s, 2, pj] += tij * uz[pj] + tc * cjz - tjk * ez
+                W[s, 0, pk] += tik * ux[pk] + tc * ckx + tjk * ex
+                W[s, 1, pk] += tik * uy[pk] + tc * cky + tjk * ey
+                W[s, 2, pk] += tik * uz[pk] + tc * ckz + tjk * ez
