@@ -1004,78 +1004,15 @@ def verify(store, *, progress=None):
 def suggested_neighbors(statistics, elements) -> str | None:
     """The ``--neighbors`` string that every atom of the data allows: per pair
     the smallest neighbour count within the cutoff (None without statistics)."""
-    from .io.histo import suggest_neighbors
-    nb = (statistics or {}).get("neighbors")
-    if not nb:
-        return None
-    return suggest_neighbors({(a, b): d["min"] for a, per in nb.items()
-                              for b, d in per.items()}, elements)
+    from .store.info import suggested_neighbors as suggested
+    return suggested(statistics, elements)
 
 
-def _neighbor_lines(rd) -> list[str]:
-    stats = rd.statistics or {}
-    nb = stats.get("neighbors")
-    if not nb:
-        return []
-    lines = ["", "neighbour counts within the largest cutoff (per atom; periodic images count):"]
-    for a in rd.elements:
-        for b in rd.elements:
-            d = (nb.get(a) or {}).get(b)
-            if d:
-                lines.append(f"  {a}-{b}: min {d['min']}, mean {d['mean']:.2f}, max {d['max']} "
-                             f"({d['atoms']} atoms)")
-    lines.append(f"  suggested --neighbors \"{suggested_neighbors(stats, rd.elements)}\" "
-                 "(per pair the smallest count that every atom has)")
-    if stats.get("hist_bins"):
-        lines.append(f"  scaled-SF histograms: {stats['hist_bins']} bins per SF in stats/ "
-                     "(export writes them as sf-scaled.ZZZ.SSSS.histo)")
-    return lines
-
-
-def info(store) -> str:
-    """Human-readable summary of a store (also of an incomplete one): elements,
-    atom counts, arrays with shapes and chunks, settings and provenance."""
-    rd = open_store(store, allow_incomplete=True)
-    lines = [rd.summary(meta=False)]
-    meta = rd.meta or {}
-    st = meta.get("settings")
-    if st:
-        from .descriptors.symfuncs import CUTOFF_TYPES, SymmetryFunction
-        lines += ["", "settings:"]
-        lines.append(f"  cutoff: type {st['cutoff_type']} ({CUTOFF_TYPES[st['cutoff_type']]}), "
-                     f"alpha {st['cutoff_alpha']:g}; largest SF cutoff "
-                     f"{meta['neighbors']['rc_max']:g}")
-        scale = st["scaling"]
-        if scale in ("scale", "scalecenter", "sigma"):
-            scale += f" to [{st['scale_min']:g}, {st['scale_max']:g}]"
-        lines.append(f"  scaling: {scale}; normalisation: "
-                     + (f"conv_length {st['conv_length']!r}" if st["normalize"] else "none")
-                     + f"; derivatives: {'yes' if st['use_short_forces'] else 'no'}")
-        els = st["elements"]
-        ncut = meta["neighbors"]["ncut"]
-        pairs = ", ".join(f"{a}-{b}={ncut[i][j]}" for i, a in enumerate(els)
-                          for j, b in enumerate(els))
-        lines.append(f"  neighbours: {pairs}  (--neighbors \"{meta['neighbors']['spec']}\")")
-        funcs = [SymmetryFunction.from_dict(f) for f in st["sfset"]["functions"]]
-        for e in els:
-            mine = [f for f in funcs if f.element == e]
-            lines.append(f"  symmetry functions of {e} ({len(mine)}, n2p2 order):")
-            for k, f in enumerate(mine, 1):
-                lines.append(f"    {k:3d}  {f.describe()}  (input.nn line {f.line})")
-    lines += _neighbor_lines(rd)
-    if meta:
-        lines += ["", "provenance:"]
-        lines.append(f"  made by distatomenv {meta.get('version')} on {meta.get('host')} at "
-                     f"{meta.get('created')}")
-        lines.append(f"  command: {meta.get('command')}")
-        for name, d in meta.get("inputs", {}).items():
-            if d.get("computed"):
-                lines.append(f"  {name}: computed from the data (scaling pass)")
-            elif d.get("checksum"):
-                lines.append(f"  {name}: {d.get('path')}  checksum {d.get('checksum')} "
-                             f"({d.get('checksum_type')})")
-            else:
-                lines.append(f"  {name}: {d.get('path')}  sha256 {d.get('sha256')}")
-        for k, v in meta.get("units", {}).items():
-            lines.append(f"  unit of {k}: {v}")
-    return "\n".join(lines)
+def info(store):
+    """What a store holds (also an incomplete one), as data: elements, atom
+    counts, arrays with shapes and chunks, settings, neighbour counts and
+    provenance; a :class:`~distatomenv.store.info.StoreInfo`, whose ``str()``
+    is ``distatomenv info``'s text (``print(distatomenv.info(path))``) and
+    ``to_dict()`` a JSON-able dict."""
+    from .store.info import store_info
+    return store_info(store)

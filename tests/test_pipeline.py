@@ -76,7 +76,7 @@ def test_not_enough_neighbors_leaves_incomplete_store(lj, tmp_path):
     rd = open_store(out, allow_incomplete=True)
     assert rd.status != "complete"
     assert "NotEnoughNeighborsError" in (rd.error or "")
-    assert "incomplete" in distatomenv.info(out)
+    assert "incomplete" in str(distatomenv.info(out))
 
 
 def test_resume_computes_only_missing_units(lj, tmp_path, monkeypatch):
@@ -135,9 +135,49 @@ def test_provenance(lj, tmp_path):
     assert meta["neighbors"]["ncut"] == [[1, 1], [1, 1]]
     assert len(meta["settings"]["sfset"]["functions"]) == 52
     assert "conv_length" in meta["units"]["dG"]
-    text = distatomenv.info(rd.path)
+    text = str(distatomenv.info(rd.path))
     for word in ("Ar", "Kr", "G", "dGdx", "chunks", sha[:12], "complete"):
         assert word in text
+
+
+def test_info_returns_data(lj, tmp_path, capsys):
+    """info() returns the facts (a StoreInfo); its str() is the command's text."""
+    import json
+    from distatomenv.cli import main
+    from distatomenv.store.info import StoreInfo
+    rd = distatomenv.compute(lj["input.data"], neighbors="1 1 1 1", out=tmp_path / "s.zarr",
+                             chunk_rows=64, n_units=3, command="distatomenv compute test")
+    info = distatomenv.info(rd.path)
+    assert isinstance(info, StoreInfo)
+    assert info.status == "complete" and info.error is None
+    assert info.n_units == 3 and info.done_units == 3 and info.missing_units == []
+    assert info.elements == ["Ar", "Kr"] and info.n_structures == rd.layout.n_structures
+    assert info.derivatives and info.dtype == "float64" and info.chunk_rows == 64
+    assert info.stored_bytes == rd.nbytes_stored()
+    for el in info.element_info:
+        assert el.rows == rd.n_rows(el.element) and el.nG == rd.layout.nG[el.element]
+        assert [a.name for a in el.arrays] == list(rd.layout.array_names())
+        for a in el.arrays:
+            arr = rd.array(el.element, a.name)
+            assert a.shape == arr.shape and a.chunks == arr.chunks and a.stored_bytes > 0
+            assert a.nbytes == arr.nbytes and a.dtype == str(arr.dtype)
+    st = info.settings
+    assert st.neighbors_spec == "1 1 1 1" and st.ncut == [[1, 1], [1, 1]]
+    assert st.derivatives and st.elements == ["Ar", "Kr"]
+    assert sum(len(v) for v in st.symmetry_functions.values()) == 52
+    assert all(f.line > 0 and f.description for v in st.symmetry_functions.values() for f in v)
+    assert info.neighbor_counts == rd.statistics["neighbors"]
+    assert info.suggested_neighbors == pipeline.suggested_neighbors(rd.statistics, rd.elements)
+    assert info.hist_bins == pipeline.DEFAULT_BINS
+    assert info.provenance["command"] == "distatomenv compute test"
+    assert info.provenance["inputs"] == rd.meta["inputs"]
+    assert json.loads(json.dumps(info.to_dict()))["settings"]["neighbors_spec"] == "1 1 1 1"
+    text = str(info)
+    assert text == info.text() and text.startswith(f"distatomenv store {rd.path}\n")
+    assert "\n".join(info.summary_lines()) == rd.summary(meta=False)
+    assert f'suggested --neighbors "{info.suggested_neighbors}"' in text
+    assert main(["info", rd.path]) == 0
+    assert capsys.readouterr().out == text + "\n"
 
 
 def test_missing_explicit_scaling_file(lj, tmp_path):
@@ -245,7 +285,7 @@ def test_histograms_and_neighbor_counts(lj, tmp_path):
             assert hist[j, 0] == hist[j, -1] == 0
             np.testing.assert_array_equal(hist[j, 1:-1], ref)
             assert hist[j].sum() == rd.n_rows(e)
-    text = distatomenv.info(rd.path)
+    text = str(distatomenv.info(rd.path))
     suggested = pipeline.suggested_neighbors(rd.statistics, els)
     assert f'suggested --neighbors "{suggested}"' in text
     mins = [int(x) for x in suggested.split()]

@@ -381,50 +381,10 @@ class StoreReader:
     # -- text -----------------------------------------------------------------
     def summary(self, meta: bool = True) -> str:
         """Human-readable description; ``meta=False`` leaves out the raw meta dump
-        (``distatomenv info`` prints its own reading of it)."""
-        lay = self.layout
-        lines = [f"distatomenv store {self.path}"]
-        lines.append(f"status: {self.status} ({self._units_text()})")
-        if self.error:
-            lines.append(f"error: {self.error}")
-        lines.append(
-            f"structures: {lay.n_structures}; elements: {', '.join(lay.elements)}; "
-            f"derivatives: {'yes' if lay.derivatives else 'no'}"
-        )
-        lines.append(
-            f"float dtype: {lay.dtype}; chunk_rows: {lay.chunk_rows}; compressor: "
-            f"{lay.describe_compressor()}"
-        )
-        total_raw = total_stored = 0
-        loc = location(self.path)
-        for e in lay.elements:
-            lines.append("")
-            lines.append(
-                f"element {e}: {lay.n_rows[e]} rows, nG {lay.nG[e]}, "
-                + (f"ndG {lay.ndG[e]}, " if lay.derivatives else "")
-                + f"{lay.nblocks[e]} neighbour blocks"
-            )
-            lines.append(
-                f"  {'array':<10} {'shape':<16} {'dtype':<8} {'chunks':<14} {'stored':>10} {'ratio':>6}"
-            )
-            for name in lay.array_names():
-                arr = self.array(e, name)
-                raw = arr.nbytes
-                stored = loc.size(ELEMENTS_GROUP, e, name)
-                total_raw += raw
-                total_stored += stored
-                ratio = f"{raw / stored:.2f}" if raw and stored else "-"
-                lines.append(
-                    f"  {name:<10} {str(arr.shape):<16} {str(arr.dtype):<8} "
-                    f"{str(arr.chunks):<14} {_human(stored):>10} {ratio:>6}"
-                )
-        on_disk = self.nbytes_stored()
-        ratio = f", compression ratio {total_raw / total_stored:.2f}" if total_stored and total_raw else ""
-        lines.append("")
-        lines.append(
-            f"total on disk: {_human(on_disk)}; element arrays {_human(total_raw)} "
-            f"uncompressed{ratio}"
-        )
+        (``distatomenv info`` prints its own reading of it).  The facts, as data:
+        :func:`distatomenv.store.info.store_info`."""
+        from .info import layout_info
+        lines = layout_info(self).summary_lines()
         if meta:
             lines.append("")
             lines.append("meta:")
