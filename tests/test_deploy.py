@@ -211,6 +211,10 @@ def test_dockerfile_lints_clean_and_has_what_a_deployment_needs():
     assert f"mkdir -p {cache}" in runs and re.search(r"useradd [^&]*--uid " + users[-1], runs)
     assert re.search(r"chown -R distatomenv:distatomenv /home/distatomenv", runs)
     assert cache.startswith("/home/distatomenv/")
+    # the image's numba cache is filled as the runtime user, after the install
+    order = [(i, a) for i, a in instr if i in ("USER", "RUN")]
+    warm = [k for k, (i, a) in enumerate(order) if i == "RUN" and "distatomenv warmup" in a]
+    assert warm and any(i == "USER" and a == users[-1] for i, a in order[:warm[0]]), order
     ignore = (DEPLOY / "docker" / "Dockerfile.dockerignore").read_text()
     assert "!distatomenv/" in ignore and "!pyproject.toml" in ignore
 
