@@ -133,15 +133,32 @@ def _force_matching_layout(mode, st) -> dict:
             "n_fmq": fl.n_quadratic if mode == "quadratic" else 0}
 
 
+def check_precision(precision, dtype) -> None:
+    """Refuse an unknown ``precision`` or ``precision="n2p2"`` with float32
+    (before any input is read)."""
+    from .store.schema import N2P2_KEEPBITS, PRECISIONS
+    if precision not in PRECISIONS:
+        raise DistatomenvError(f"--precision must be one of {', '.join(PRECISIONS)}, "
+                               f"got {precision!r}")
+    if precision == "n2p2" and dtype != "float64":
+        raise DistatomenvError(
+            f"--precision n2p2 rounds float64 values to {N2P2_KEEPBITS} mantissa bits (n2p2's 9 "
+            f"printed digits) and cannot be combined with --dtype {dtype}: float32 keeps only 24 "
+            "bits (about 7 digits), already fewer than n2p2's text; use --dtype float32 alone "
+            "for the smallest store, or --precision n2p2 alone for n2p2's precision")
+
+
 def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None,
-            bins=DEFAULT_BINS, mapper=None, threads=None, progress=None, force_matching="none"):
+            bins=DEFAULT_BINS, mapper=None, threads=None, progress=None, force_matching="none",
+            precision="full"):
     """Read the inputs, index the data (and run the scaling pass if there is no
     scaling.data), plan the units; no store is touched.
 
     mapper : runs the index blocks and scaling parts (see :func:`local_map`).
     Returns (job, structures dict for the store, meta dict, timings dict).
     """
+    check_precision(precision, dtype)
     t0 = time.perf_counter()
     check_readable(data, "input.data")
     settings_path = _beside(data, settings, "input.nn")
@@ -185,7 +202,7 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         nblocks={e: calc_layout.nblocks(a) for a, e in enumerate(st.elements)},
         derivatives=bool(st.use_short_forces), n_structures=index.n_structures,
         chunk_rows=int(chunk_rows), dtype=dtype, hist_bins=bins,
-        n_sf={e: st.sfset.n_sf(e) for e in st.elements},
+        n_sf={e: st.sfset.n_sf(e) for e in st.elements}, precision=precision,
         **_force_matching_layout(force_matching, st))
     if n_units is None:
         n_units = default_units(index.n_atoms, n_workers, chunk_rows)
@@ -454,7 +471,7 @@ class _RowBuffer:
 def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
               chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
               resume=False, command=None, bins=DEFAULT_BINS, mapper=None, threads=None,
-              progress=None, force_matching="none"):
+              progress=None, force_matching="none", precision="full"):
     """Coordinator's first half of a run: prepare, then create (or resume) the store.
 
     Returns ``(job, todo, timings)``: the job for the workers, the units still to
@@ -479,7 +496,7 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
             data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
             chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command,
             bins=bins, mapper=mapper, threads=threads, progress=progress,
-            force_matching=force_matching)
+            force_matching=force_matching, precision=precision)
         t0 = time.perf_counter()
         try:
             create_store(out, job.layout, structures, meta, overwrite=overwrite, resume=resume,
@@ -516,7 +533,7 @@ def finish_run(job, timings, stats, t_start):
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
             backend="serial", threads=None, progress=None, command=None, bins=DEFAULT_BINS,
-            force_matching="none", **backend_options):
+            force_matching="none", precision="full", **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
 
     Parameters
@@ -537,6 +554,12 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
     neighbors : neighbour counts, ``"6 2 4 4"`` or ``"H-H=6,H-O=2,O-H=4,O-O=4"``.
     out : store path.
     dtype : "float64" (default) or "float32" for G and dG.
+    precision : "full" (default, lossless) or "n2p2": **lossy**, G, dG and the
+        force-matching features rounded to 33 mantissa bits (relative error
+        <= 5.8e-11, below the 9 digits of n2p2's text: the n2p2 export matches
+        n2p2 within +-1 in the last digit) for a store about 1/5 of n2p2's
+        text; float64 only (``dtype="float32"`` is refused).  Recorded in the
+        store's ``layout`` attribute.
     chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
     bins : bins of the scaled-SF histograms kept in the store.
     force_matching : "none" (default), "linear" or "quadratic": the force-matching
@@ -550,6 +573,7 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
 
     Returns the :class:`~distatomenv.store.reader.StoreReader` of the finished store.
     """
+    check_precision(precision, dtype)
     if not isinstance(data, (str, bytes, os.PathLike)):      # ase.Atoms in memory
         if backend == "mpi":
             raise DistatomenvError("compute from ase.Atoms in memory cannot run under MPI "
@@ -559,7 +583,8 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         data = write_for_store(data, out)
     options = dict(settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
                    chunk_rows=chunk_rows, n_units=n_units, overwrite=overwrite, resume=resume,
-                   command=command, bins=bins, force_matching=force_matching)
+                   command=command, bins=bins, force_matching=force_matching,
+                   precision=precision)
     try:
         if backend != "serial":
             import importlib

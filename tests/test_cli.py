@@ -135,3 +135,24 @@ def test_ase_input_with_an_object_store_output_converts_beside_the_input(tmp_pat
                               settings=None, scaling=None)
     data, settings, scaling = _compute_input(args)
     assert calls == [str(tmp_path / "run" / "run.zarr.input.data")] and data == calls[0]
+
+
+def test_precision_n2p2_is_lossy_recorded_and_float64_only(reference_dir, tmp_path):
+    case = reference_dir / "H2O_RPBE-D3"
+    assert "LOSSY" in run("compute", "--help").stdout
+    # with float32 it is refused before anything is read or created
+    p = run("compute", case / "input.data", "--neighbors", "6 2 4 4", "-o", tmp_path / "f.zarr",
+            "--precision", "n2p2", "--dtype", "float32", ok=False)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert "--precision n2p2" in p.stderr and "--dtype float32" in p.stderr
+    assert not (tmp_path / "f.zarr").exists()
+    run("compute", case / "input.data", "--neighbors", "6 2 4 4", "-o", tmp_path / "s.zarr",
+        "--precision", "n2p2")
+    assert open_store(tmp_path / "s.zarr").layout.precision == "n2p2"
+    assert "precision n2p2 (LOSSY" in run("info", tmp_path / "s.zarr").stdout
+    v = run("verify", tmp_path / "s.zarr").stdout
+    assert ": OK:" in v and "precision n2p2 (LOSSY" in v
+    # the default stays lossless
+    run("compute", case / "input.data", "--neighbors", "6 2 4 4", "-o", tmp_path / "d.zarr")
+    assert open_store(tmp_path / "d.zarr").layout.precision == "full"
+    assert "LOSSY" not in run("info", tmp_path / "d.zarr").stdout

@@ -515,3 +515,22 @@ def test_compute_into_a_folder_that_does_not_exist_yet(tmp_path):
                                 out=tmp_path / "new" / "deeper" / "run.zarr")
     assert store.status == "complete"
     assert not (tmp_path / "new" / "deeper" / "run.zarr.lock").exists()
+
+
+# ----------------------------------------------------------------------------- --precision n2p2
+def test_precision_n2p2_refusals_and_damage(case, tmp_path):
+    data = case()
+    from distatomenv.errors import DistatomenvError
+    for kw, words in ((dict(precision="n2p2", dtype="float32"), "cannot be combined with --dtype "
+                       "float32"), (dict(precision="half"), "--precision must be one of full, n2p2")):
+        with pytest.raises(DistatomenvError, match=words):
+            distatomenv.compute(data, neighbors=NB, out=tmp_path / "x.zarr", **kw)
+        assert not (tmp_path / "x.zarr").exists()
+    # a lossy store is checksummed like any other: a flipped bit is caught
+    out = tmp_path / "p.zarr"
+    distatomenv.compute(data, neighbors=NB, out=out, precision="n2p2")
+    assert distatomenv.verify(out).ok
+    flip_bit(out / "elements/H/dGdx/c/0/0")
+    p = run("verify", out)
+    assert p.returncode == 5 and "elements/H/dGdx/c/0/0: checksum mismatch" in p.stdout, p.stdout
+    assert "precision n2p2 (LOSSY" in p.stdout
