@@ -210,6 +210,17 @@ def cmd_neighbors(args):
     return 0
 
 
+def cmd_warmup(args):
+    import numba
+
+    from .warmup import warmup
+    t = warmup()
+    if not args.quiet:
+        print(f"compiled: compute {t['compute']:.1f} s, neighbour survey {t['neighbors']:.1f} s; "
+              f"numba cache: {numba.config.CACHE_DIR or 'beside the package (__pycache__)'}")
+    return 0
+
+
 def cmd_demo(args):
     from .demo import run_demo
     bar = None
@@ -586,7 +597,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also store the force-matching features for the readout's potential tiers: "
                         "linear (D_i = sum_j dG_j/dr_i over every neighbour; 3 x sum of SFs floats "
                         "per atom) or quadratic (also the derivatives of G_s G_t; 3 x sum "
-                        "nSF(nSF+1)/2 more); default none")
+                        "nSF(nSF+1)/2 more); default linear (on --resume: what the store has)")
     c.add_argument("--bins", type=int, default=100,
                    help="bins of the scaled-SF histograms kept in the store (default 100)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -671,6 +682,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rounds of the permutation null (default 50)")
     d.add_argument("--threads", type=int)
     d.set_defaults(func=cmd_demo)
+
+    w = sub.add_parser("warmup", help="compile every numba kernel now (for container images)",
+                       description="Compile the kernels of compute (every SF type, force "
+                                   "matching) and of the neighbour survey into numba's cache "
+                                   "(NUMBA_CACHE_DIR), so that the first real run does not wait "
+                                   "for the compiler. Run it once when building an image.")
+    w.add_argument("-q", "--quiet", action="store_true", help="print nothing")
+    w.set_defaults(func=cmd_warmup)
 
     _add_analyze_parser(sub)
     _add_data_parsers(sub)

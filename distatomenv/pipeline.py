@@ -471,7 +471,7 @@ class _RowBuffer:
 def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
               chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
               resume=False, command=None, bins=DEFAULT_BINS, mapper=None, threads=None,
-              progress=None, force_matching="none", precision="full"):
+              progress=None, force_matching=None, precision="full"):
     """Coordinator's first half of a run: prepare, then create (or resume) the store.
 
     Returns ``(job, todo, timings)``: the job for the workers, the units still to
@@ -492,6 +492,14 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
             stored = (read_root_attrs(out) or {}).get("n_units")
             if isinstance(stored, int) and stored > 0:
                 n_units = stored
+        if force_matching is None:
+            # default linear; a resumed store keeps the features it was started with
+            force_matching = "linear"
+            if resume:
+                from .store.schema import read_root_attrs
+                layout = (read_root_attrs(out) or {}).get("layout")
+                if isinstance(layout, dict) and isinstance(layout.get("force_matching"), str):
+                    force_matching = layout["force_matching"]
         job, structures, meta, timings = prepare(
             data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
             chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command,
@@ -533,7 +541,7 @@ def finish_run(job, timings, stats, t_start):
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
             chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
             backend="serial", threads=None, progress=None, command=None, bins=DEFAULT_BINS,
-            force_matching="none", precision="full", **backend_options):
+            force_matching=None, precision="full", **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
 
     Parameters
@@ -562,11 +570,14 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         store's ``layout`` attribute.
     chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
     bins : bins of the scaled-SF histograms kept in the store.
-    force_matching : "none" (default), "linear" or "quadratic": the force-matching
-        features D_i = Σ_j ∂G_j/∂r_i over every neighbour (``fm_d*`` arrays;
-        quadratic adds Σ_j ∂(G_j,s G_j,t)/∂r_i, ``fmq_d*``) for the readout's
-        potential tiers; ignored without derivatives.  Off by default: they
-        cost about as much again as the SFs (see the README).
+    force_matching : "linear" (the default; on resume: what the store has),
+        "quadratic" or "none": the force-matching features D_i = Σ_j ∂G_j/∂r_i
+        over every neighbour (``fm_d*`` arrays; quadratic adds
+        Σ_j ∂(G_j,s G_j,t)/∂r_i, ``fmq_d*``) for the readout's potential tiers;
+        ignored without forces.  The kernel evaluates every ∂G_j/∂r_i anyway
+        (for the neighbour blocks), so the linear features cost little compute
+        time; they add 3 x Σ_e nSF(e) floats per atom to the store (see the
+        README).
     backend : "serial"; the distributed backends plug in through
         ``distatomenv.backends.<name>.compute`` with ``backend_options``.
     threads : numba threads (default: all cores of this process).

@@ -114,20 +114,51 @@ def test_potential_tiers_need_the_features(tmp_path):
     from distatomenv.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
-    plain = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "p.zarr")
+    default = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "d.zarr")
+    assert default.layout.force_matching == "linear"          # the default
+    a = Analyzer(clusters_view=False, advice=False).fit(default.path)
+    assert {r["tier"] for r in a.readout_} >= {"linear", "potential_linear"}
+    plain = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "p.zarr",
+                                force_matching="none")
     assert plain.layout.force_matching == "none"
     with pytest.raises(AnalysisError, match="need the force-matching features.*--force-matching linear"):
         Analyzer(clusters_view=False, tiers=["linear", "potential_linear"]).fit(plain.path)
     # by default the potential tiers are simply absent
     a = Analyzer(clusters_view=False, advice=False).fit(plain.path)
     assert not [r for r in a.readout_ if r["tier"].startswith("potential")]
-    lin = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "l.zarr",
-                              force_matching="linear")
     with pytest.raises(AnalysisError, match="potential_quadratic needs the quadratic"):
-        Analyzer(clusters_view=False, tiers=["potential_quadratic"]).fit(lin.path)
+        Analyzer(clusters_view=False, tiers=["potential_quadratic"]).fit(default.path)
+
     with pytest.raises(distatomenv.errors.DistatomenvError, match="--force-matching must be one of"):
         distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "x.zarr",
                             force_matching="cubic")
+
+
+def test_resume_keeps_the_stores_force_matching(tmp_path, monkeypatch):
+    """--resume without --force-matching continues with the features the store
+    was started with (not the default); asking for others is refused."""
+    from distatomenv import pipeline
+    from distatomenv.synth import write_lj_dataset
+
+    paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
+    out = tmp_path / "s.zarr"
+    real_run = pipeline.UnitRunner.run
+
+    def failing(self, unit):
+        if unit.id == 2:
+            raise RuntimeError("simulated crash in unit 2")
+        return real_run(self, unit)
+    monkeypatch.setattr(pipeline.UnitRunner, "run", failing)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
+                            force_matching="none")
+    monkeypatch.setattr(pipeline.UnitRunner, "run", real_run)
+    with pytest.raises(distatomenv.errors.StoreError):
+        distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
+                            resume=True, force_matching="linear")
+    again = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
+                                resume=True)
+    assert again.layout.force_matching == "none"
 
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec beside the interpreter ({MPIEXEC})")
