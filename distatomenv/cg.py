@@ -53,6 +53,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .descriptors.neighbors import HALF_LIST, atom_entries, cell_sort, entry_buffers, grid_shape
 from .elements import ATOMIC_MASS, ATOMIC_NUMBER, sort_by_atomic_number
 from .errors import CoarseGrainError, DistatomenvError, MoleculesFileError
 from .io.data import Structure, replacing, write_structures
@@ -365,16 +366,17 @@ def _find(parent, off, x, out):
 
 
 @numba.njit(cache=True)
-def _bond_components(frac, pos, lattice, periodic, types, rc, m, s, parent, off, err):
+def _bond_components(frac, pos, lattice, periodic, types, rc, nbin, reach, parent, off, err):
     """Union-find of the bond graph over every periodic image.
 
     frac : float64 (n, 3), fractional coordinates in [0, 1) (periodic) or
         scaled to [0, 1] in the bounding box (non-periodic).
     pos : float64 (n, 3), Cartesian positions, ``frac @ lattice`` when periodic.
-    lattice : float64 (3, 3), rows are the lattice vectors (unused if not periodic).
+    lattice : float64 (3, 3), rows are the lattice vectors (zeros if not periodic).
     types : int64 (n,), element index of each atom into rc.
     rc : float64 (E, E), bond cutoffs (0 = never bonded).
-    m, s : int64 (3,), bins per direction and bins searched on each side.
+    nbin, reach : int64 (3,), the cell grid (:func:`~.descriptors.neighbors.grid_shape`)
+        for the largest cutoff.
     parent, off : int64 (n,), (n, 3), outputs: union-find forest with
         off[x] = u[x] - u[parent[x]], u the integer image of each atom in its
         unwrapped molecule.
@@ -382,23 +384,7 @@ def _bond_components(frac, pos, lattice, periodic, types, rc, m, s, parent, off,
     Returns 0, or 1 when a molecule is bonded to its own periodic image.
     """
     n = frac.shape[0]
-    nb = m[0] * m[1] * m[2]
-    binof = np.empty(n, dtype=np.int64)
-    count = np.zeros(nb + 1, dtype=np.int64)
-    for i in range(n):
-        b0 = min(int(frac[i, 0] * m[0]), m[0] - 1)
-        b1 = min(int(frac[i, 1] * m[1]), m[1] - 1)
-        b2 = min(int(frac[i, 2] * m[2]), m[2] - 1)
-        b = (b0 * m[1] + b1) * m[2] + b2
-        binof[i] = b
-        count[b + 1] += 1
-    for b in range(nb):
-        count[b + 1] += count[b]
-    order = np.empty(n, dtype=np.int64)
-    fill = count[:nb].copy()
-    for i in range(n):
-        order[fill[binof[i]]] = i
-        fill[binof[i]] += 1
+    bins, cstart, catoms = cell_sort(frac, nbin)
     for i in range(n):
         parent[i] = i
         off[i, 0] = 0
@@ -406,78 +392,46 @@ def _bond_components(frac, pos, lattice, periodic, types, rc, m, s, parent, off,
         off[i, 2] = 0
     oi = np.zeros(3, dtype=np.int64)
     oj = np.zeros(3, dtype=np.int64)
+    no_stop = np.zeros(1, dtype=np.int64)
+    ej, ex, ey, ez, e2, es = entry_buffers(cstart, reach)
     for i in range(n):
+        # every image in reach of the grid, each pair once (j >= i); the
+        # bond test below decides
+        m = atom_entries(i, pos, lattice, periodic, bins, cstart, catoms, nbin, reach, np.inf,
+                         HALF_LIST, ej, ex, ey, ez, e2, es, no_stop)
         ti = types[i]
-        bi = binof[i]
-        c0 = bi // (m[1] * m[2])
-        c1 = (bi // m[2]) % m[1]
-        c2 = bi % m[2]
-        for d0 in range(-s[0], s[0] + 1):
-            t0 = c0 + d0
-            if periodic:
-                n0 = t0 // m[0]
-                t0 -= n0 * m[0]
+        for k in range(m):
+            j = ej[k]
+            r = rc[ti, types[j]]
+            if r <= 0.0:
+                continue
+            n0 = es[k, 0]
+            n1 = es[k, 1]
+            n2 = es[k, 2]
+            sx = n0 * lattice[0, 0] + n1 * lattice[1, 0] + n2 * lattice[2, 0]
+            sy = n0 * lattice[0, 1] + n1 * lattice[1, 1] + n2 * lattice[2, 1]
+            sz = n0 * lattice[0, 2] + n1 * lattice[1, 2] + n2 * lattice[2, 2]
+            dx = pos[j, 0] + sx - pos[i, 0]
+            dy = pos[j, 1] + sy - pos[i, 1]
+            dz = pos[j, 2] + sz - pos[i, 2]
+            if dx * dx + dy * dy + dz * dz >= r * r:
+                continue
+            # bond: image (n0, n1, n2) of j is bonded to i, so u[j] - u[i] = n
+            ri = _find(parent, off, i, oi)
+            rj = _find(parent, off, j, oj)
+            if ri == rj:
+                if oj[0] - oi[0] != n0 or oj[1] - oi[1] != n1 or oj[2] - oi[2] != n2:
+                    err[0] = i
+                    err[1] = j
+                    err[2] = n0
+                    err[3] = n1
+                    err[4] = n2
+                    return 1
             else:
-                if t0 < 0 or t0 >= m[0]:
-                    continue
-                n0 = 0
-            for d1 in range(-s[1], s[1] + 1):
-                t1 = c1 + d1
-                if periodic:
-                    n1 = t1 // m[1]
-                    t1 -= n1 * m[1]
-                else:
-                    if t1 < 0 or t1 >= m[1]:
-                        continue
-                    n1 = 0
-                for d2 in range(-s[2], s[2] + 1):
-                    t2 = c2 + d2
-                    if periodic:
-                        n2 = t2 // m[2]
-                        t2 -= n2 * m[2]
-                    else:
-                        if t2 < 0 or t2 >= m[2]:
-                            continue
-                        n2 = 0
-                    sx = 0.0
-                    sy = 0.0
-                    sz = 0.0
-                    if periodic:
-                        sx = n0 * lattice[0, 0] + n1 * lattice[1, 0] + n2 * lattice[2, 0]
-                        sy = n0 * lattice[0, 1] + n1 * lattice[1, 1] + n2 * lattice[2, 1]
-                        sz = n0 * lattice[0, 2] + n1 * lattice[1, 2] + n2 * lattice[2, 2]
-                    tb = (t0 * m[1] + t1) * m[2] + t2
-                    for q in range(count[tb], count[tb + 1]):
-                        j = order[q]
-                        if j < i:
-                            continue
-                        if j == i and n0 == 0 and n1 == 0 and n2 == 0:
-                            continue
-                        r = rc[ti, types[j]]
-                        if r <= 0.0:
-                            continue
-                        dx = pos[j, 0] + sx - pos[i, 0]
-                        dy = pos[j, 1] + sy - pos[i, 1]
-                        dz = pos[j, 2] + sz - pos[i, 2]
-                        if dx * dx + dy * dy + dz * dz >= r * r:
-                            continue
-                        # bond: image (n0, n1, n2) of j is bonded to i, so u[j] - u[i] = n
-                        ri = _find(parent, off, i, oi)
-                        rj = _find(parent, off, j, oj)
-                        if ri == rj:
-                            if (oj[0] - oi[0] != n0 or oj[1] - oi[1] != n1
-                                    or oj[2] - oi[2] != n2):
-                                err[0] = i
-                                err[1] = j
-                                err[2] = n0
-                                err[3] = n1
-                                err[4] = n2
-                                return 1
-                        else:
-                            parent[rj] = ri
-                            off[rj, 0] = n0 + oi[0] - oj[0]
-                            off[rj, 1] = n1 + oi[1] - oj[1]
-                            off[rj, 2] = n2 + oi[2] - oj[2]
+                parent[rj] = ri
+                off[rj, 0] = n0 + oi[0] - oj[0]
+                off[rj, 1] = n1 + oi[1] - oj[1]
+                off[rj, 2] = n2 + oi[2] - oj[2]
     return 0
 
 
@@ -490,16 +444,6 @@ def _resolve(parent, off, roots, images):
         images[x, 0] = tmp[0]
         images[x, 1] = tmp[1]
         images[x, 2] = tmp[2]
-
-
-def _bins(extent, rcmax, n):
-    """Bins per direction and bins searched on each side, for slab widths ``extent``."""
-    cap = max(1, int(round(2.0 * max(n, 1) ** (1.0 / 3.0))))
-    m = np.array([max(1, min(cap, int(w / rcmax))) if math.isfinite(w / rcmax) else 1
-                  for w in extent], dtype=np.int64)
-    s = np.array([max(1, int(math.ceil(rcmax * mk / w - 1e-12))) for mk, w in zip(m, extent)],
-                 dtype=np.int64)
-    return m, s
 
 
 def find_molecules(s: Structure, cutoffs) -> Molecules:
@@ -525,7 +469,7 @@ def find_molecules(s: Structure, cutoffs) -> Molecules:
     off = np.empty((n, 3), dtype=np.int64)
     err = np.zeros(5, dtype=np.int64)
     if s.lattice is not None:
-        lat = np.ascontiguousarray(s.lattice)
+        lat = np.ascontiguousarray(s.lattice, dtype=np.float64)
         inv = np.linalg.inv(lat)
         frac = s.positions @ inv
         frac -= np.floor(frac)
@@ -541,11 +485,13 @@ def find_molecules(s: Structure, cutoffs) -> Molecules:
         pos = s.positions
         periodic = False
     if rcmax > 0:
-        m, sr = _bins(width, rcmax, n)
-        if not periodic:                 # bins are at least rcmax wide: one on each side
-            sr[:] = 1
-        status = _bond_components(np.ascontiguousarray(frac), np.ascontiguousarray(pos), lat,
-                                  periodic, types, rc, m, sr, parent, off, err)
+        # at most about 2 n^(1/3) cells per direction: a sparse structure and
+        # a short bond keep few, fuller cells
+        cap = max(1, int(round(2.0 * max(n, 1) ** (1.0 / 3.0))))
+        nbin, reach = grid_shape(width, rcmax, periodic, max_bins=cap)
+        status = _bond_components(np.ascontiguousarray(frac, dtype=np.float64),
+                                  np.ascontiguousarray(pos, dtype=np.float64), lat, periodic,
+                                  types, rc, nbin, reach, parent, off, err)
     else:
         parent[:] = np.arange(n)
         off[:] = 0

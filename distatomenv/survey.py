@@ -40,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .descriptors.rdf import (cell_grid, count_histograms, rdf_ideal_counts, shell_volumes,
-                              survey_search)
+from .descriptors.neighbors import cell_grid
+from .descriptors.rdf import count_histograms, rdf_ideal_counts, shell_volumes, survey_search
 from .descriptors.environment import check_neighbor_budget
 from .errors import DistatomenvError
 from .io.data import check_readable, index_data, read_structure
@@ -228,13 +228,13 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
         elem = np.array([lookup[x] for x in sym], dtype=np.int64)[inv.ravel()]
         pos = struct.remapped_positions() * L
         lattice = None if struct.lattice is None else struct.lattice * L
-        lat, periodic, frac, nbin, reach = cell_grid(pos, lattice, search)
+        grid = cell_grid(pos, lattice, search)
+        periodic = grid.periodic
         counts = np.zeros((struct.natoms, n_el), dtype=np.int64)
         # a parallel region costs more than it saves on a small structure
         numba.set_num_threads(1 if struct.natoms < PARALLEL_MIN_ATOMS else nthreads)
         try:
-            survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr_n, periodic,
-                          counts, hist)
+            survey_search(*grid, elem, rc2, dr_n, periodic, counts, hist)
         finally:
             numba.set_num_threads(nthreads)
         hists = count_histograms(counts, elem, n_el, hists)

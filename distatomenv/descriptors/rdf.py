@@ -1,11 +1,9 @@
 """Neighbour counts and pair-distance histograms: the kernels of the neighbour survey.
 
-Pure functions on arrays; only numpy and numba are imported.  A neighbour
-*entry* is defined exactly as in :mod:`.neighbors` (and so as in n2p2): an
-atom j or one of its periodic images with |r_j + T - r_i|^2 <= rc^2, every
-image its own entry, only i itself at T = 0 excluded.  The squared distance
-is evaluated with the same expression, ``((x_j - x_i) + t_x)^2 + ...``, so an
-atom at the cutoff is counted here exactly when compute counts it.
+Pure functions on arrays; only numpy, numba and :mod:`.neighbors` are
+imported.  The entries are those of :func:`.neighbors.atom_entries`, the
+search that makes compute's neighbour lists, so an atom at the cutoff is
+counted here exactly when compute counts it.
 
 Parallelism: :func:`survey_search` splits the atoms into ``hist.shape[0]``
 chunks and runs them with numba's ``prange`` on the threads the caller set
@@ -19,42 +17,9 @@ import math
 import numba as nb
 import numpy as np
 
-from .neighbors import cell_sort
+from .neighbors import FULL_LIST, atom_entries, cell_sort, entry_buffers
 
-__all__ = ["cell_grid", "survey_search", "count_histograms", "shell_volumes", "rdf_ideal_counts"]
-
-
-def cell_grid(positions, lattice, r):
-    """Cell-list geometry for a search radius ``r``.
-
-    positions : float64 (n, 3), wrapped into the cell when periodic.
-    lattice : float64 (3, 3), rows = lattice vectors, or None (not periodic).
-    r : search radius > 0 (same length unit).
-
-    Returns (lat float64 (3, 3), periodic bool, frac float64 (n, 3) in [0, 1),
-    nbin int64 (3,), reach int64 (3,)): atoms are binned by ``frac``, a search
-    visits ``reach`` cells either side of the atom's cell.
-    """
-    pos = np.asarray(positions, dtype=np.float64)
-    n = pos.shape[0]
-    if lattice is not None:
-        lat = np.ascontiguousarray(lattice, dtype=np.float64)
-        frac = np.linalg.solve(lat.T, pos.T).T if n else np.zeros((0, 3))
-        frac -= np.floor(frac)
-        volume = abs(np.linalg.det(lat))
-        heights = np.array([volume / np.linalg.norm(np.cross(lat[(a + 1) % 3], lat[(a + 2) % 3]))
-                            for a in range(3)])
-        nbin = np.maximum(1, np.floor(heights / r)).astype(np.int64)
-        reach = np.ceil(r * nbin / heights).astype(np.int64)
-        return lat, True, np.ascontiguousarray(frac), nbin, reach
-    lo = pos.min(axis=0) if n else np.zeros(3)
-    hi = pos.max(axis=0) if n else np.zeros(3)
-    span = np.maximum(hi - lo, 1e-300)
-    nbin = np.clip(np.floor(span / r), 1, 1 << 10).astype(np.int64)
-    frac = np.minimum((pos - lo) / span, np.nextafter(1.0, 0.0))
-    # a flat dimension (span ~ 0) has one cell: the whole row of cells is in reach
-    reach = np.minimum(np.ceil(np.minimum(r * nbin / span, nbin + 1.0)), nbin).astype(np.int64)
-    return np.zeros((3, 3)), False, np.ascontiguousarray(frac), nbin, reach
+__all__ = ["survey_search", "count_histograms", "shell_volumes", "rdf_ideal_counts"]
 
 
 @nb.njit(cache=True, parallel=True, error_model="numpy")
@@ -64,8 +29,8 @@ def survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr, do_rdf, 
     Parameters
     ----------
     pos : float64 (n, 3)  positions (wrapped into the cell when periodic).
-    lat, periodic, frac, nbin, reach : from :func:`cell_grid` for a search
-        radius R >= sqrt(rc2) and R >= hist.shape[3] * dr.
+    lat, periodic, frac, nbin, reach : the :func:`.neighbors.cell_grid` of
+        ``pos`` for a search radius R >= sqrt(rc2) and R >= hist.shape[3] * dr.
     elem : int64 (n,)  element index per atom, 0 .. n_el - 1.
     rc2 : squared cutoff of the counts.
     dr : bin width of the distance histogram.
@@ -77,53 +42,32 @@ def survey_search(pos, lat, periodic, frac, nbin, reach, elem, rc2, dr, do_rdf, 
         k * dr <= d < (k + 1) * dr, for atoms of chunk c.
     """
     n = pos.shape[0]
-    nb0, nb1, nb2 = nbin[0], nbin[1], nbin[2]
-    bidx, cstart, catoms = cell_sort(frac, nbin)
+    bins, cstart, catoms = cell_sort(frac, nbin)
     nchunk = hist.shape[0]
     nbins = hist.shape[3]
     per = (n + nchunk - 1) // nchunk
+    # the entries the counts or the histogram can take: within the cutoff,
+    # and a hair beyond the last bin edge, so that no distance which
+    # int(d / dr) puts into the last bin is lost to rounding
+    r2 = rc2
+    if do_rdf:
+        r2 = max(rc2, (nbins * dr * (1.0 + 1e-9)) ** 2)
+    no_stop = np.zeros(1, dtype=np.int64)
     counts[:, :] = 0
     for ch in nb.prange(nchunk):
+        ej, ex, ey, ez, e2, es = entry_buffers(cstart, reach)
         for i in range(ch * per, min(n, (ch + 1) * per)):
+            m = atom_entries(i, pos, lat, periodic, bins, cstart, catoms, nbin, reach, r2,
+                             FULL_LIST, ej, ex, ey, ez, e2, es, no_stop)
             ei = elem[i]
-            xi, yi, zi = pos[i, 0], pos[i, 1], pos[i, 2]
-            for da in range(-reach[0], reach[0] + 1):
-                ca = bidx[i, 0] + da
-                sa = (ca - (ca % nb0)) // nb0 if periodic else 0
-                ca = ca % nb0 if periodic else ca
-                if ca < 0 or ca >= nb0:
-                    continue
-                for db in range(-reach[1], reach[1] + 1):
-                    cb = bidx[i, 1] + db
-                    sb = (cb - (cb % nb1)) // nb1 if periodic else 0
-                    cb = cb % nb1 if periodic else cb
-                    if cb < 0 or cb >= nb1:
-                        continue
-                    for dc in range(-reach[2], reach[2] + 1):
-                        cc = bidx[i, 2] + dc
-                        sc = (cc - (cc % nb2)) // nb2 if periodic else 0
-                        cc = cc % nb2 if periodic else cc
-                        if cc < 0 or cc >= nb2:
-                            continue
-                        tx = sa * lat[0, 0] + sb * lat[1, 0] + sc * lat[2, 0]
-                        ty = sa * lat[0, 1] + sb * lat[1, 1] + sc * lat[2, 1]
-                        tz = sa * lat[0, 2] + sb * lat[1, 2] + sc * lat[2, 2]
-                        c = (ca * nb1 + cb) * nb2 + cc
-                        for q in range(cstart[c], cstart[c + 1]):
-                            j = catoms[q]
-                            if j == i and sa == 0 and sb == 0 and sc == 0:
-                                continue
-                            ddx = (pos[j, 0] - xi) + tx
-                            ddy = (pos[j, 1] - yi) + ty
-                            ddz = (pos[j, 2] - zi) + tz
-                            r2 = ddx * ddx + ddy * ddy + ddz * ddz
-                            ej = elem[j]
-                            if r2 <= rc2:
-                                counts[i, ej] += 1
-                            if do_rdf:
-                                k = int(math.sqrt(r2) / dr)
-                                if k < nbins:
-                                    hist[ch, ei, ej, k] += 1
+            for k in range(m):
+                b = elem[ej[k]]
+                if e2[k] <= rc2:
+                    counts[i, b] += 1
+                if do_rdf:
+                    h = int(math.sqrt(e2[k]) / dr)
+                    if h < nbins:
+                        hist[ch, ei, b, h] += 1
 
 
 def count_histograms(counts, elem, n_el, hists=None):

@@ -48,6 +48,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ..descriptors.neighbors import min_image
 from ..elements import ATOMIC_NUMBER, sort_by_atomic_number
 from ..io.data import Structure, write_structures
 from .settings import settings_text
@@ -106,6 +107,28 @@ def lj_pair(r2, eps, sig, rc, ucut, ducut):
 
 
 @numba.njit(cache=True)
+def lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2, forces):
+    """Shifted-force LJ of atoms i and j at the vector r_i - r_j = (dx, dy, dz)
+    (nearest image), types and pair parameters as in :func:`_energy_forces`:
+    adds the pair's forces to ``forces`` and returns its energy; nothing
+    (energy 0) for r^2 >= rc2."""
+    r2 = dx * dx + dy * dy + dz * dz
+    if r2 >= rc2:
+        return 0.0
+    ti = types[i]
+    tj = types[j]
+    u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
+    # F_i = -dU/dr * (r_i - r_j) / r
+    forces[i, 0] -= g * dx
+    forces[i, 1] -= g * dy
+    forces[i, 2] -= g * dz
+    forces[j, 0] += g * dx
+    forces[j, 1] += g * dy
+    forces[j, 2] += g * dz
+    return u
+
+
+@numba.njit(cache=True)
 def _energy_forces(pos, types, box, eps, sig, ucut, ducut, rc, forces):
     """Total shifted-force LJ energy; fills forces.
 
@@ -123,26 +146,11 @@ def _energy_forces(pos, types, box, eps, sig, ucut, ducut, rc, forces):
     energy = 0.0
     forces[:, :] = 0.0
     for i in range(n - 1):
-        ti = types[i]
         for j in range(i + 1, n):
-            tj = types[j]
-            dx = pos[i, 0] - pos[j, 0]
-            dy = pos[i, 1] - pos[j, 1]
-            dz = pos[i, 2] - pos[j, 2]
-            dx -= box[0] * math.floor(dx / box[0] + 0.5)
-            dy -= box[1] * math.floor(dy / box[1] + 0.5)
-            dz -= box[2] * math.floor(dz / box[2] + 0.5)
-            r2 = dx * dx + dy * dy + dz * dz
-            if r2 < rc2:
-                u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
-                energy += u
-                # F_i = -dU/dr * (r_i - r_j) / r
-                forces[i, 0] -= g * dx
-                forces[i, 1] -= g * dy
-                forces[i, 2] -= g * dz
-                forces[j, 0] += g * dx
-                forces[j, 1] += g * dy
-                forces[j, 2] += g * dz
+            dx = min_image(pos[i, 0] - pos[j, 0], box[0])
+            dy = min_image(pos[i, 1] - pos[j, 1], box[1])
+            dz = min_image(pos[i, 2] - pos[j, 2], box[2])
+            energy += lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2, forces)
     return energy
 
 
@@ -156,12 +164,9 @@ def _atom_energy(pos, types, box, eps, sig, ucut, ducut, rc, i, x, y, z):
     for j in range(n):
         if j == i:
             continue
-        dx = x - pos[j, 0]
-        dy = y - pos[j, 1]
-        dz = z - pos[j, 2]
-        dx -= box[0] * math.floor(dx / box[0] + 0.5)
-        dy -= box[1] * math.floor(dy / box[1] + 0.5)
-        dz -= box[2] * math.floor(dz / box[2] + 0.5)
+        dx = min_image(x - pos[j, 0], box[0])
+        dy = min_image(y - pos[j, 1], box[1])
+        dz = min_image(z - pos[j, 2], box[2])
         r2 = dx * dx + dy * dy + dz * dz
         if r2 < rc2:
             tj = types[j]

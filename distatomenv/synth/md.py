@@ -51,10 +51,11 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from ..descriptors.neighbors import HALF_SHELL, cell_sort, half_pairs, min_image
 from ..elements import ATOMIC_MASS
 from ..io.data import Structure, write_structures
 from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
-from .lj import KB_EV, lj_pair
+from .lj import KB_EV, lj_add
 from .settings import settings_text
 
 __all__ = [
@@ -141,23 +142,6 @@ def _intra(pos, forces, r0, kb, theta0, ka):
     return energy
 
 
-@numba.njit(cache=True, inline="always")
-def _lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2, forces):
-    r2 = dx * dx + dy * dy + dz * dz
-    if r2 >= rc2:
-        return 0.0
-    ti = types[i]
-    tj = types[j]
-    u, g = lj_pair(r2, eps[ti, tj], sig[ti, tj], rc, ucut[ti, tj], ducut[ti, tj])
-    forces[i, 0] -= g * dx
-    forces[i, 1] -= g * dy
-    forces[i, 2] -= g * dz
-    forces[j, 0] += g * dx
-    forces[j, 1] += g * dy
-    forces[j, 2] += g * dz
-    return u
-
-
 @numba.njit(cache=True)
 def _inter(pos, types, box, eps, sig, ucut, ducut, rc, forces):
     """Shifted-force LJ energy between atoms of different molecules (atom i is
@@ -173,107 +157,53 @@ def _inter(pos, types, box, eps, sig, ucut, ducut, rc, forces):
             for j in range(i + 1, n):
                 if j // 3 == mi:
                     continue
-                dx = pos[i, 0] - pos[j, 0]
-                dy = pos[i, 1] - pos[j, 1]
-                dz = pos[i, 2] - pos[j, 2]
-                dx -= box * math.floor(dx / box + 0.5)
-                dy -= box * math.floor(dy / box + 0.5)
-                dz -= box * math.floor(dz / box + 0.5)
-                energy += _lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2,
-                                  forces)
+                dx = min_image(pos[i, 0] - pos[j, 0], box)
+                dy = min_image(pos[i, 1] - pos[j, 1], box)
+                dz = min_image(pos[i, 2] - pos[j, 2], box)
+                energy += lj_add(i, j, dx, dy, dz, types, eps, sig, ucut, ducut, rc, rc2,
+                                 forces)
         return energy
-    # cell list: atoms sorted by cell (wrapped copies), half shell of 13
-    # neighbour cells plus the cell itself, image shift known per cell pair
-    nc = m * m * m
-    cell = np.empty(n, dtype=np.int64)
-    start = np.zeros(nc + 1, dtype=np.int64)
+    # cell lists: every pair once, cell by cell (positions wrapped into the
+    # box); each atom's forces summed in the order its pairs come
     w = np.empty((n, 3))
+    frac = np.empty((n, 3))
     for i in range(n):
-        c = 0
         for d in range(3):
             x = pos[i, d] - box * math.floor(pos[i, d] / box)
             if x >= box or x < 0.0:
                 x = 0.0
             w[i, d] = x
-            c = c * m + min(int(x / box * m), m - 1)
-        cell[i] = c
-        start[c + 1] += 1
-    for c in range(nc):
-        start[c + 1] += start[c]
-    order = np.empty(n, dtype=np.int64)
-    fill = start[:nc].copy()
-    for i in range(n):
-        order[fill[cell[i]]] = i
-        fill[cell[i]] += 1
-    sp = np.empty((n, 3))
-    st = np.empty(n, dtype=np.int64)
-    sm = np.empty(n, dtype=np.int64)
-    for k in range(n):
-        sp[k, 0] = w[order[k], 0]
-        sp[k, 1] = w[order[k], 1]
-        sp[k, 2] = w[order[k], 2]
-        st[k] = types[order[k]]
-        sm[k] = order[k] // 3
+            frac[i, d] = x / box
+    nbin = np.full(3, m, dtype=np.int64)
+    lattice = np.zeros((3, 3))
+    for d in range(3):
+        lattice[d, d] = box
+    bins, cstart, catoms = cell_sort(frac, nbin)
+    most = 0
+    for c in range(m * m * m):
+        most = max(most, cstart[c + 1] - cstart[c])
+    room = HALF_SHELL.shape[0] * most * most        # the pairs of any one cell
+    pi = np.empty(room, dtype=np.int32)
+    pj = np.empty(room, dtype=np.int32)
+    px = np.empty(room)
+    py = np.empty(room)
+    pz = np.empty(room)
+    p2 = np.empty(room)
     sf = np.zeros((n, 3))
-    for c in range(nc):
-        c0 = c // (m * m)
-        c1 = (c // m) % m
-        c2 = c % m
-        for d0 in range(0, 2):
-            for d1 in range(-1 if d0 > 0 else 0, 2):
-                for d2 in range(-1 if (d0 > 0 or d1 > 0) else 0, 2):
-                    t0 = c0 + d0
-                    t1 = c1 + d1
-                    t2 = c2 + d2
-                    sx = 0.0
-                    sy = 0.0
-                    sz = 0.0
-                    if t0 >= m:
-                        t0 -= m
-                        sx = box
-                    if t1 >= m:
-                        t1 -= m
-                        sy = box
-                    elif t1 < 0:
-                        t1 += m
-                        sy = -box
-                    if t2 >= m:
-                        t2 -= m
-                        sz = box
-                    elif t2 < 0:
-                        t2 += m
-                        sz = -box
-                    t = (t0 * m + t1) * m + t2
-                    same = d0 == 0 and d1 == 0 and d2 == 0
-                    for a in range(start[c], start[c + 1]):
-                        xa = sp[a, 0] - sx
-                        ya = sp[a, 1] - sy
-                        za = sp[a, 2] - sz
-                        ta = st[a]
-                        ma = sm[a]
-                        for b in range(a + 1 if same else start[t], start[t + 1]):
-                            if sm[b] == ma:
-                                continue
-                            dx = xa - sp[b, 0]
-                            dy = ya - sp[b, 1]
-                            dz = za - sp[b, 2]
-                            r2 = dx * dx + dy * dy + dz * dz
-                            if r2 >= rc2:
-                                continue
-                            tb = st[b]
-                            u, g = lj_pair(r2, eps[ta, tb], sig[ta, tb], rc, ucut[ta, tb],
-                                            ducut[ta, tb])
-                            energy += u
-                            sf[a, 0] -= g * dx
-                            sf[a, 1] -= g * dy
-                            sf[a, 2] -= g * dz
-                            sf[b, 0] += g * dx
-                            sf[b, 1] += g * dy
-                            sf[b, 2] += g * dz
-    for k in range(n):
-        forces[order[k], 0] += sf[k, 0]
-        forces[order[k], 1] += sf[k, 1]
-        forces[order[k], 2] += sf[k, 2]
+    for c in range(m * m * m):
+        npair = half_pairs(c, w, lattice, cstart, catoms, nbin, rc2, pi, pj, px, py, pz, p2)
+        for k in range(npair):
+            i = pi[k]
+            j = pj[k]
+            if i // 3 == j // 3:
+                continue
+            # (px, py, pz) is r_j + T - r_i; lj_add takes r_i - (r_j + T)
+            energy += lj_add(i, j, -px[k], -py[k], -pz[k], types, eps, sig, ucut, ducut, rc, rc2,
+                             sf)
+    for i in range(n):
+        forces[i, 0] += sf[i, 0]
+        forces[i, 1] += sf[i, 1]
+        forces[i, 2] += sf[i, 2]
     return energy
 
 
@@ -335,12 +265,9 @@ def _insert_molecules(n, box, body, dmin, seed, max_tries, pos):
                             t = (d0 * m + d1) * m + d2
                         j = head[t]
                         while j >= 0:
-                            dx = trial[a, 0] - pos[j, 0]
-                            dy = trial[a, 1] - pos[j, 1]
-                            dz = trial[a, 2] - pos[j, 2]
-                            dx -= box * math.floor(dx / box + 0.5)
-                            dy -= box * math.floor(dy / box + 0.5)
-                            dz -= box * math.floor(dz / box + 0.5)
+                            dx = min_image(trial[a, 0] - pos[j, 0], box)
+                            dy = min_image(trial[a, 1] - pos[j, 1], box)
+                            dz = min_image(trial[a, 2] - pos[j, 2], box)
                             if dx * dx + dy * dy + dz * dz < dmin[a] * dmin[a]:
                                 ok = False
                             j = nxt[j]
