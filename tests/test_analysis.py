@@ -11,7 +11,7 @@ import zarr
 from scipy import stats
 
 import distatomenv
-from distatomenv.analysis import Analyzer
+from distatomenv.analysis import ALPHA_3SIGMA, Analyzer
 from distatomenv.analysis.report import cluster_table
 from distatomenv.cli import main
 from distatomenv.errors import AnalysisError, StoreError, StoreIncompleteError
@@ -455,6 +455,42 @@ def test_non_finite_forces(tmp_path):
 def test_bad_options(negative_store, tmp_path, params, message):
     with pytest.raises(AnalysisError, match=message):
         distatomenv.analyze(negative_store, tmp_path / "rep", **params)
+
+
+def test_analyzer_is_a_scikit_learn_estimator():
+    """get_params/set_params/clone/repr as any scikit-learn estimator; every
+    parameter has a declared constraint; report.json records all but progress."""
+    from sklearn.base import BaseEstimator, clone
+
+    a = Analyzer(clusters=[3, 5], method="kmeans", standardize=True)
+    assert isinstance(a, BaseEstimator)
+    params = a.get_params()
+    assert params["clusters"] == [3, 5] and params["method"] == "kmeans" and params["seeds"] == 3
+    assert set(params) == set(Analyzer._parameter_constraints)
+    assert set(params) - set(Analyzer.RECORDED_PARAMS) == {"progress"}
+    assert list(a.recorded_params()) == list(Analyzer.RECORDED_PARAMS)
+    assert repr(a) == "Analyzer(clusters=[3, 5], method='kmeans', standardize=True)"
+    b = clone(a).set_params(seeds=1, alpha=0.01)
+    assert b is not a and b.seeds == 1 and b.alpha == 0.01 and b.clusters == [3, 5]
+    assert a.seeds == 3 and repr(Analyzer()) == "Analyzer()"
+    with pytest.raises(ValueError, match="Invalid parameter 'colour'"):
+        a.set_params(colour="red")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"seeds": True}, r"seeds must be an integer >= 1, got True"),
+    ({"threads": 2.0}, r"threads must be an integer >= 1, got 2.0"),
+    ({"clusters": 3.5}, r"each number of clusters must be an integer >= 2, got 3.5"),
+    ({"clusters": []}, r"clusters is empty"),
+    ({"standardize": "yes"}, r"The 'standardize' parameter of Analyzer must be an instance of 'bool'"),
+    ({"write_labels": 3}, r"The 'write_labels' parameter of Analyzer must be None, .* 'str'"),
+])
+def test_parameter_constraints_are_checked_before_any_work(params, message):
+    with pytest.raises(AnalysisError, match=message):
+        Analyzer(**params)._check_params()
+    a = Analyzer(clusters=7, alpha=None, elements="H")
+    a._check_params()
+    assert a._ks == [7] and a._alpha == ALPHA_3SIGMA
 
 
 def test_cli_bad_input_is_one_line_and_status_2(tmp_path, capsys):

@@ -164,3 +164,30 @@ def test_permutation_null_is_an_exact_partition_and_at_chance():
     short.add(F[:100])
     with pytest.raises(ValueError, match="fewer rows"):
         short.finish()
+
+
+def test_one_chan_merge_for_the_scaling_pass_and_the_analysis():
+    """stats.moments.chan_merge is the merge of both accumulators: integer
+    counts (the scaling pass) and float count arrays (GroupMoments) give the
+    moments of the union; an empty part changes nothing."""
+    from distatomenv.stats.moments import MomentAccumulator, chan_merge
+
+    rng = np.random.default_rng(7)
+    a, b = 1e3 + rng.standard_normal((700, 4)), 1e3 + 3 * rng.standard_normal((1300, 4))
+    both = np.concatenate([a, b])
+    m2 = lambda x: ((x - x.mean(axis=0)) ** 2).sum(axis=0)          # noqa: E731
+    mean, s2 = chan_merge(len(a), a.mean(axis=0), m2(a), len(b), b.mean(axis=0), m2(b))
+    np.testing.assert_allclose(mean, both.mean(axis=0), rtol=1e-14)
+    np.testing.assert_allclose(s2, m2(both), rtol=1e-10)
+    acc = MomentAccumulator(4)
+    for part in (a, b[:0], b):
+        acc.add(part)
+    assert acc.count == 2000 and np.array_equal(acc.mean, mean) and np.array_equal(acc.m2, s2)
+    np.testing.assert_array_equal(acc.min, both.min(axis=0))
+    np.testing.assert_allclose(acc.sigma, both.std(axis=0, ddof=1), rtol=1e-12)
+    g = GroupMoments.from_values(a).merge(GroupMoments.from_values(b))
+    np.testing.assert_allclose(g.mean[0], mean, rtol=1e-14)
+    np.testing.assert_allclose(g.m2[0], s2, rtol=1e-10)
+    # both parts empty: no division by zero, nothing changes
+    z = GroupMoments.zeros(2, (4,)).merge(GroupMoments.zeros(2, (4,)))
+    assert not np.any(z.count) and not np.any(z.mean) and not np.any(z.m2)

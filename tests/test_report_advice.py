@@ -246,3 +246,15 @@ def test_advice_plots_on_edge_cases(tmp_path):
     assert plots.store_labels(cmp_["stores"]) == ["1: x/a.zarr", "2: y/a.zarr"]
     for f in ("imp.png", "imp0.png", "sat0.png", "elim.png", "cmp.png"):
         assert (tmp_path / f).stat().st_size > 0
+
+
+def test_report_html_escapes_what_it_shows():
+    """report.html comes from jinja2 templates with autoescaping: text from the
+    report (labels, paths, notes) is escaped, the page's own markup is not."""
+    rep = {"store": {"elements": ["H"]}, "parameters": {},
+           "importance": {"H": {"r2_full": 0.5, "sfs": [
+               {"label": "<b>x</b> & 'y'", "delta_r2": 0.1, "sf_element": "H", "sf_index": 0,
+                "r2_without": 0.4}]}}}
+    page = "\n".join(report_mod._advice_html(rep))
+    assert "&lt;b&gt;x&lt;/b&gt; &amp; &#39;y&#39;" in page and "<b>x</b>" not in page
+    assert "<h4>Symmetry-function importance</h4>" in page and "<b>H</b>: R&sup2; with all 1 SFs" in page

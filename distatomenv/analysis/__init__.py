@@ -11,10 +11,13 @@ backends); where its block tasks run is a runner handed to
 :class:`distatomenv.backends.dask.TaskRunner`, which
 :func:`distatomenv.analyze` sets up).
 
-Modules: :mod:`.moments` (mergeable per-group moments), :mod:`.statistics`
-(tests from moments), :mod:`.clustering` (out-of-core clustering),
-:mod:`.analyze` (the passes over the store), :mod:`.report` and
-:mod:`.plots` (what is written).
+Modules: :mod:`.moments` (mergeable per-group moments, from
+:mod:`distatomenv.stats.moments`), :mod:`.statistics` (tests from moments),
+:mod:`.clustering` (out-of-core clustering), :mod:`.analyze` (the
+:class:`Analyzer`, a scikit-learn estimator, and its passes over the store),
+:mod:`.readout` and :mod:`.advice` (the force readout and the design advice),
+:mod:`.report` (report.json, clusters.csv, report.html from ``templates/``)
+and :mod:`.plots` (what is written).
 """
 from __future__ import annotations
 

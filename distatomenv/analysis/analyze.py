@@ -35,9 +35,14 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 
 import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.utils._param_validation import (Interval, InvalidParameterError, StrOptions,
+                                             validate_parameter_constraints)
 
 from distatomenv.errors import AnalysisError, StoreIncompleteError
 from distatomenv.store.fs import location
@@ -183,11 +188,108 @@ def _null_task(seed, *, path, element, comps, blocks, sizes, rounds, alpha, coun
     return {key: null.finish().shares_ for key, null in nulls.items()}
 
 
+def _force_edges(forces):
+    """Histogram edges (components, N_BINS + 1) of the force columns ``forces``
+    (the sample's): the 0.1-99.9 % range, padded by 2 %."""
+    edges = np.empty((forces.shape[1], N_BINS + 1))
+    for j in range(forces.shape[1]):
+        lo, hi = np.quantile(forces[:, j], [0.001, 0.999])
+        if not hi > lo:
+            lo, hi = lo - 1.0, hi + 1.0
+        pad = 0.02 * (hi - lo)
+        edges[j] = np.linspace(lo - pad, hi + pad, N_BINS + 1)
+    return edges
+
+
+@dataclass
+class _JobContext:
+    """What the passes over the rows of one Job share."""
+
+    reader: StoreReader
+    job: Job
+    seed_offset: int
+    n: int
+    blocks: list
+    runner: object
+
+    @property
+    def path(self):
+        return self.reader.path
+
+    @property
+    def element(self) -> str:
+        return self.job.element
+
+    @property
+    def descriptor(self) -> str:
+        return self.job.descriptor
+
+    @property
+    def key(self) -> tuple:
+        """(element, descriptor): the key of ``fits_`` and ``maps_``."""
+        return (self.job.element, self.job.descriptor)
+
+    @property
+    def label(self) -> str:
+        return f"{self.job.element} {self.job.descriptor}"
+
+
+@dataclass
+class _Sample:
+    """The random sample of a Job's rows, from the scan."""
+
+    size: int
+    n_features: int
+    features: np.ndarray        # (size, n_features), standardized when asked
+    forces: np.ndarray          # (size, 3)
+    scaler: FeatureScaler
+
+
+# ----------------------------------------------------------------------------
+# Parameter validation
+# ----------------------------------------------------------------------------
+class _Count(Interval):
+    """Integers from ``left`` on; a bool is not a count."""
+
+    def __init__(self, left):
+        super().__init__(Integral, left, None, closed="left")
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, bool) and super().is_satisfied_by(val)
+
+
+#: The message of an invalid parameter, where it says more than the constraint.
+_MESSAGES = {
+    "method": "unknown method {value!r}; choose one of " + str(list(METHODS)),
+    "component": "unknown force component {value!r}; choose x, y, z, all or norm",
+    "descriptor": "unknown descriptor {value!r}; choose one of " + str(list(DESCRIPTORS)),
+    "clusters": "each number of clusters must be an integer >= 2, got {value!r}",
+    "alpha": "alpha must be a number strictly between 0 and 1, got {value!r}",
+}
+
+
+def _invalid_message(name, value, exc) -> str:
+    """The AnalysisError message of parameter ``name`` = ``value`` that fails
+    its constraints (``exc``: scikit-learn's InvalidParameterError)."""
+    if name in _MESSAGES:
+        return _MESSAGES[name].format(value=value)
+    counts = [c for c in Analyzer._parameter_constraints[name] if isinstance(c, _Count)]
+    if counts:
+        return f"{name} must be an integer >= {counts[0].left}, got {value!r}"
+    return str(exc)
+
+
 # ----------------------------------------------------------------------------
 # The estimator
 # ----------------------------------------------------------------------------
-class Analyzer:
+class Analyzer(BaseEstimator):
     """Cluster descriptor rows and test the forces of each cluster.
+
+    A scikit-learn estimator: ``get_params``, ``set_params``, ``clone`` and
+    the repr work as for any other; :meth:`fit` validates the parameters
+    against the declared ``_parameter_constraints`` (an invalid one is an
+    :class:`~distatomenv.errors.AnalysisError`) and takes a store instead of
+    an array.
 
     Parameters
     ----------
@@ -250,9 +352,9 @@ class Analyzer:
         (default 10 when swept, else the middle k).
     tsne : bool
         Also a t-SNE map of (at most 3000 rows of) the sample.
-    write_labels : bool or str
+    write_labels : bool, str or None
         Write the labels into the store under ``analysis/<run>/`` (a str
-        names the run; True: "latest").
+        names the run; True: "latest"; None or False: none).
     scheduler, workers, threads : where block tasks run (see module doc).
     block_rows : int or None
         Rows per task, rounded to whole chunks (default ~32k rows).
@@ -344,58 +446,100 @@ class Analyzer:
         self.block_rows = block_rows
         self.progress = progress
 
-    # -- validation -----------------------------------------------------------
-    def get_params(self) -> dict:
-        return {k: getattr(self, k) for k in (
-            "elements", "descriptor", "component", "method", "clusters", "alpha", "seed", "seeds",
-            "standardize", "permutations", "sample", "pca", "min_cluster_size", "min_samples",
-            "batch_size", "epochs", "max_iter", "map_k", "tsne", "write_labels", "scheduler",
-            "workers", "threads", "block_rows", "readout", "folds", "tiers", "readout_sample",
-            "g_weighted_max_features", "clusters_view", "advice", "advice_tolerance", "compare",
-            "compare_different_data")}
+    # -- parameters -------------------------------------------------------------
+    #: The declared constraints of every parameter (scikit-learn's parameter
+    #: validation), checked at :meth:`fit` in this order.  "no_validation":
+    #: checked where the parameter is used (the readout's by the readout when
+    #: it runs, the advice tolerance by the advice, ``scheduler`` by the Dask
+    #: runner that connects to it), so that a switched-off part never refuses
+    #: its parameters.
+    _parameter_constraints: dict = {
+        "method": [StrOptions(set(METHODS))],
+        "component": [StrOptions(set(FORCE_COLUMNS + ("all",)))],
+        "descriptor": [None, StrOptions(set(DESCRIPTORS))],
+        "clusters": [None, _Count(2), Iterable],
+        "alpha": [None, Interval(Real, 0, 1, closed="neither")],
+        "seed": [_Count(0)],
+        "seeds": [_Count(1)],
+        "permutations": [_Count(0)],
+        "sample": [_Count(2)],
+        "pca": [None, _Count(1)],
+        "min_cluster_size": [None, _Count(2)],
+        "min_samples": [None, _Count(1)],
+        "batch_size": [_Count(1)],
+        "epochs": [None, _Count(1)],
+        "max_iter": [_Count(1)],
+        "workers": [None, _Count(1)],
+        "threads": [None, _Count(1)],
+        "block_rows": [None, _Count(1)],
+        "elements": [None, str, Iterable],
+        "standardize": ["boolean"],
+        "map_k": [None, Integral],
+        "tsne": ["boolean"],
+        "write_labels": [None, "boolean", str],
+        "scheduler": "no_validation",
+        "progress": ["boolean"],
+        "readout": [None, "boolean"],
+        "folds": "no_validation",
+        "tiers": "no_validation",
+        "readout_sample": "no_validation",
+        "g_weighted_max_features": "no_validation",
+        "clusters_view": ["boolean"],
+        "advice": ["boolean"],
+        "advice_tolerance": "no_validation",
+        "compare": [None, Iterable],
+        "compare_different_data": ["boolean"],
+    }
+
+    #: The parameters recorded in report.json and in the store's label runs,
+    #: in this order (``progress``, a display switch, is not recorded).
+    RECORDED_PARAMS = (
+        "elements", "descriptor", "component", "method", "clusters", "alpha", "seed", "seeds",
+        "standardize", "permutations", "sample", "pca", "min_cluster_size", "min_samples",
+        "batch_size", "epochs", "max_iter", "map_k", "tsne", "write_labels", "scheduler",
+        "workers", "threads", "block_rows", "readout", "folds", "tiers", "readout_sample",
+        "g_weighted_max_features", "clusters_view", "advice", "advice_tolerance", "compare",
+        "compare_different_data")
+
+    def recorded_params(self) -> dict:
+        """The parameters report.json records (:data:`RECORDED_PARAMS`, in order)."""
+        return {k: getattr(self, k) for k in self.RECORDED_PARAMS}
+
+    def _validate(self, names):
+        """Check parameters ``names`` against :attr:`_parameter_constraints`
+        (scikit-learn's validation); a violation is an :class:`AnalysisError`
+        saying what is allowed."""
+        for name in names:
+            value = getattr(self, name)
+            try:
+                validate_parameter_constraints(
+                    {name: self._parameter_constraints[name]}, {name: value},
+                    caller_name=type(self).__name__)
+            except InvalidParameterError as exc:
+                raise AnalysisError(_invalid_message(name, value, exc)) from None
 
     def _check_params(self):
-        def positive_int(name, value, minimum=1, allow_none=False):
-            if value is None and allow_none:
-                return None
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-                raise AnalysisError(f"{name} must be an integer >= {minimum}, got {value!r}")
-            return int(value)
-
-        if self.method not in METHODS:
-            raise AnalysisError(f"unknown method {self.method!r}; choose one of {list(METHODS)}")
-        if self.component not in FORCE_COLUMNS + ("all",):
-            raise AnalysisError(f"unknown force component {self.component!r}; choose x, y, z, all or norm")
-        if self.descriptor is not None and self.descriptor not in DESCRIPTORS:
-            raise AnalysisError(f"unknown descriptor {self.descriptor!r}; choose one of {list(DESCRIPTORS)}")
+        """Validate every parameter; sets the sorted k of the sweep and alpha."""
+        self._validate(("method", "component", "descriptor"))
         if self.component == NORM and self.descriptor not in (None, "G"):
             raise AnalysisError(
                 f"component 'norm' (the force magnitude |F|) is tested in G space; descriptor "
                 f"{self.descriptor} goes with a Cartesian component (x, y, z or all)")
+        self._validate(("clusters",))
         ks = DEFAULT_CLUSTERS if self.clusters is None else self.clusters
-        if isinstance(ks, (int, np.integer)):
+        if isinstance(ks, Integral):
             ks = [ks]
-        ks = [positive_int("each number of clusters", k, 2) for k in ks]
+        ks = list(ks)
+        for k in ks:
+            if not _Count(2).is_satisfied_by(k):
+                raise AnalysisError(f"each number of clusters must be an integer >= 2, got {k!r}")
         if not ks and self.method != "hdbscan":
             raise AnalysisError("clusters is empty: give at least one number of clusters (k >= 2)")
-        self._ks = sorted(set(ks))
-        a = ALPHA_3SIGMA if self.alpha is None else self.alpha
-        self._alpha = a
-        if not isinstance(a, (float, int)) or isinstance(a, bool) or not 0 < a < 1:
-            raise AnalysisError(f"alpha must be a number strictly between 0 and 1, got {a!r}")
-        positive_int("seed", self.seed, 0)
-        positive_int("seeds", self.seeds, 1)
-        positive_int("permutations", self.permutations, 0)
-        positive_int("sample", self.sample, 2)
-        positive_int("pca", self.pca, 1, allow_none=True)
-        positive_int("min_cluster_size", self.min_cluster_size, 2, allow_none=True)
-        positive_int("min_samples", self.min_samples, 1, allow_none=True)
-        positive_int("batch_size", self.batch_size, 1)
-        positive_int("epochs", self.epochs, 1, allow_none=True)
-        positive_int("max_iter", self.max_iter, 1)
-        positive_int("workers", self.workers, 1, allow_none=True)
-        positive_int("threads", self.threads, 1, allow_none=True)
-        positive_int("block_rows", self.block_rows, 1, allow_none=True)
+        self._ks = sorted({int(k) for k in ks})
+        rest = [k for k in self._parameter_constraints
+                if k not in ("method", "component", "descriptor", "clusters")]
+        self._validate(rest)
+        self._alpha = ALPHA_3SIGMA if self.alpha is None else self.alpha
         if self.scheduler and self.workers:
             raise AnalysisError("scheduler and workers exclude each other: join a cluster or start one")
 
@@ -533,24 +677,33 @@ class Analyzer:
         return self
 
     def _fit_job(self, reader, job: Job, seed_offset: int):
-        path = reader.path
-        e, d = job.element, job.descriptor
-        n = reader.layout.n_rows[e]
-        blocks = self._blocks(reader, e)
-        runner = self._runner
-        rng = np.random.default_rng([self.seed, seed_offset])
-        label = f"{e} {d}"
+        """One Job: the passes of the module doc, then its results entries."""
+        ctx = _JobContext(reader=reader, job=job, seed_offset=seed_offset,
+                          n=reader.layout.n_rows[job.element],
+                          blocks=self._blocks(reader, job.element), runner=self._runner)
+        sample = self._scan(ctx)
+        models, stability_models = self._fit_models(ctx, sample)
+        stability = self._sample_labels(ctx, sample, models, stability_models)
+        edges, acc = self._label(ctx, sample, models)
+        counted, shares = self._permutation_null(ctx, models, acc)
+        self._collect(ctx, models, acc, edges, counted, shares, stability)
 
-        # A: scan ---------------------------------------------------------
+    # A: scan -------------------------------------------------------------------
+    def _scan(self, ctx) -> "_Sample":
+        """Feature and force moments, the non-finite check and the random
+        sample of rows (standardized when asked); records the element's force
+        moments unless the readout did."""
         t0 = time.perf_counter()
+        e, d, n, path = ctx.element, ctx.descriptor, ctx.n, ctx.path
+        rng = np.random.default_rng([self.seed, ctx.seed_offset])
         n_sample = min(n, max(int(self.sample), 3 * (self._ks[-1] if self._ks else 2)))
         sample_rows = np.sort(rng.choice(n, size=n_sample, replace=False))
         xm = fm = None
         bad_x = bad_f = 0
         parts = []
-        bar = _progress_bar(self.progress, n, f"scan {label}")
-        for r in runner.map(_scan_task, blocks, path=path, element=e, descriptor=d,
-                            sample_rows=sample_rows):
+        bar = _progress_bar(self.progress, n, f"scan {ctx.label}")
+        for r in ctx.runner.map(_scan_task, ctx.blocks, path=path, element=e, descriptor=d,
+                                sample_rows=sample_rows):
             xm = r["x"] if xm is None else xm.merge(r["x"])
             fm = r["f"] if fm is None else fm.merge(r["f"])
             bad_x += r["bad_x"]
@@ -569,94 +722,135 @@ class Analyzer:
         s_x = np.concatenate([p[1] for p in parts]).astype(np.float64)
         s_f = np.concatenate([p[2] for p in parts])
         scaler = FeatureScaler(self.standardize).fit_moments(xm)
-        s_t = scaler.transform(s_x)
         if e not in self.elements_:
             std = fm.std()[0]
             self.elements_[e] = {"n_rows": n, "forces": {
                 c: {"mean": float(fm.mean[0][i]), "std": float(std[i])} for i, c in enumerate(COMPONENTS)}}
+        sample = _Sample(size=n_sample, n_features=s_x.shape[1], features=scaler.transform(s_x),
+                         forces=s_f, scaler=scaler)
         self.timings_["scan"] += time.perf_counter() - t0
+        return sample
 
-        # B: fit ----------------------------------------------------------
+    # B: fit --------------------------------------------------------------------
+    def _fit_models(self, ctx, sample):
+        """The clusterings of every k and seed.  Returns ``models``, a list of
+        (key, kind, payload, n_groups) -- kind "centers" (payload the (k, p)
+        centres of the first seed) or "hdbscan" (payload the fitted
+        SampleHDBSCAN; its noise is the last group) -- and, per key, the
+        payloads of the other seeds (stability)."""
         t0 = time.perf_counter()
         seeds = [self.seed + i for i in range(self.seeds)]
-        models = []          # (key, kind, payload, n_groups)
-        stability_models = {}  # key -> list of payloads of the other seeds
         if self.method == "hdbscan":
-            mcs = self.min_cluster_size or DEFAULT_MIN_CLUSTER_SIZE
-            n_fit = n_sample if len(seeds) == 1 else min(n_sample, max(2, int(0.8 * n_sample)))
-            ms = self.min_samples or mcs
-            if ms > n_fit:
-                raise AnalysisError(
-                    f"{path}: element {e}: HDBSCAN min_samples = {ms}"
-                    f"{'' if self.min_samples else ' (= min_cluster_size)'} is more than the "
-                    f"{n_fit} sampled rows it is fitted on; lower min_samples / min_cluster_size "
-                    f"(--min-samples, --min-cluster-size)")
-            hd = SampleHDBSCAN(mcs, self.min_samples, self.pca, self.seed).fit(s_t)
-            models.append(("hdbscan", "hdbscan", hd, hd.n_clusters_ + 1))
-            others = []
-            for s in seeds[1:]:
-                sub = np.random.default_rng([s, seed_offset]).choice(
-                    n_sample, size=max(2, int(0.8 * n_sample)), replace=False)
-                others.append(SampleHDBSCAN(mcs, self.min_samples, self.pca, s).fit(s_t[sub]))
-            stability_models["hdbscan"] = others
-            self.fits_[(e, d)] = {"algorithm": "hdbscan", "n_clusters": hd.n_clusters_,
-                                  "min_cluster_size": mcs, "min_samples": self.min_samples,
-                                  "sample_noise": int(np.count_nonzero(hd.sample_labels_ < 0))}
+            models, stability_models = self._fit_hdbscan(ctx, sample, seeds)
         else:
-            full = (self.method == "minibatch" and self.epochs is None and n < FULL_KMEANS_ROWS
-                    and n * s_x.shape[1] <= FULL_KMEANS_VALUES)
-            if full:
-                # a small element: full k-means in memory converges where a
-                # hundred mini-batch steps would not
-                X_all = np.concatenate([scaler.transform(_read(path, e, d, s, t)) for s, t in blocks])
-                bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {label}", unit="fit")
-                threads = runner.n_parallel if runner.local else (self.threads or os.cpu_count() or 1)
-                fitter = InMemoryKMeans(self._ks, seeds, FULL_KMEANS_MAX_ITER, n_threads=threads).fit(
-                    X_all, s_t, progress=bar.update if bar is not None else None)
-                del X_all
-                if bar is not None:
-                    bar.close()
-                self.fits_[(e, d)] = {"algorithm": "kmeans (full, in memory)",
-                                      "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks},
-                                      "converged": {str(k): fitter.converged_[(k, seeds[0])]
-                                                    for k in self._ks}}
+            if self._full_kmeans(ctx, sample):
+                fitter = self._fit_full_kmeans(ctx, sample, seeds)
             elif self.method == "minibatch":
-                batch = min(int(self.batch_size), max(256, n // 8))
-                epochs = self.epochs or min(100, math.ceil(MIN_STEPS * batch / n))
-                self.fits_[(e, d)] = {"algorithm": "minibatch", "epochs": epochs, "batch_size": batch}
-                bar = _progress_bar(self.progress, n * epochs, f"fit {label} (k={len(self._ks)}x{len(seeds)})")
-
-                def epoch_blocks(epoch):
-                    order = np.random.default_rng([self.seed, seed_offset, epoch]).permutation(len(blocks))
-                    for b in order:
-                        s, t = blocks[b]
-                        yield scaler.transform(_read(path, e, d, s, t))
-
-                fitter = StreamingKMeans(self._ks, seeds, batch, epochs, runner.n_parallel if runner.local else (self.threads or os.cpu_count() or 1)).fit(
-                    epoch_blocks, s_t, progress=bar.update if bar is not None else None)
-                if bar is not None:
-                    bar.close()
-                self.fits_[(e, d)]["batches"] = fitter.n_batches_
+                fitter = self._fit_minibatch(ctx, sample, seeds)
             else:
-                Xd = reader.dask(e, d).astype(np.float64)
-                if self.standardize:
-                    Xd = (Xd - scaler.mean_) / scaler.scale_
-                bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {label}", unit="fit")
-                fitter = DaskKMeansSweep(self._ks, seeds, self.max_iter).fit(
-                    Xd, progress=bar.update if bar is not None else None)
-                if bar is not None:
-                    bar.close()
-                self.fits_[(e, d)] = {"algorithm": "kmeans (dask-ml k-means||)",
-                                      "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks}}
-            for k in self._ks:
-                models.append((k, "centers", fitter.centers_[(k, seeds[0])], k))
-                stability_models[k] = [fitter.centers_[(k, s)] for s in seeds[1:]]
+                fitter = self._fit_dask_kmeans(ctx, sample, seeds)
+            models = [(k, "centers", fitter.centers_[(k, seeds[0])], k) for k in self._ks]
+            stability_models = {k: [fitter.centers_[(k, s)] for s in seeds[1:]] for k in self._ks}
         self.timings_["fit"] += time.perf_counter() - t0
+        return models, stability_models
 
-        # sample labels, stability, map ---------------------------------------
+    def _fit_hdbscan(self, ctx, sample, seeds):
+        """HDBSCAN on the sample; the other seeds on 80 % subsamples of it."""
+        mcs = self.min_cluster_size or DEFAULT_MIN_CLUSTER_SIZE
+        n_sample = sample.size
+        n_fit = n_sample if len(seeds) == 1 else min(n_sample, max(2, int(0.8 * n_sample)))
+        ms = self.min_samples or mcs
+        if ms > n_fit:
+            raise AnalysisError(
+                f"{ctx.path}: element {ctx.element}: HDBSCAN min_samples = {ms}"
+                f"{'' if self.min_samples else ' (= min_cluster_size)'} is more than the "
+                f"{n_fit} sampled rows it is fitted on; lower min_samples / min_cluster_size "
+                f"(--min-samples, --min-cluster-size)")
+        s_t = sample.features
+        hd = SampleHDBSCAN(mcs, self.min_samples, self.pca, self.seed).fit(s_t)
+        others = []
+        for s in seeds[1:]:
+            sub = np.random.default_rng([s, ctx.seed_offset]).choice(
+                n_sample, size=max(2, int(0.8 * n_sample)), replace=False)
+            others.append(SampleHDBSCAN(mcs, self.min_samples, self.pca, s).fit(s_t[sub]))
+        self.fits_[ctx.key] = {"algorithm": "hdbscan", "n_clusters": hd.n_clusters_,
+                               "min_cluster_size": mcs, "min_samples": self.min_samples,
+                               "sample_noise": int(np.count_nonzero(hd.sample_labels_ < 0))}
+        return [("hdbscan", "hdbscan", hd, hd.n_clusters_ + 1)], {"hdbscan": others}
+
+    def _full_kmeans(self, ctx, sample) -> bool:
+        """Whether ``method="minibatch"`` fits full k-means in memory instead:
+        a small element, where a hundred mini-batch steps would stop short of
+        convergence (``epochs`` set explicitly keeps mini-batch)."""
+        return (self.method == "minibatch" and self.epochs is None and ctx.n < FULL_KMEANS_ROWS
+                and ctx.n * sample.n_features <= FULL_KMEANS_VALUES)
+
+    def _fit_threads(self, runner) -> int:
+        """Threads of an in-process fit: the runner's, or this process's."""
+        return runner.n_parallel if runner.local else (self.threads or os.cpu_count() or 1)
+
+    def _fit_full_kmeans(self, ctx, sample, seeds):
+        """scikit-learn KMeans (Lloyd to convergence) on every row, in memory."""
+        e, d, path = ctx.element, ctx.descriptor, ctx.path
+        X_all = np.concatenate([sample.scaler.transform(_read(path, e, d, s, t)) for s, t in ctx.blocks])
+        bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {ctx.label}", unit="fit")
+        fitter = InMemoryKMeans(self._ks, seeds, FULL_KMEANS_MAX_ITER,
+                                n_threads=self._fit_threads(ctx.runner)).fit(
+            X_all, sample.features, progress=bar.update if bar is not None else None)
+        del X_all
+        if bar is not None:
+            bar.close()
+        self.fits_[ctx.key] = {"algorithm": "kmeans (full, in memory)",
+                               "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks},
+                               "converged": {str(k): fitter.converged_[(k, seeds[0])]
+                                             for k in self._ks}}
+        return fitter
+
+    def _fit_minibatch(self, ctx, sample, seeds):
+        """Mini-batch k-means of every k and seed in one sequential pass per
+        epoch, the blocks in a seeded order each epoch."""
+        e, d, n, path, scaler = ctx.element, ctx.descriptor, ctx.n, ctx.path, sample.scaler
+        batch = min(int(self.batch_size), max(256, n // 8))
+        epochs = self.epochs or min(100, math.ceil(MIN_STEPS * batch / n))
+        self.fits_[ctx.key] = {"algorithm": "minibatch", "epochs": epochs, "batch_size": batch}
+        bar = _progress_bar(self.progress, n * epochs,
+                            f"fit {ctx.label} (k={len(self._ks)}x{len(seeds)})")
+
+        def epoch_blocks(epoch):
+            order = np.random.default_rng([self.seed, ctx.seed_offset, epoch]).permutation(len(ctx.blocks))
+            for b in order:
+                s, t = ctx.blocks[b]
+                yield scaler.transform(_read(path, e, d, s, t))
+
+        fitter = StreamingKMeans(self._ks, seeds, batch, epochs, self._fit_threads(ctx.runner)).fit(
+            epoch_blocks, sample.features, progress=bar.update if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        self.fits_[ctx.key]["batches"] = fitter.n_batches_
+        return fitter
+
+    def _fit_dask_kmeans(self, ctx, sample, seeds):
+        """dask-ml k-means|| on the store's dask array."""
+        Xd = ctx.reader.dask(ctx.element, ctx.descriptor).astype(np.float64)
+        if self.standardize:
+            Xd = (Xd - sample.scaler.mean_) / sample.scaler.scale_
+        bar = _progress_bar(self.progress, len(self._ks) * len(seeds), f"fit {ctx.label}", unit="fit")
+        fitter = DaskKMeansSweep(self._ks, seeds, self.max_iter).fit(
+            Xd, progress=bar.update if bar is not None else None)
+        if bar is not None:
+            bar.close()
+        self.fits_[ctx.key] = {"algorithm": "kmeans (dask-ml k-means||)",
+                               "n_iter": {str(k): fitter.n_iter_[(k, seeds[0])] for k in self._ks}}
+        return fitter
+
+    # sample labels: stability and the map ---------------------------------------
+    def _sample_labels(self, ctx, sample, models, stability_models) -> dict:
+        """Labels of the sample under every model; the adjusted Rand index
+        against the other seeds' (key -> list of ARIs); the descriptor map."""
         t0 = time.perf_counter()
         from sklearn.metrics import adjusted_rand_score
 
+        s_t = sample.features
         sample_labels, stability = {}, {}
         for key, kind, payload, _ in models:
             lab = nearest_center(s_t, payload) if kind == "centers" else payload.predict(s_t)
@@ -666,43 +860,28 @@ class Analyzer:
                 olab = nearest_center(s_t, other) if kind == "centers" else other.predict(s_t)
                 aris.append(adjusted_rand_score(lab, olab))
             stability[key] = aris
-        self.maps_[(e, d)] = self._map(s_t, sample_labels)
+        self.maps_[ctx.key] = self._map(s_t, sample_labels)
         self.timings_["stability"] += time.perf_counter() - t0
+        return stability
 
-        # C: label -----------------------------------------------------------
+    # C: label ------------------------------------------------------------------
+    def _label(self, ctx, sample, models):
+        """Every row's cluster under every model: per-cluster force moments
+        (merged), force histograms and within-cluster sums of squares, the
+        labels written to the store when asked.  Returns the histogram edges
+        (components, bins + 1) and key -> (GroupMoments, histograms, [(start,
+        wss)] of the blocks)."""
         t0 = time.perf_counter()
-        comps = job.comp_index
-        edges = np.empty((len(comps), N_BINS + 1))
-        s_fc = _force_columns(s_f, comps)
-        for j in range(len(comps)):
-            lo, hi = np.quantile(s_fc[:, j], [0.001, 0.999])
-            if not hi > lo:
-                lo, hi = lo - 1.0, hi + 1.0
-            pad = 0.02 * (hi - lo)
-            edges[j] = np.linspace(lo - pad, hi + pad, N_BINS + 1)
-        write = None
-        if self.run_name_:
-            from distatomenv.store.labels import create_label_group, write_centers
-
-            name_of = {key: (f"labels_k{key}" if kind == "centers" else "labels_hdbscan")
-                       for key, kind, _, _ in models}
-            create_label_group(
-                path, self.run_name_, e, d, list(name_of.values()),
-                run_attrs={"parameters": _jsonable(self.get_params()),
-                           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-                attrs={"method": self.method, "clusters": self._ks, "seed": self.seed,
-                       "standardize": bool(self.standardize),
-                       "feature_mean": scaler.mean_.tolist(), "feature_scale": scaler.scale_.tolist()})
-            for key, kind, payload, _ in models:
-                if kind == "centers":
-                    write_centers(path, self.run_name_, e, d, key, payload)
-            write = (self.run_name_, name_of)
-        shared = runner.share([(k, kind, p, g) for k, kind, p, g in models])
+        comps = ctx.job.comp_index
+        edges = _force_edges(_force_columns(sample.forces, comps))
+        write = self._label_writer(ctx, sample, models)
+        shared = ctx.runner.share([(k, kind, p, g) for k, kind, p, g in models])
         acc = {}
-        bar = _progress_bar(self.progress, n, f"label {label}")
-        for r in runner.map(_label_task, blocks, path=path, element=e, descriptor=d, comps=comps,
-                            scaler=scaler, models=shared, edges=edges, write=write,
-                            single_thread=not runner.local):
+        bar = _progress_bar(self.progress, ctx.n, f"label {ctx.label}")
+        for r in ctx.runner.map(_label_task, ctx.blocks, path=ctx.path, element=ctx.element,
+                                descriptor=ctx.descriptor, comps=comps, scaler=sample.scaler,
+                                models=shared, edges=edges, write=write,
+                                single_thread=not ctx.runner.local):
             for key, (mom, hist, wss) in r.items():
                 if key in acc:
                     acc[key] = (acc[key][0].merge(mom), acc[key][1] + hist, acc[key][2] + [wss])
@@ -713,9 +892,37 @@ class Analyzer:
         if bar is not None:
             bar.close()
         self.timings_["label"] += time.perf_counter() - t0
+        return edges, acc
 
-        # D: permutation null ------------------------------------------------
+    def _label_writer(self, ctx, sample, models):
+        """With ``write_labels``: the store's label group of this Job (and the
+        k-means centres); returns what :func:`_label_task` writes with, or None."""
+        if not self.run_name_:
+            return None
+        from distatomenv.store.labels import create_label_group, write_centers
+
+        name_of = {key: (f"labels_k{key}" if kind == "centers" else "labels_hdbscan")
+                   for key, kind, _, _ in models}
+        scaler = sample.scaler
+        create_label_group(
+            ctx.path, self.run_name_, ctx.element, ctx.descriptor, list(name_of.values()),
+            run_attrs={"parameters": _jsonable(self.recorded_params()),
+                       "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+            attrs={"method": self.method, "clusters": self._ks, "seed": self.seed,
+                   "standardize": bool(self.standardize),
+                   "feature_mean": scaler.mean_.tolist(), "feature_scale": scaler.scale_.tolist()})
+        for key, kind, payload, _ in models:
+            if kind == "centers":
+                write_centers(ctx.path, self.run_name_, ctx.element, ctx.descriptor, key, payload)
+        return (self.run_name_, name_of)
+
+    # D: permutation null -----------------------------------------------------------
+    def _permutation_null(self, ctx, models, acc):
+        """The shuffled-label null of every model, its rounds spread over the
+        runner.  Returns key -> the groups counted in the share (HDBSCAN's
+        noise is not) and key -> list of (rounds, components) shares."""
         t0 = time.perf_counter()
+        runner = ctx.runner
         sizes, counted = {}, {}
         for key, kind, _, g in models:
             sizes[key] = acc[key][0].count.astype(np.int64)
@@ -728,15 +935,16 @@ class Analyzer:
         if R:
             n_tasks = max(1, min(R, runner.n_parallel))
             per = [R // n_tasks + (1 if i < R % n_tasks else 0) for i in range(n_tasks)]
-            seeds_null = [int(s) for s in np.random.SeedSequence([self.seed, seed_offset, 99]).generate_state(n_tasks)]
+            seeds_null = [int(s) for s in np.random.SeedSequence(
+                [self.seed, ctx.seed_offset, 99]).generate_state(n_tasks)]
             total_mom = acc[models[0][0]][0].total()
-            bar = _progress_bar(self.progress, R, f"null {label}", unit="round")
+            bar = _progress_bar(self.progress, R, f"null {ctx.label}", unit="round")
             tasks = [s for s, r in zip(seeds_null, per) if r]
             rounds_of = {s: r for s, r in zip(seeds_null, per)}
             for key_shares in runner.map(
-                    _null_task_rounds, [(s, rounds_of[s]) for s in tasks], path=path, element=e,
-                    comps=comps, blocks=blocks, sizes=sizes, alpha=self._alpha, counted=counted,
-                    shift=total_mom.mean[0]):
+                    _null_task_rounds, [(s, rounds_of[s]) for s in tasks], path=ctx.path,
+                    element=ctx.element, comps=ctx.job.comp_index, blocks=ctx.blocks, sizes=sizes,
+                    alpha=self._alpha, counted=counted, shift=total_mom.mean[0]):
                 for key, sh in key_shares.items():
                     shares[key].append(sh)
                 if bar is not None:
@@ -744,8 +952,13 @@ class Analyzer:
             if bar is not None:
                 bar.close()
         self.timings_["null"] += time.perf_counter() - t0
+        return counted, shares
 
-        # results ------------------------------------------------------------
+    # results ---------------------------------------------------------------------
+    def _collect(self, ctx, models, acc, edges, counted, shares, stability):
+        """The tests of every model's clusters, as results entries (one per
+        force component); the inertia and the histograms of every model."""
+        job = ctx.job
         for key, kind, payload, g in models:
             mom, hist, wss_parts = acc[key]
             wss = None
@@ -753,8 +966,8 @@ class Analyzer:
                 wss = np.zeros(g)
                 for _, part in sorted(wss_parts, key=lambda w: w[0]):
                     wss += part
-                self.fits_[(e, d)].setdefault("inertia", {})[str(key)] = float(wss.sum())
-            self.hists_[(e, d, key)] = (edges, hist, list(job.components))
+                self.fits_[ctx.key].setdefault("inertia", {})[str(key)] = float(wss.sum())
+            self.hists_[(ctx.element, ctx.descriptor, key)] = (edges, hist, list(job.components))
             fam = counted[key]
             total = mom.total()
             tests = cluster_tests(mom, total, family=fam)
@@ -762,7 +975,7 @@ class Analyzer:
             sh = np.concatenate(shares[key]) if shares[key] else None
             aris = stability[key]
             for j, comp in enumerate(job.components):
-                entry = self._entry(job, comp, j, key, kind, g, tests, eta, sh, aris, n, wss)
+                entry = self._entry(job, comp, j, key, kind, g, tests, eta, sh, aris, ctx.n, wss)
                 self.results_.append(entry)
 
     def _entry(self, job, comp, j, key, kind, g, tests, eta, shares, aris, n, wss=None):

@@ -4,15 +4,22 @@ and the terminal summary.
 ``report.json`` is an interface other tools read; its schema is documented
 in the README ("Analysis").  Version it with ``format_version`` when it
 changes incompatibly.
+
+report.html is rendered with jinja2 (autoescaping on) from the templates in
+``templates/`` beside this module (package data): ``report.html.j2`` the
+page, ``readout.html.j2``, ``advice.html.j2`` and ``comparison.html.j2`` its
+sections, ``macros.html.j2`` small pieces, the ``guide_*.html`` texts and
+``report.css``.  The number formatting they use is this module's
+(``_fmt`` and the helpers registered in :func:`_templates`), shared with the
+terminal summary.
 """
 from __future__ import annotations
 
 import csv
-import html
+import functools
 import json
 import os
 import time
-
 
 from . import plots
 
@@ -119,7 +126,7 @@ def build_report(analyzer, command=None) -> dict:
     from distatomenv import __version__
     from .analyze import _jsonable
 
-    params = _jsonable(analyzer.get_params())
+    params = _jsonable(analyzer.recorded_params())
     params["clusters"] = list(analyzer._ks)
     params["alpha"] = analyzer._alpha
     params["stability_seeds"] = [analyzer.seed + i for i in range(analyzer.seeds)]
@@ -247,11 +254,6 @@ def _write_csv(results, filename):
                            ["" if c["significant"] is None else int(c["significant"])] +
                            ["" if c.get("inertia") is None else repr(float(c["inertia"])),
                             "" if r.get("noise_fraction") is None else repr(float(r["noise_fraction"]))])
-
-
-def _figures(files, element) -> list:
-    """The titled <img> of each plot of ``element`` in ``files`` ((element, title, path))."""
-    return [_img(title, f, "h4") for pe, title, f in files if pe == element]
 
 
 def _describe(f) -> str:
@@ -384,7 +386,7 @@ def advice_table(report) -> str:
         lines += [head, "  " + "-" * (len(head) - 2)]
         for e in _ordered(cmp_["elements"], report):
             for i, r in enumerate(cmp_["elements"][e]):
-                name = names[stores.index(r["store"])] if r.get("store") in stores else str(r.get("store"))
+                name = _store_name(r, stores, names)
                 note = _comparison_note(r, i, stores)
                 lines.append(
                     f"  {name:<{width}} {e:<8} {_fmt(r.get('r2'), '.3f'):>7} "
@@ -492,7 +494,7 @@ def write_report(analyzer, out_dir, command=None) -> AnalysisResult:
     _write_csv(results, files["clusters.csv"])
     files["report.html"] = os.path.join(out_dir, "report.html")
     with open(files["report.html"], "w") as fh:
-        fh.write(_html(report, plot_files, analyzer, readout_files, advice_files))
+        fh.write(_html(report, plot_files, readout_files, advice_files))
     for _, _, f in readout_files + advice_files + plot_files:
         files[os.path.basename(f)] = f
     return AnalysisResult(out_dir, report, files, analyzer)
@@ -557,324 +559,9 @@ def _write_map(analyzer, samples, out_dir, r2, files) -> dict:
                     f"structures{capped}"}
 
 
-_GUIDE = """
-<h3>How to read the notebook's view</h3>
-<p>The <b>significant share</b> is a count of significant differences: the share of clusters whose
-mean force differs from the rest's at p &lt; alpha.  It measures statistical power as much as
-information: with the same descriptors it grows with the number of atoms (more atoms, smaller
-differences become significant), so it is not comparable across elements, data sets or k.  And it
-is blind for G against a Cartesian force component by symmetry: in an isotropic system the mean of
-F<sub>x</sub> given G is zero however good G is.  Read it next to the force readout above, which
-answers the question directly.</p>
-<ul>
-<li><b>Method</b> (as n2p2's descriptor-analysis notebook): the atoms of each element are
-clustered in descriptor space; for every cluster, Welch's t-test compares the cluster's
-forces with the forces of all other atoms.  If similar descriptors mean similar forces, many
-clusters differ from the rest: a high <b>significant share</b> says the descriptors carry
-force information.  A share near the chance band says they do not.</li>
-<li><b>Chance band</b>: the 2.5&ndash;97.5 % range of the share when the cluster labels are
-shuffled over the atoms (same cluster sizes, no link to the descriptors).  Read the share
-against it, not against zero.</li>
-<li><b>Holm / BH</b>: the shares after correcting the p-values for testing k clusters at once
-(family-wise error / false discovery rate).</li>
-<li><b>Hedges' g</b> (per cluster, in clusters.csv and report.json): how far the cluster's mean
-force is from the rest's, in pooled standard deviations.  With millions of atoms tiny
-differences are "significant"; |g| &lt; 0.2 is a small effect.</li>
-<li><b>&eta;&sup2;</b>: the share of the force variance explained by the clusters (between-cluster
-sum of squares / total).  It grows with k even for clusters with no link to the forces: read it
-against <b>&eta;&sup2; null</b> = (k&minus;1)/(N&minus;1), its expectation when the labels are
-shuffled over the N atoms.</li>
-<li><b>F norm</b>: clusters of G (symmetry functions, rotation-invariant) are tested on the force
-magnitude |F|: in an isotropic system the mean of F<sub>x</sub> given G is zero by symmetry, so a
-Cartesian component would find nothing however good G is.</li>
-<li><b>Inertia</b> (k-means): the sum of squared distances of the atoms to their cluster centre, in
-the clustered space; it falls with k.  With <code>--method minibatch</code>, small elements are
-clustered with full k-means run to convergence, large ones with mini-batch k-means
-(<code>fits</code> in report.json says which).</li>
-<li><b>Noise</b> (HDBSCAN): the fraction of atoms HDBSCAN leaves in no cluster.</li>
-<li><b>ARI</b>: adjusted Rand index between the labelling and those of other seeds on the
-sample: 1 = the clustering is reproducible, near 0 = it is arbitrary.</li>
-<li>In the per-cluster histograms a cluster is <span style="color:#2e9a3c">green</span> when
-its forces differ significantly from the rest (p &lt; alpha), <span style="color:#c8332b">red</span>
-when not; the grey bars are the rest.</li>
-</ul>
-"""
-
-
-_READOUT_GUIDE = """
-<div class='guide'><b>How to read the readout.</b>
-<ul>
-<li><b>R&sup2;</b> = the share of the force variance predicted on structures the model has not
-seen: the structures are split into folds, each fold's forces are predicted by a model fitted on
-the other folds, and R&sup2; = 1 &minus; (sum of squared errors) / (sum of squares of the forces
-about their mean).  1 = the descriptors determine the forces; 0 = no better than the mean force.
-A network force is linear in the dG rows with weights that depend on G, so a high R&sup2; of the
-<b>linear</b> tier (one weight vector shared by x, y and z) says a potential built on these
-descriptors can reproduce the forces.</li>
-<li><b>95 % interval</b>: the uncertainty of R&sup2; from resampling the structures.</li>
-<li><b>Null</b>: R&sup2; of the same model fitted to shuffled forces (no link to the
-descriptors).  It should be &asymp; 0; R&sup2; must stand well above it.</li>
-<li><b>RMSE</b> and <b>force std</b>: the held-out error against the spread of the forces
-(in the store's force unit); RMSE / std = &radic;(1 &minus; R&sup2;).</li>
-<li><b>&lambda;</b>: the ridge penalty, chosen by cross-validation on a log grid.</li>
-<li><b>G-weighted</b> tier: the dG features times [1, G of the atom], a network force
-linearised in &part;E/&part;G; above the linear tier when the weights must vary with the
-environment.</li>
-<li><b>Potential tiers</b> (stores computed with <code>--force-matching</code>): force matching
-with the best linear (E = &Sigma;<sub>j</sub> w<sub>e<sub>j</sub></sub>&middot;G<sub>j</sub>) and
-quadratic potential in these SFs, one joint fit over every element, from the features
-&Sigma;<sub>j</sub> &part;G<sub>j</sub>/&part;r<sub>i</sub> over <i>all</i> neighbours.  A network
-with these SFs can do at least as well: a lower bound on what training can reach.  Element
-<i>all</i> pools every atom and also gives the held-out R&sup2; of the structure energies the
-fitted potential predicts (up to a constant per element).</li>
-<li><b>k-NN reference</b>: a nonlinear regression on a sample of atoms, held out by structure.
-It is a nonlinear reference to compare with, not the headline: in many dimensions with few atoms it can fall far below the linear tier, which knows that a force is linear in dG.</li>
-<li><b>Learning curve</b>: R&sup2; with 10 %, 30 % and 100 % of the structures.  Still rising at
-100 %: more data would help; flat: the descriptors, not the data, limit the readout.  For
-coarse-grained forces the part not predicted includes thermal noise that no descriptor of the
-beads can resolve.</li>
-</ul></div>
-"""
-
-
-def _readout_html(report, readout_files) -> list:
-    esc = html.escape
-    out = ["<h2>Force readout: do the descriptors determine the forces?</h2>", _READOUT_GUIDE]
-    entries = report.get("readout") or []
-    if not entries:
-        note = report.get("readout_note") or "no readout in this report"
-        out.append(f"<p class='note'>The readout was not computed: {esc(note)}.</p>")
-        return out
-    for e in readout_elements(report):
-        ents = [r for r in entries if r["element"] == e]
-        n_atoms = (report.get("store", {}).get("n_rows") or {}).get(e)
-        n_s = max((r.get("n_structures") or 0 for r in ents), default=0)
-        atoms = "" if n_atoms is None else f"{n_atoms} atoms in "
-        if e == "all":                      # the potential tiers' joint fit over every atom
-            out.append(f"<h3>All elements together (the potential tiers' joint fit, {n_s} structures)</h3>")
-            out += [f"<p>{esc(TIER_NAMES.get(r['tier'], r['tier']))}: held-out R&sup2; of the structure "
-                    f"energies the fitted potential predicts (against the composition alone) "
-                    f"<b>{_fmt(r.get('energy_r2'), '.3f')}</b>"
-                    + (f" ({esc(r['energy_note'])})" if r.get("energy_note") else "") + "</p>"
-                    for r in ents if r.get("tier", "").startswith("potential")]
-        else:
-            out.append(f"<h3>Element {esc(e)} ({atoms}{n_s} structures)</h3>")
-        out.append("<table class='readout'><tr><th>tier</th><th>F</th><th>R&sup2;</th>"
-                   "<th>95 % interval</th><th>null</th><th>RMSE</th><th>force std</th>"
-                   "<th>&lambda;</th><th>rows / structures</th><th>folds</th><th>features</th>"
-                   "<th>learning curve (share of structures: R&sup2;)</th></tr>")
-        for r in ents:
-            tier = esc(TIER_NAMES.get(r.get("tier"), str(r.get("tier"))))
-            comps = esc(", ".join(r.get("components") or []))
-            if r.get("skipped"):
-                out.append(f"<tr><td>{tier}</td><td>{comps}</td><td colspan='10' class='skipped'>"
-                           f"skipped: {esc(str(r['skipped']))}</td></tr>")
-                continue
-            band = ("n/a" if r.get("r2_low") is None or r.get("r2_high") is None
-                    else f"{r['r2_low']:.3f}&ndash;{r['r2_high']:.3f}")
-            lam = "n/a" if r.get("lambda") is None else format(r["lambda"], ".2g")
-            out.append(
-                f"<tr><td>{tier}</td><td>{comps}</td><td><b>{_fmt(r.get('r2'), '.3f')}</b></td>"
-                f"<td>{band}</td><td>{_fmt(r.get('r2_null'), '.3f')}</td>"
-                f"<td>{_fmt(r.get('rmse'), '.4g')}</td><td>{_fmt(r.get('force_std'), '.4g')}</td>"
-                f"<td>{lam}</td><td>{r.get('n_rows', '')} / {r.get('n_structures', '')}</td>"
-                f"<td>{r.get('folds', '')}</td><td>{r.get('n_features', '')}</td>"
-                f"<td>{esc(_lc_text(r, ', ').replace('%:', ' %: '))}</td></tr>")
-        out.append("</table>")
-        out += _figures(readout_files, e)
-    m = report.get("interactive_map") or {}
-    out.append("<h3>Interactive map</h3>")
-    if m.get("file"):
-        out.append(
-            f"<p><a href='{esc(m['file'])}'>{esc(m['file'])}</a>: {esc(m.get('note', ''))}, each a "
-            "point (reference against predicted force, coloured by the residual); clicking a point "
-            "shows the atom in its structure with the force arrows.  Open it by dragging the file "
-            "onto <a href='https://chemiscope.org'>chemiscope.org</a>, or in Jupyter with "
-            f"<code>chemiscope.show_input(\"{esc(m['file'])}\")</code>.</p>")
-    else:
-        out.append(f"<p class='note'>No chemiscope map: {esc(m.get('note') or 'not written')}.</p>")
-    return out
-
-
-_ADVICE_GUIDE = """
-<div class='guide'><b>How to read the design advice.</b>  All of it comes from the statistics
-of the readout above (linear tier, x, y, z pooled): the same folds, the same &lambda; of each
-fold, no new pass over the store.
-<ul>
-<li><b>&Delta;R&sup2;</b> of a symmetry function = the held-out R&sup2; lost when that SF is
-removed from input.nn: all of its columns go, in the atom's own block and in every neighbour
-block where it appears.  Large: the forces need it.  &asymp; 0: the other SFs carry the same
-information.  Negative (pale bars): the model does slightly better without it at this amount
-of data.</li>
-<li><b>Elimination</b>: the SFs are removed one at a time, each time the one whose removal costs
-least in the worst element (an SF of X sits in the rows of every element that has X
-neighbours), down to one SF per element.  The curve is R&sup2; of each element against the
-number of SFs kept.</li>
-<li><b>Suggested set</b>: the smallest set on that path whose R&sup2; stays within the
-<b>tolerance</b> of the full set's for every element, written as <code>symfunction_short</code>
-lines to paste in place of those in input.nn.  It is what the linear readout needs: compute a
-store with it and analyse it (or compare both stores side by side) before training.</li>
-<li><b>Neighbour saturation</b>: R&sup2; against the neighbour blocks kept for each neighbour
-element (nearest first; the other pairs at their stored count).  The <b>knee</b> is the fewest
-blocks within the tolerance of the full R&sup2;; the knees make the suggested
-<code>--neighbors</code>, shown next to the survey's geometric suggestion (the neighbours every
-atom has inside the cutoff) and what this store was computed with.  Only stored blocks can be
-judged: a knee at the stored count says more blocks may still help.</li>
-<li><b>Side by side</b> (several stores of the same data): R&sup2; of each store with its 95 %
-interval, and &Delta;R&sup2; against the first store with a paired interval (the same folds and
-the same groups of structures resampled for both): an interval that excludes 0 is a real
-difference.</li>
-</ul></div>
-"""
-
-
 def _pairs_text(report) -> str:
     els = list(report.get("store", {}).get("elements") or [])
     return ", ".join(f"{a}-{b}" for a in els for b in els)
-
-
-def _img(title, f, level="h5") -> str:
-    esc = html.escape
-    return f"<{level}>{esc(title)}</{level}><img src='{esc(os.path.basename(f))}' alt='{esc(title)}'>"
-
-
-def _advice_html(report, advice_files=()) -> list:
-    """The "Design advice" subsection of the readout section."""
-    esc = html.escape
-    figs = {key: (title, f) for key, title, f in advice_files}
-    imp = report.get("importance") or {}
-    elim = report.get("elimination")
-    sat = report.get("saturation")
-    out = ["<h3 id='advice'>Design advice: which symmetry functions and how many neighbours do "
-           "the forces need?</h3>"]
-    if imp or elim or sat or report.get("comparison"):
-        out.append(_ADVICE_GUIDE)
-    if not (imp or elim or sat):
-        switched_off = report.get("parameters", {}).get("advice") is False
-        out.append("<p class='note'>No design advice in this report"
-                   + (": switched off (<code>advice=False</code>, <code>--no-advice</code>)."
-                      if switched_off else ".") + "</p>")
-    if imp:
-        out.append("<h4>Symmetry-function importance</h4>")
-        for e in _ordered(imp, report):
-            ent = imp[e]
-            sfs = ent.get("sfs") or []
-            top = ", ".join(f"{esc(str(d.get('label')))} ({_fmt(d.get('delta_r2'), '+.2g').strip()})"
-                            for d in sfs[:3])
-            out.append(f"<p><b>{esc(e)}</b>: R&sup2; with all {len(sfs)} SFs "
-                       f"{_fmt(ent.get('r2_full'), '.3f')}; largest &Delta;R&sup2;: {top}.</p>")
-            if f"importance/{e}" in figs:
-                out.append(_img(*figs[f"importance/{e}"]))
-            out.append(f"<details><summary>All {len(sfs)} SFs of the forces on {esc(e)}</summary>"
-                       "<table class='readout'><tr><th>rank</th><th>SF</th><th>SF element</th>"
-                       "<th>index</th><th>&Delta;R&sup2;</th><th>R&sup2; without it</th></tr>")
-            for i, d in enumerate(sfs):
-                out.append(f"<tr><td>{i + 1}</td><td style='text-align:left'>{esc(str(d.get('label')))}</td>"
-                           f"<td>{esc(str(d.get('sf_element')))}</td><td>{d.get('sf_index')}</td>"
-                           f"<td>{_fmt(d.get('delta_r2'), '+.3g')}</td>"
-                           f"<td>{_fmt(d.get('r2_without'), '.4f')}</td></tr>")
-            out.append("</table></details>")
-    if elim:
-        tol = elim.get("tolerance")
-        full, sug = elim.get("r2_full") or {}, elim.get("r2_suggested") or {}
-        out.append("<h4>Backward elimination and the suggested set</h4>")
-        out.append(f"<p>Suggested: <b>{esc(_suggested_text(report))}</b>, the smallest set within "
-                   f"{_fmt(tol, 'g').strip()} of the full R&sup2; for every element.</p>")
-        out.append("<table class='readout'><tr><th>element</th><th>R&sup2; all SFs</th>"
-                   "<th>R&sup2; suggested set</th><th>change</th></tr>")
-        for e in _ordered(full, report):
-            a, b = full.get(e), sug.get(e)
-            d = None if a is None or b is None else b - a
-            out.append(f"<tr><td>{esc(e)}</td><td>{_fmt(a, '.4f')}</td><td><b>{_fmt(b, '.4f')}</b></td>"
-                       f"<td>{_fmt(d, '+.4f')}</td></tr>")
-        out.append("</table>")
-        if "elimination" in figs:
-            out.append(_img(*figs["elimination"]))
-        frag = elim.get("fragment")
-        if frag:
-            ff = elim.get("fragment_file")
-            link = (f" (also in <a href='{esc(ff)}'>{esc(ff)}</a>, with a comment header)" if ff else "")
-            out.append(f"<p>The suggested set as input.nn lines{link}: paste them in place of the "
-                       "<code>symfunction_short</code> lines.</p>")
-            out.append("<pre class='fragment'>" + esc("\n".join(frag)) + "</pre>")
-        else:
-            out.append("<p class='note'>No input.nn fragment: the store does not record its SF "
-                       "settings.</p>")
-        path = [st for st in elim.get("path") or [] if st.get("removed")]
-        if path:
-            els = _ordered(full, report)
-            out.append(f"<details><summary>The order in which the SFs leave ({len(path)} steps)</summary>"
-                       "<table class='readout'><tr><th>SFs left</th><th>removed</th><th>worst loss</th>"
-                       + "".join(f"<th>R&sup2; {esc(e)}</th>" for e in els) + "</tr>")
-            for st in path:
-                r = st["removed"]
-                out.append(f"<tr><td>{st.get('n_sf')}</td><td style='text-align:left'>"
-                           f"{esc(str(r.get('label')))}</td><td>{_fmt(st.get('worst_loss'), '+.4f')}</td>"
-                           + "".join(f"<td>{_fmt((st.get('r2') or {}).get(e), '.4f')}</td>" for e in els)
-                           + "</tr>")
-            out.append("</table></details>")
-    if sat:
-        out.append("<h4>Neighbour saturation</h4>")
-        out.append(
-            "<table class='readout'><tr><th>--neighbors</th><th>value</th></tr>"
-            f"<tr><td>suggested (the knees, within {_fmt(sat.get('tolerance'), 'g').strip()})</td>"
-            f"<td><b><code>{esc(str(sat.get('suggested_neighbors')))}</code></b></td></tr>"
-            f"<tr><td>the survey's geometric suggestion</td>"
-            f"<td><code>{esc(str(sat.get('survey_neighbors') or 'n/a'))}</code></td></tr>"
-            f"<tr><td>this store was computed with</td>"
-            f"<td><code>{esc(str(sat.get('stored_neighbors') or 'n/a'))}</code></td></tr></table>"
-            f"<p class='note'>Pairs in the order {esc(_pairs_text(report))} (central-neighbour).</p>")
-        els_sat = sat.get("elements") or {}
-        out.append("<table class='readout'><tr><th>central</th><th>neighbour</th><th>blocks stored</th>"
-                   "<th>knee</th><th>R&sup2; no blocks</th><th>R&sup2; at the knee</th>"
-                   "<th>R&sup2; all stored</th><th></th></tr>")
-        for e in _ordered(els_sat, report):
-            for en in _ordered(els_sat[e], report):
-                d = els_sat[e][en]
-                curve = {c["blocks"]: c.get("r2") for c in d.get("curve") or []}
-                flag = ("at the stored count: more blocks may help"
-                        if d.get("stored") and d.get("knee") == d.get("stored") else "")
-                out.append(f"<tr><td>{esc(e)}</td><td>{esc(en)}</td><td>{d.get('stored')}</td>"
-                           f"<td><b>{d.get('knee')}</b></td><td>{_fmt(curve.get(0), '.4f')}</td>"
-                           f"<td>{_fmt(curve.get(d.get('knee')), '.4f')}</td>"
-                           f"<td>{_fmt(curve.get(d.get('stored')), '.4f')}</td>"
-                           f"<td style='text-align:left'>{flag}</td></tr>")
-        out.append("</table>")
-        for e in _ordered(els_sat, report):
-            if f"saturation/{e}" in figs:
-                out.append(_img(*figs[f"saturation/{e}"]))
-    out += _comparison_html(report, figs)
-    return out
-
-
-def _comparison_html(report, figs) -> list:
-    esc = html.escape
-    cmp_ = report.get("comparison")
-    if not cmp_:
-        return []
-    out = ["<h4>Side by side: stores of the same data</h4>"]
-    same = cmp_.get("same_data") or []
-    stores = cmp_.get("stores") or []
-    names = plots.store_labels(stores)
-    out.append("<p>" + "; ".join(
-        f"{esc(n)} = <code>{esc(s)}</code>" + ("" if i >= len(same) or same[i] else
-                                               " (<b>different input data</b>: not paired)")
-        for i, (n, s) in enumerate(zip(names, stores))) + ".</p>")
-    out.append("<table class='readout'><tr><th>store</th><th>element</th><th>R&sup2;</th>"
-               "<th>95 % interval</th><th>&Delta;R&sup2; vs first</th><th>paired 95 % interval</th>"
-               "<th>features</th><th>note</th></tr>")
-    for e in _ordered(cmp_.get("elements") or {}, report):
-        for i, r in enumerate(cmp_["elements"][e]):
-            name = names[stores.index(r["store"])] if r.get("store") in stores else str(r.get("store"))
-            out.append(f"<tr><td style='text-align:left'>{esc(name)}</td><td>{esc(e)}</td>"
-                       f"<td><b>{_fmt(r.get('r2'), '.4f')}</b></td><td>{_interval(r, 'r2')}</td>"
-                       f"<td>{_fmt(r.get('delta_r2'), '+.4f')}</td><td>{_interval(r, 'delta', ' to ')}</td>"
-                       f"<td>{r.get('n_features', '')}</td><td style='text-align:left'>"
-                       f"{esc(_comparison_note(r, i, stores))}</td></tr>")
-    out.append("</table>")
-    if "comparison" in figs:
-        out.append(_img(*figs["comparison"]))
-    return out
 
 
 def _comparison_note(r, i, stores) -> str:
@@ -884,7 +571,12 @@ def _comparison_note(r, i, stores) -> str:
     return "reference" if i == 0 and stores and r.get("store") == stores[0] else ""
 
 
-def _interval(r, prefix, dash="&ndash;", spec=None) -> str:
+def _store_name(r, stores, names) -> str:
+    """The label of a comparison row's store (``names`` from plots.store_labels)."""
+    return names[stores.index(r["store"])] if r.get("store") in stores else str(r.get("store"))
+
+
+def _interval(r, prefix, dash="-", spec=None) -> str:
     """'lo-hi' of ``<prefix>_low`` and ``<prefix>_high`` of a comparison row."""
     lo, hi = r.get(f"{prefix}_low"), r.get(f"{prefix}_high")
     if lo is None or hi is None:
@@ -893,64 +585,63 @@ def _interval(r, prefix, dash="&ndash;", spec=None) -> str:
     return f"{lo:{spec}}{dash}{hi:{spec}}"
 
 
-def _html(report, plot_files, analyzer, readout_files=(), advice_files=()) -> str:
+# ----------------------------------------------------------------------------- report.html
+#: The templates of report.html (package data beside this module).
+TEMPLATES = "templates"
+
+
+def _curve_r2(entry, blocks):
+    """R² of a saturation curve (``entry["curve"]``) at ``blocks`` neighbour blocks."""
+    return {c["blocks"]: c.get("r2") for c in entry.get("curve") or []}.get(blocks)
+
+
+def _removal_steps(elim) -> list:
+    """The steps of the backward elimination that removed an SF."""
+    return [st for st in elim.get("path") or [] if st.get("removed")]
+
+
+def _readout_sections(report) -> list:
+    """The readout section of each element: its entries, atoms and structures."""
+    entries = report.get("readout") or []
+    out = []
+    for e in readout_elements(report):
+        ents = [r for r in entries if r["element"] == e]
+        out.append({"element": e, "entries": ents,
+                    "n_atoms": (report.get("store", {}).get("n_rows") or {}).get(e),
+                    "n_structures": max((r.get("n_structures") or 0 for r in ents), default=0)})
+    return out
+
+
+@functools.cache
+def _templates():
+    """The jinja2 environment of report.html: autoescaping on, an undefined
+    name an error, and a line holding only a ``{% tag %}`` leaves nothing."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("distatomenv.analysis", TEMPLATES),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(fmt=_fmt, basename=os.path.basename,
+                       tier_name=lambda t: TIER_NAMES.get(t, str(t)))
+    env.globals.update(ordered=_ordered, suggested_text=_suggested_text, pairs_text=_pairs_text,
+                       lc_text=_lc_text, curve_r2=_curve_r2, removal_steps=_removal_steps,
+                       store_labels=plots.store_labels, store_name=_store_name,
+                       comparison_note=_comparison_note, zip=zip)
+    return env
+
+
+def _advice_html(report, advice_files=()) -> list:
+    """The "Design advice" subsection of the readout section (one string in a list)."""
+    figs = {key: (title, f) for key, title, f in advice_files}
+    page = _templates().get_template("advice.html.j2").render(report=report, figs=figs)
+    return [page.removesuffix("\n")]
+
+
+def _html(report, plot_files, readout_files=(), advice_files=()) -> str:
+    """report.html: the readout (and its design advice) first, then the n2p2
+    notebook's view; ``*_files`` are the plots, (section, title, file)."""
     p = report["parameters"]
-    esc = html.escape
-    clusters_on = p.get("clusters_view", True) is not False
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>distatomenv analysis</title>",
-           "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
-           "table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:2px 6px;"
-           "text-align:right}img{max-width:100%;border:1px solid #eee;margin:4px 0}"
-           "th{background:#eef2f7}table.readout td:first-child{text-align:left}"
-           "td.skipped{text-align:left;color:#777}.note{color:#777}"
-           ".guide{background:#f6f8fa;border-left:4px solid #1f5fa8;padding:2px 12px;font-size:14px}"
-           "pre.fragment{background:#f6f8fa;border:1px solid #ddd;padding:6px 10px;font-size:13px;"
-           "overflow-x:auto}details{margin:4px 0 10px}summary{cursor:pointer;color:#1f5fa8}"
-           "</style></head><body>",
-           "<h1>Descriptor analysis</h1>",
-           f"<p>Store <code>{esc(report['store']['path'])}</code>; "
-           f"distatomenv {esc(report['distatomenv_version'])}, {esc(report['created'])}.</p>"]
-    out += _readout_html(report, readout_files)
-    if report.get("readout"):
-        out += _advice_html(report, advice_files)
-    out.append("<h2>The n2p2 notebook's view</h2>")
-    if not clusters_on:
-        out.append("<p class='note'>The cluster view was switched off for this report.</p>")
-    else:
-        out.append(f"<p>Clusters in descriptor space, Welch's t-test of each cluster's forces "
-                   f"against the rest: method <b>{esc(p['method'])}</b>; "
-                   f"alpha {p['alpha']:.4g}; {p['permutations']} permutation rounds; "
-                   f"standardize {p['standardize']}; seeds {p['stability_seeds']}.</p>")
-        out.append(_GUIDE)
-    if clusters_on and report.get("noise_handling"):
-        out.append(f"<p><i>{esc(report['noise_handling'])}</i></p>")
-    for e in (report["elements"] if clusters_on else []):
-        out.append(f"<h3>Element {esc(e)} ({report['elements'][e]['n_rows']} atoms)</h3>")
-        out.append("<table><tr><th>F</th><th>descriptor</th><th>k</th><th>significant</th>"
-                   "<th>share</th><th>chance 95%</th><th>Holm</th><th>BH</th><th>&eta;&sup2;</th>"
-                   "<th>&eta;&sup2; null</th><th>inertia</th><th>noise</th><th>ARI</th></tr>")
-        for r in report["results"]:
-            if r["element"] != e:
-                continue
-            band = "n/a" if r["null_low"] is None else f"{r['null_low']:.2f}&ndash;{r['null_high']:.2f}"
-            out.append(
-                f"<tr><td>{r['component']}</td><td>{r['descriptor']}</td><td>{r['k']}</td>"
-                f"<td>{r['n_significant']}/{r['n_tested']}</td><td>{_fmt(r['significant_share'])}</td>"
-                f"<td>{band}</td><td>{_fmt(r['significant_share_holm'])}</td>"
-                f"<td>{_fmt(r['significant_share_bh'])}</td><td>{_fmt(r['eta2'], '.3f')}</td>"
-                f"<td>{_fmt(r.get('eta2_null'), '.3f')}</td><td>{_fmt(r.get('inertia'), '.4g')}</td>"
-                f"<td>{_fmt(r.get('noise_fraction'), '.1%')}</td>"
-                f"<td>{_fmt(r['stability_ari'])}</td></tr>")
-        out.append("</table>")
-        out += _figures(plot_files, e)
-    m = report.get("interactive_map") or {}
-    out.append("<h2>Files</h2><ul><li><a href='report.json'>report.json</a> (every number, schema in "
-               "the README)</li><li><a href='clusters.csv'>clusters.csv</a> (one row per cluster)</li>"
-               + (f"<li><a href='{esc(m['file'])}'>{esc(m['file'])}</a> (the interactive map, for "
-                  "chemiscope)</li>" if m.get("file") else "")
-               + (f"<li><a href='{esc(ff)}'>{esc(ff)}</a> (the suggested SF set, input.nn lines)</li>"
-                  if (ff := (report.get("elimination") or {}).get("fragment_file")) else "") + "</ul>")
-    t = report["timings"]
-    out.append("<p>Timings: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()) + "</p>")
-    out.append("</body></html>")
-    return "\n".join(out)
+    return _templates().get_template("report.html.j2").render(
+        report=report, p=p, clusters_on=p.get("clusters_view", True) is not False,
+        readout_sections=_readout_sections(report), readout_files=readout_files,
+        plot_files=plot_files, figs={key: (title, f) for key, title, f in advice_files})

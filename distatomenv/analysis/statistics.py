@@ -1,8 +1,9 @@
 """Tests and effect sizes from reduced moments (see :mod:`.moments`).
 
-* :func:`welch_ttest` -- Welch's unequal-variance t-test from (n, mean, var);
-  identical to ``scipy.stats.ttest_ind(a, b, equal_var=False)`` on the raw
-  values (same formula, same Student-t tail ``scipy.special.stdtr``).
+* :func:`welch_ttest` -- Welch's unequal-variance t-test from (n, mean, var):
+  ``scipy.stats.ttest_ind_from_stats(..., equal_var=False)``, the same test
+  as ``scipy.stats.ttest_ind(a, b, equal_var=False)`` on the raw values, with
+  the Welch-Satterthwaite degrees of freedom beside it.
 * :func:`cluster_tests` -- each cluster against all other rows (the rest is
   the total minus the cluster), as in n2p2's descriptor-analysis notebook,
   with Hedges' g and the corrected p-values.
@@ -15,7 +16,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy import special
+from scipy import stats
 
 from .moments import GroupMoments
 
@@ -43,16 +44,21 @@ def welch_ttest(n1, mean1, var1, n2, mean2, var2):
     Returns
     -------
     t, df, p : arrays; NaN where a side has fewer than 2 rows (as scipy).
+        t and p are ``scipy.stats.ttest_ind_from_stats`` (equal_var=False);
+        df, which it does not return, is the Welch-Satterthwaite df of the
+        same test (1 where both variances are zero, as scipy takes it).
     """
     n1 = np.asarray(n1, dtype=np.float64)
     n2 = np.asarray(n2, dtype=np.float64)
+    var1 = np.asarray(var1, dtype=np.float64)
+    var2 = np.asarray(var2, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
+        t, p = stats.ttest_ind_from_stats(np.asarray(mean1), np.sqrt(var1), n1,
+                                          np.asarray(mean2), np.sqrt(var2), n2, equal_var=False)
         vn1 = var1 / n1
         vn2 = var2 / n2
         df = (vn1 + vn2) ** 2 / (vn1 ** 2 / (n1 - 1) + vn2 ** 2 / (n2 - 1))
         df = np.where(np.isnan(df), 1.0, df)          # zero variances: as scipy
-        t = (np.asarray(mean1) - np.asarray(mean2)) / np.sqrt(vn1 + vn2)
-        p = 2.0 * special.stdtr(df, -np.abs(t))
     bad = (n1 < 2) | (n2 < 2)
     t = np.where(bad, np.nan, t)
     p = np.where(bad | np.isnan(t), np.nan, p)
