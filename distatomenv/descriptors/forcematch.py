@@ -78,51 +78,44 @@ def _quad_add(Q, r, q0, n, g, dv):
 
 
 @_jit
+def _add_term(D, Q, r, e, src, k, g, d_off, q_off, nsf, factor, dv):
+    """Add the scaled derivative src[k] of the SFs of an atom of element e
+    (G row ``g``) to feature row r: D[r] (and Q[r] if it has rows)."""
+    n = nsf[e]
+    o = d_off[e]
+    for s in range(n):
+        f = factor[e, s]
+        for a in range(3):
+            v = src[k, s, a] * f
+            dv[s, a] = v
+            D[r, o + s, a] += v
+    if Q.shape[0] > 0:
+        _quad_add(Q, r, q_off[e], n, g, dv)
+
+
+@_jit
 def _scatter(batch, start, nbj, e0, row_of, elem, d_off, q_off, nsf, factor, Gs, dGe, D, Q):
     """Add ∂G_j/∂r_i (scaled) of every j in ``batch`` to the rows of the owned
     atoms i in j's list: each entry q of j's list that is an owned atom
     (``row_of[nbj[q]] >= 0``) adds its entry derivative dGe[q - e0].  Q has
     zero rows unless the quadratic features are wanted."""
-    quadratic = Q.shape[0] > 0
     dv = np.zeros((factor.shape[1], 3))
     for b in range(batch.shape[0]):
         j = batch[b]
-        ej = elem[j]
-        n = nsf[ej]
-        o = d_off[ej]
         for q in range(start[j], start[j + 1]):
             r = row_of[nbj[q]]
-            if r < 0:
-                continue
-            for s in range(n):
-                f = factor[ej, s]
-                for a in range(3):
-                    v = dGe[q - e0, s, a] * f
-                    dv[s, a] = v
-                    D[r, o + s, a] += v
-            if quadratic:
-                _quad_add(Q, r, q_off[ej], n, Gs[j], dv)
+            if r >= 0:
+                _add_term(D, Q, r, elem[j], dGe, q - e0, Gs[j], d_off, q_off, nsf, factor, dv)
 
 
 @_jit
 def _add_own(owned, elem, d_off, q_off, nsf, factor, Gs, dG, D, Q):
     """Add the centre's own term ∂G_i/∂r_i (scaled) to D (and its quadratic
     term to Q)."""
-    quadratic = Q.shape[0] > 0
     dv = np.zeros((factor.shape[1], 3))
     for r in range(owned.shape[0]):
         i = owned[r]
-        e = elem[i]
-        n = nsf[e]
-        o = d_off[e]
-        for s in range(n):
-            f = factor[e, s]
-            for a in range(3):
-                v = dG[i, s, a] * f
-                dv[s, a] = v
-                D[r, o + s, a] += v
-        if quadratic:
-            _quad_add(Q, r, q_off[e], n, Gs[i], dv)
+        _add_term(D, Q, r, elem[i], dG, i, Gs[i], d_off, q_off, nsf, factor, dv)
 
 
 class ForceMatchingSums:
