@@ -50,7 +50,7 @@ def build_input(ref, directory, copies, jitter=0.0, seed=0):
         (directory / "input.data").write_text(text * copies)
     else:
         sys.path.insert(0, str(HERE.parents[1]))
-        from distatomenv.io.data import read_structures, write_structures
+        from distatomenv.io.inputdata import read_structures, write_structures
         rng = np.random.default_rng(seed)
         base = read_structures(ref / "input.data")
         out = []
@@ -94,8 +94,9 @@ def run_compute(data, store, *extra):
 def kernels_only(data, threads):
     import numba
     sys.path.insert(0, str(HERE.parents[1]))
-    from distatomenv.descriptors.environment import EnvironmentCalculator, parse_neighbor_spec
-    from distatomenv.io.data import index_file, read_structure
+    from distatomenv.descriptors.environment import EnvironmentCalculator
+    from distatomenv.descriptors.spec import parse_neighbor_spec
+    from distatomenv.io.inputdata import index_file, read_structure
     from distatomenv.io.scaling import read_scaling
     from distatomenv.io.settings import read_settings
     numba.set_num_threads(threads)

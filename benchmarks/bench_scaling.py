@@ -43,8 +43,8 @@ MPIEXEC = VENV_BIN / "mpiexec"
 INDEX_SCRIPT = r"""
 import json, sys, time
 from mpi4py import MPI
-from distatomenv.backends.mpi import _RankPool
-from distatomenv.io.data import index_data
+from distatomenv.executors.mpi import _RankPool
+from distatomenv.io.index import index_data
 comm = MPI.COMM_WORLD
 pool = _RankPool(comm)
 if comm.Get_rank() == 0:

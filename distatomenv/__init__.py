@@ -20,8 +20,8 @@ __version__ = "0.1.0"
 #: The public functions and the modules defining them, imported on first use:
 #: ``import distatomenv`` stays cheap, and so does ``import ase.io``, which
 #: imports ``distatomenv.io.ase_format`` (input.data as an ASE I/O format).
-_LAZY = {"compute": "pipeline", "export": "pipeline", "info": "pipeline", "verify": "pipeline",
-         "open_store": "store.reader", "survey_neighbors": "survey"}
+_LAZY = {"compute": "engine.run", "export": "engine.run", "info": "engine.run",
+         "verify": "engine.run", "open_store": "store.reader", "survey_neighbors": "survey"}
 
 
 def __getattr__(name):
@@ -30,7 +30,7 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
         globals()[name] = value
         return value
-    if not name.startswith("_"):                 # a submodule: distatomenv.pipeline, ...
+    if not name.startswith("_"):                 # a submodule: distatomenv.engine, ...
         try:
             return importlib.import_module(f"{__name__}.{name}")
         except ModuleNotFoundError as exc:
@@ -45,8 +45,8 @@ def __dir__():
 
 def analyze(store, out_dir, **params):
     """Cluster the store's environments, test each cluster's forces and write
-    the report into ``out_dir``; see :func:`distatomenv.pipeline.analyze`."""
-    from .pipeline import analyze as _analyze
+    the report into ``out_dir``; see :func:`distatomenv.analysis.run.analyze`."""
+    from .analysis.run import analyze as _analyze
 
     return _analyze(store, out_dir, **params)
 

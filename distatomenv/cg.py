@@ -56,7 +56,9 @@ import numpy as np
 from .descriptors.neighbors import HALF_LIST, atom_entries, cell_sort, entry_buffers, grid_shape
 from .elements import ATOMIC_MASS, ATOMIC_NUMBER, sort_by_atomic_number
 from .errors import CoarseGrainError, DistatomenvError, MoleculesFileError
-from .io.data import Structure, replacing, write_structures
+from .io.files import replacing
+from .io.inputdata import write_structures
+from .io.structure import Structure
 from .io.fields import integer
 
 __all__ = [
@@ -668,7 +670,7 @@ def coarse_grain(data, out, *, bond_cutoff=None, molecules=None, masses=None,
     data = os.fspath(data)
     out = os.fspath(out)
     if format == "n2p2":
-        from .io.data import iter_structures
+        from .io.inputdata import iter_structures
         structures = iter_structures(data)
     elif format == "ase":
         from .io.ase import iter_structures as iter_ase

@@ -64,10 +64,11 @@ def run_demo(directory="distatomenv-demo", *, structures: int = 20, molecules: i
              say=print) -> DemoResult:
     """Generate, coarse-grain, compute and analyse; see the module docstring.
 
-    progress : a progress object for compute (``distatomenv.progress.ProgressBar``) or None.
+    progress : a progress object for compute (``distatomenv.cli.progress.ProgressBar``) or None.
     say : where the step messages go (``print`` by default).
     """
-    from . import analyze, compute
+    from .analysis.run import analyze
+    from .engine.run import compute
     from .errors import DistatomenvError
     from .survey import survey_neighbors
     from .synth import write_water_dataset

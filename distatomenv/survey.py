@@ -43,11 +43,14 @@ import numpy as np
 from .descriptors.neighbors import cell_grid
 from .descriptors.rdf import count_histograms, rdf_ideal_counts, shell_volumes, survey_search
 from .descriptors.environment import check_neighbor_budget
+from .descriptors.spec import suggest_neighbors
 from .errors import DistatomenvError
-from .io.data import check_readable, index_data, read_structure
-from .io.histo import (NEIGHBORS_HISTO_NAME, pair_name, suggest_neighbors, summarize_counts,
-                       write_neighbors_histo)
+from .io.files import check_readable
+from .io.histo import NEIGHBORS_HISTO_NAME, pair_name, summarize_counts, write_neighbors_histo
+from .io.index import index_data
+from .io.inputdata import read_structure
 from .io.settings import read_settings
+from .parallel import set_threads
 
 __all__ = ["NeighborSurvey", "survey_neighbors", "write_rdf", "plot_survey",
            "DEFAULT_SURVEY_BINS", "DEFAULT_SURVEY_DIR"]
@@ -182,7 +185,6 @@ def survey_neighbors(data, settings=None, bins=DEFAULT_SURVEY_BINS, rmax=None, s
     """
     import time
     import numba
-    from .backends.serial import set_threads
 
     t0 = time.perf_counter()
     data = os.fspath(data)

@@ -5,7 +5,7 @@ makes the worker process that has just run a given work unit (its rows are
 written) exit at once with ``os._exit(1)`` before reporting the unit, unless
 its marker file exists; it creates the marker first, so the rescheduled unit
 does not die again.  The marker holds the killed process's id.  Nothing in the
-package reads a test switch: the plugin wraps the backend's task function in
+package reads a test switch: the plugin wraps the executor's task function in
 the worker processes.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ class KillWorkerAfterUnit(WorkerPlugin):
         self.marker = os.fspath(marker)
 
     def setup(self, worker):
-        from distatomenv.backends import dask as backend
+        from distatomenv.executors import dask as backend
         run = backend._run_unit
         if getattr(run, "killer", None) is not None:        # already wrapped here
             return
@@ -48,8 +48,8 @@ class KillWorkerAfterUnit(WorkerPlugin):
 
 def kill_worker_after_unit(monkeypatch, unit_id: int, marker) -> None:
     """Register :class:`KillWorkerAfterUnit` on every local cluster the Dask
-    backend starts in this test (through ``monkeypatch``)."""
-    from distatomenv.backends import dask as backend
+    executor starts in this test (through ``monkeypatch``)."""
+    from distatomenv.executors import dask as backend
     start = backend._local_cluster
 
     def start_with_plugin(n_workers):

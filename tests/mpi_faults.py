@@ -14,10 +14,10 @@ import sys
 
 def fail_unit(unit_id: int) -> None:
     """Make :meth:`UnitRunner.run` raise for work unit ``unit_id`` in this process."""
-    from distatomenv import pipeline
+    from distatomenv.engine import worker
     from distatomenv.errors import DistatomenvError
 
-    run = pipeline.UnitRunner.run
+    run = worker.UnitRunner.run
 
     def failing(self, unit):
         if unit.id == unit_id:
@@ -26,7 +26,7 @@ def fail_unit(unit_id: int) -> None:
                                    f"{MPI.COMM_WORLD.Get_rank()} (tests/mpi_faults.py)")
         return run(self, unit)
 
-    pipeline.UnitRunner.run = failing
+    worker.UnitRunner.run = failing
 
 
 if __name__ == "__main__":

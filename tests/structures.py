@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from distatomenv.io.data import remap_positions
+from distatomenv.io.structure import remap_positions
 
 ELEMENTS = ["H", "C", "O"]          # atomic-number order
 

@@ -12,7 +12,8 @@ from distatomenv.cg import (BondCutoffs, coarse_grain, coarse_grain_structure, e
 from distatomenv.cli import main
 from distatomenv.elements import ATOMIC_MASS, atomic_mass
 from distatomenv.errors import CoarseGrainError, DistatomenvError, MoleculesFileError
-from distatomenv.io.data import Structure, read_structures, write_structures
+from distatomenv.io.inputdata import read_structures, write_structures
+from distatomenv.io.structure import Structure
 
 M_O, M_H = ATOMIC_MASS["O"], ATOMIC_MASS["H"]
 

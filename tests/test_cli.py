@@ -124,7 +124,7 @@ def test_ase_input_with_an_object_store_output_converts_beside_the_input(tmp_pat
     import argparse
 
     import distatomenv.io.ase as ase_io
-    from distatomenv.cli import _compute_input
+    from distatomenv.cli.compute import compute_input
     calls = []
     monkeypatch.setattr(ase_io, "convert", lambda src, out, index, fmt: calls.append(out))
     traj = tmp_path / "run" / "traj.xyz"
@@ -133,7 +133,7 @@ def test_ase_input_with_an_object_store_output_converts_beside_the_input(tmp_pat
     args = argparse.Namespace(format="ase", data=str(traj), output="s3://bucket/x/run.zarr",
                               converted=None, index=":", ase_format=None, quiet=True,
                               settings=None, scaling=None)
-    data, settings, scaling = _compute_input(args)
+    data, settings, scaling = compute_input(args)
     assert calls == [str(tmp_path / "run" / "run.zarr.input.data")] and data == calls[0]
 
 

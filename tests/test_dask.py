@@ -134,7 +134,7 @@ def test_index_error_on_a_worker_names_file_and_line(lj7, tmp_path):
 
 
 def test_failing_unit_stops_run_and_leaves_store_incomplete(lj7, tmp_path):
-    from distatomenv.backends.dask import UnitFailedError as BackendUnitFailedError
+    from distatomenv.executors.dask import UnitFailedError as BackendUnitFailedError
     from distatomenv.errors import UnitFailedError
     assert BackendUnitFailedError is UnitFailedError        # the old import still works
     out = tmp_path / "bad.zarr"

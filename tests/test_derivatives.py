@@ -80,7 +80,8 @@ import numpy as np
 import pytest
 
 from distatomenv.descriptors.environment import EnvironmentCalculator
-from distatomenv.descriptors.kernels import pack_tables, sf_values
+from distatomenv.descriptors.kernels import sf_values
+from distatomenv.descriptors.tables import pack_tables
 from distatomenv.descriptors.neighbors import neighbor_list
 from distatomenv.descriptors.symfuncs import (COMPACT_SUBTYPES, SymmetryFunction,
                                               SymmetryFunctionSet)

@@ -16,7 +16,7 @@ import pytest
 
 from distatomenv.descriptors.environment import EnvironmentCalculator
 from distatomenv.descriptors.forcematch import ForceMatchingLayout
-from distatomenv.io.data import remap_positions
+from distatomenv.io.structure import remap_positions
 
 from test_derivatives import FD_STEP, NCUT, NONZERO, _compare, _own_g, _scaling, _sfset, mixed_sfs, structures
 

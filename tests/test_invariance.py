@@ -30,9 +30,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distatomenv.descriptors.environment import EnvironmentCalculator, parse_neighbor_spec
+from distatomenv.descriptors.environment import EnvironmentCalculator
+from distatomenv.descriptors.spec import parse_neighbor_spec
 from distatomenv.descriptors.neighbors import neighbor_list
-from distatomenv.io.data import remap_positions
+from distatomenv.io.structure import remap_positions
 from distatomenv.descriptors.symfuncs import SymmetryFunction, SymmetryFunctionSet
 from distatomenv.errors import NeighborSpecError, NotEnoughNeighborsError
 from structures import ELEMENTS, LATTICE_SMALL, LATTICE_TRICLINIC, random_structure

@@ -10,7 +10,8 @@ import pytest
 from distatomenv.cli import main
 from distatomenv.errors import ConversionError, DistatomenvError, MissingDependencyError
 from distatomenv.io.ase import convert, iter_structures, parse_index
-from distatomenv.io.data import Structure, read_structures, write_structures
+from distatomenv.io.inputdata import read_structures, write_structures
+from distatomenv.io.structure import Structure
 
 ase = pytest.importorskip("ase", reason="the optional package ase is not installed")
 import ase.io  # noqa: E402

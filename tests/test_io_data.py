@@ -1,4 +1,4 @@
-"""Tests of distatomenv.io.data (n2p2 input.data)."""
+"""Tests of distatomenv.io.inputdata, io.index and io.structure (n2p2 input.data)."""
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from distatomenv.errors import DataFileError, FileAccessError
-from distatomenv.io.data import (DataIndex, Structure, count_newlines, file_digest,
-                                 index_data, index_file, read_structure, read_structures,
-                                 write_structures)
+from distatomenv.io.index import file_digest, index_data
+from distatomenv.io.inputdata import count_newlines, index_file, read_structure, read_structures, write_structures
+from distatomenv.io.structure import DataIndex, Structure
 
 HO = ["H", "O"]
 

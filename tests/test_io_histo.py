@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from distatomenv.errors import HistoFileError, InputFileError
+from distatomenv.descriptors.spec import suggest_neighbors
 from distatomenv.io.histo import (read_neighbors_histo, read_sf_histo, sf_histo_name,
-                                  suggest_neighbors, summarize_counts, write_neighbors_histo,
-                                  write_sf_histo)
+                                  summarize_counts, write_neighbors_histo, write_sf_histo)
 
 COUNTS = {("H", "H"): np.array([0, 0, 3, 1]), ("H", "O"): np.array([0, 4]),
           ("O", "H"): np.array([0, 0, 0, 0, 2]), ("O", "O"): np.array([1, 1])}

@@ -118,8 +118,8 @@ def test_more_ranks_than_structures(lj2, tmp_path):
 def _units_of_rank(data, rank, size=2, chunk=16):
     """Ids of the non-empty units that rank ``rank`` runs (unit k of the to-do
     list runs on rank k % size), from the same default plan as compute."""
-    from distatomenv.io.data import index_data
-    from distatomenv.plan import default_units, make_plan
+    from distatomenv.io.index import index_data
+    from distatomenv.engine.plan import default_units, make_plan
     idx = index_data(data, ["Ar", "Kr"])
     units = make_plan(idx.counts, chunk, default_units(idx.n_atoms, size, chunk))
     todo = [u for u in units if not u.empty]
@@ -176,7 +176,7 @@ def test_index_error_in_another_ranks_block_names_file_and_line(lj7, tmp_path):
 
 
 def test_errors_cross_ranks_with_type_and_message():
-    from distatomenv.backends.mpi import _pack_error, _unpack_error
+    from distatomenv.executors.mpi import _pack_error, _unpack_error
     err = InputFileError("input.data", 7, "expected a number, found 'abc'")
     again = _unpack_error(_pack_error(err))
     assert type(again) is InputFileError and str(again) == str(err)
@@ -185,7 +185,7 @@ def test_errors_cross_ranks_with_type_and_message():
 
 
 def test_mpi4py_imported_lazily():
-    code = ("import sys, distatomenv, distatomenv.cli, distatomenv.backends.mpi; "
+    code = ("import sys, distatomenv, distatomenv.cli, distatomenv.executors.mpi; "
             "assert 'mpi4py' not in sys.modules, 'mpi4py imported at import time'")
     subprocess.run([sys.executable, "-c", code], check=True, env=_env(), timeout=TIMEOUT)
 

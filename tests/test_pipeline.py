@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import distatomenv
-from distatomenv import pipeline
+from distatomenv.engine import job, run, scaling, worker
+from distatomenv.stats.moments import MomentAccumulator
 from distatomenv.errors import (NotEnoughNeighborsError, ScalingFileError, StoreError,
                                 StoreExistsError,
                                 StoreIncompleteError)
@@ -37,7 +38,7 @@ def test_many_units_bit_identical_to_one(lj, tmp_path):
 
 
 def test_rows_hold_what_the_input_says(lj, tmp_path):
-    from distatomenv.io.data import read_structures
+    from distatomenv.io.inputdata import read_structures
     rd = distatomenv.compute(lj["input.data"], neighbors="1 1 1 1", out=tmp_path / "s.zarr")
     structs = read_structures(lj["input.data"])
     for e in rd.elements:
@@ -83,13 +84,13 @@ def test_resume_computes_only_missing_units(lj, tmp_path, monkeypatch):
     clean = distatomenv.compute(lj["input.data"], neighbors="2 2 2 2",
                                 out=tmp_path / "clean.zarr", chunk_rows=16, n_units=5)
     out = tmp_path / "resume.zarr"
-    real_run = pipeline.UnitRunner.run
+    real_run = worker.UnitRunner.run
 
     def failing(self, unit):
         if unit.id == 3:
             raise RuntimeError("simulated crash in unit 3")
         return real_run(self, unit)
-    monkeypatch.setattr(pipeline.UnitRunner, "run", failing)
+    monkeypatch.setattr(worker.UnitRunner, "run", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, chunk_rows=16,
                             n_units=5)
@@ -100,7 +101,7 @@ def test_resume_computes_only_missing_units(lj, tmp_path, monkeypatch):
     def counting(self, unit):
         ran.append(unit.id)
         return real_run(self, unit)
-    monkeypatch.setattr(pipeline.UnitRunner, "run", counting)
+    monkeypatch.setattr(worker.UnitRunner, "run", counting)
     with pytest.raises(StoreError, match="--resume"):
         distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, chunk_rows=16,
                             n_units=5)
@@ -167,8 +168,8 @@ def test_info_returns_data(lj, tmp_path, capsys):
     assert sum(len(v) for v in st.symmetry_functions.values()) == 52
     assert all(f.line > 0 and f.description for v in st.symmetry_functions.values() for f in v)
     assert info.neighbor_counts == rd.statistics["neighbors"]
-    assert info.suggested_neighbors == pipeline.suggested_neighbors(rd.statistics, rd.elements)
-    assert info.hist_bins == pipeline.DEFAULT_BINS
+    assert info.suggested_neighbors == run.suggested_neighbors(rd.statistics, rd.elements)
+    assert info.hist_bins == job.DEFAULT_BINS
     assert info.provenance["command"] == "distatomenv compute test"
     assert info.provenance["inputs"] == rd.meta["inputs"]
     assert json.loads(json.dumps(info.to_dict()))["settings"]["neighbors_spec"] == "1 1 1 1"
@@ -194,7 +195,7 @@ def test_computed_scaling_exported(lj, tmp_path):
                      "neighbor-list.data", "scaling.data"]
     st = read_settings(lj["input.nn"])
     table = read_scaling(tmp_path / "out" / "scaling.data", st.sfset)
-    again = pipeline.scaling_pass(lj["input.data"])
+    again = scaling.scaling_pass(lj["input.data"])
     for e in st.elements:
         np.testing.assert_allclose(table.mean[e], again.mean[e], rtol=1e-15)
 
@@ -205,7 +206,7 @@ def test_scaling_pass_matches_nnp_scaling(case, reference_dir):
     """min/max to 1e-11 relative (extremes of G; one min of H2O_polynomial is a
     tiny value that differs by 1.9e-12), mean 1e-12, sigma 1e-9 (README)."""
     d = reference_dir / case
-    ours = pipeline.scaling_pass(d / "input.data")
+    ours = scaling.scaling_pass(d / "input.data")
     ref = read_scaling(d / "expected" / "scaling.data", read_settings(d / "input.nn").sfset)
     for e in ref.elements:
         np.testing.assert_allclose(ours.min[e], ref.min[e], rtol=1e-11, atol=0)
@@ -217,7 +218,7 @@ def test_scaling_pass_matches_nnp_scaling(case, reference_dir):
 def test_moment_accumulator_merges_like_one_pass():
     rng = np.random.default_rng(0)
     x = rng.normal(5.0, 2.0, size=(1000, 3)) * [1, 1e-6, 1e6]
-    acc = pipeline.MomentAccumulator(3)
+    acc = MomentAccumulator(3)
     for part in np.array_split(x, 13):
         acc.add(part)
     np.testing.assert_allclose(acc.mean, x.mean(axis=0), rtol=1e-13)
@@ -252,7 +253,7 @@ def test_histograms_and_neighbor_counts(lj, tmp_path):
     st = read_settings(lj["input.nn"])
     els = rd.elements
     rc = st.sfset.max_cutoff()
-    structs = distatomenv.io.data.read_structures(lj["input.data"], els)
+    structs = distatomenv.io.inputdata.read_structures(lj["input.data"], els)
     brute = {e: [] for e in els}
     for s in structs:
         counts = _brute_neighbor_counts(s, els, rc)
@@ -286,7 +287,7 @@ def test_histograms_and_neighbor_counts(lj, tmp_path):
             np.testing.assert_array_equal(hist[j, 1:-1], ref)
             assert hist[j].sum() == rd.n_rows(e)
     text = str(distatomenv.info(rd.path))
-    suggested = pipeline.suggested_neighbors(rd.statistics, els)
+    suggested = run.suggested_neighbors(rd.statistics, els)
     assert f'suggested --neighbors "{suggested}"' in text
     mins = [int(x) for x in suggested.split()]
     assert mins == [min(np.concatenate(brute[a])[:, b].min() for _ in [0])
@@ -301,20 +302,20 @@ def test_histograms_and_neighbor_counts(lj, tmp_path):
 def test_sf_histogram_bins_out_of_range_and_edges():
     edges = np.array([[0.0, 0.5, 1.0], [-1.0, 0.0, 1.0]])
     G = np.array([[-0.1, -1.0], [0.0, 1.0], [0.5, 1.5], [1.0, -2.0], [1.01, 0.0]])
-    h = pipeline.sf_histogram(G, edges)
+    h = worker.sf_histogram(G, edges)
     # SF 0: below 1 (-0.1); [0, .5): 0.0; [.5, 1]: 0.5 and 1.0 (last edge is in the last bin); above: 1.01
     np.testing.assert_array_equal(h[0], [1, 1, 2, 1])
     np.testing.assert_array_equal(h[1], [1, 1, 2, 1])
     # any split of the rows sums to the same counts
-    np.testing.assert_array_equal(pipeline.sf_histogram(G[:2], edges)
-                                  + pipeline.sf_histogram(G[2:], edges), h)
+    np.testing.assert_array_equal(worker.sf_histogram(G[:2], edges)
+                                  + worker.sf_histogram(G[2:], edges), h)
 
 
 def test_scaling_parts_depend_on_the_data_only():
     natoms = np.array([5, 5, 5, 30, 1, 1])
-    assert pipeline.scaling_parts(natoms, 10) == [(0, 2), (2, 4), (4, 6)]
-    assert pipeline.scaling_parts(natoms, 1000) == [(0, 6)]
-    assert pipeline.scaling_parts(np.array([3]), 1) == [(0, 1)]
+    assert scaling.scaling_parts(natoms, 10) == [(0, 2), (2, 4), (4, 6)]
+    assert scaling.scaling_parts(natoms, 1000) == [(0, 6)]
+    assert scaling.scaling_parts(np.array([3]), 1) == [(0, 1)]
 
 
 def test_export_writes_the_histograms(lj, tmp_path):
@@ -341,4 +342,4 @@ def test_export_writes_the_histograms(lj, tmp_path):
             n = max(got.size, want.size)
             np.testing.assert_array_equal(np.pad(got, (0, n - got.size)),
                                           np.pad(want, (0, n - want.size)))
-    assert nb.suggested == pipeline.suggested_neighbors(rd.statistics, rd.elements)
+    assert nb.suggested == run.suggested_neighbors(rd.statistics, rd.elements)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distatomenv.plan import default_units, first_rows, make_plan
+from distatomenv.engine.plan import default_units, first_rows, make_plan
 
 
 def _check(counts, chunk, n_units):

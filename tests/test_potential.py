@@ -137,22 +137,22 @@ def test_potential_tiers_need_the_features(tmp_path):
 def test_resume_keeps_the_stores_force_matching(tmp_path, monkeypatch):
     """--resume without --force-matching continues with the features the store
     was started with (not the default); asking for others is refused."""
-    from distatomenv import pipeline
+    from distatomenv.engine import worker
     from distatomenv.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
     out = tmp_path / "s.zarr"
-    real_run = pipeline.UnitRunner.run
+    real_run = worker.UnitRunner.run
 
     def failing(self, unit):
         if unit.id == 2:
             raise RuntimeError("simulated crash in unit 2")
         return real_run(self, unit)
-    monkeypatch.setattr(pipeline.UnitRunner, "run", failing)
+    monkeypatch.setattr(worker.UnitRunner, "run", failing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
                             force_matching="none")
-    monkeypatch.setattr(pipeline.UnitRunner, "run", real_run)
+    monkeypatch.setattr(worker.UnitRunner, "run", real_run)
     with pytest.raises(distatomenv.errors.StoreError):
         distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
                             resume=True, force_matching="linear")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from distatomenv.progress import ProgressBar
+from distatomenv.cli.progress import ProgressBar
 from distatomenv.synth import write_lj_dataset
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"

@@ -150,7 +150,7 @@ def test_bit_identical_with_one_and_two_threads(linear_store):
 
 
 def test_bit_identical_on_one_and_two_dask_workers(linear_store):
-    from distatomenv.backends.dask import TaskRunner
+    from distatomenv.executors.dask import TaskRunner
 
     ref = _numbers(_fit(linear_store[0], ThreadRunner(2)))
     for workers in (1, 2):

@@ -857,7 +857,7 @@ def test_store_layer_imports_nothing_heavy():
 
     code = (
         "import sys, distatomenv.store.writer, distatomenv.store.reader;"
-        "bad=[m for m in ('numba','mpi4py','distributed','distatomenv.descriptors','distatomenv.backends')"
+        "bad=[m for m in ('numba','mpi4py','distributed','distatomenv.descriptors','distatomenv.executors')"
         " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     # import the store modules without running distatomenv/__init__.py's imports

@@ -17,7 +17,8 @@ from distatomenv.cli import main
 from distatomenv.descriptors.neighbors import neighbor_list
 from distatomenv.errors import DataFileError, DistatomenvError, FileAccessError, \
     NotEnoughNeighborsError
-from distatomenv.io.data import Structure, read_structures, write_structures
+from distatomenv.io.inputdata import read_structures, write_structures
+from distatomenv.io.structure import Structure
 from distatomenv.io.histo import read_neighbors_histo
 from distatomenv.io.settings import read_settings
 from distatomenv.synth import lj_settings_text, write_lj_dataset
@@ -261,7 +262,7 @@ def lj_small(tmp_path_factory):
     d = tmp_path_factory.mktemp("lj")
     paths = write_lj_dataset(d, n_structures=3, n_atoms=64, seed=11)
     from distatomenv.io.scaling import write_scaling
-    from distatomenv.pipeline import scaling_pass
+    from distatomenv.engine.scaling import scaling_pass
     st = read_settings(paths["input.nn"])
     write_scaling(d / "scaling.data", scaling_pass(paths["input.data"], settings=st), st.sfset)
     return paths["input.data"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distatomenv.io.data import read_structures, write_structures
+from distatomenv.io.inputdata import read_structures, write_structures
 from distatomenv.io.settings import read_settings
 from distatomenv.synth import (DEFAULT_RC_LJ, DEFAULT_SF_CUTOFF, LJMixture, generate_lj,
                                lj_settings_text, write_lj_dataset)

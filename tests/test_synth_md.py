@@ -9,7 +9,7 @@ import pytest
 from distatomenv.cg import coarse_grain_structure, find_molecules
 from distatomenv.cli import main
 from distatomenv.elements import ATOMIC_MASS
-from distatomenv.io.data import read_structures
+from distatomenv.io.inputdata import read_structures
 from distatomenv.io.settings import read_settings
 from distatomenv.synth.md import (ACCEL, KB_EV, WaterMD, WaterModel, format_atoms_fixed,
                                   generate_water, write_water_dataset, write_water_fast)

@@ -5,10 +5,10 @@ cluster's forces against the rest) at any scale, plus what it lacks:
 multiple-testing corrections, effect sizes, explained variance, a
 permutation null, stability over seeds and labels mapped back to atoms.
 
-This layer reads the store only (never the descriptor kernels or the
-backends); where its block tasks run is a runner handed to
+The passes read the store only (never the descriptor kernels or the
+engine); where their block tasks run is a runner handed to
 :meth:`Analyzer.fit` (threads here, or a Dask cluster from
-:class:`distatomenv.backends.dask.TaskRunner`, which
+:class:`distatomenv.executors.dask.TaskRunner`, which
 :func:`distatomenv.analyze` sets up).
 
 Modules: :mod:`.moments` (mergeable per-group moments, from
@@ -16,8 +16,9 @@ Modules: :mod:`.moments` (mergeable per-group moments, from
 :mod:`.clustering` (out-of-core clustering), :mod:`.analyze` (the
 :class:`Analyzer`, a scikit-learn estimator, and its passes over the store),
 :mod:`.readout` and :mod:`.advice` (the force readout and the design advice),
-:mod:`.report` (report.json, clusters.csv, report.html from ``templates/``)
-and :mod:`.plots` (what is written).
+:mod:`.report` (report.json, clusters.csv, report.html from ``templates/``),
+:mod:`.plots` (what is written) and :mod:`.run` (:func:`distatomenv.analyze`:
+the checks, the Dask runner, the report written).
 """
 from __future__ import annotations
 

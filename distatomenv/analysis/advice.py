@@ -306,7 +306,7 @@ def design_advice(reader, readout, tolerance: float = DEFAULT_TOLERANCE) -> dict
     Returns the ``importance``, ``elimination`` and ``saturation`` sections of
     report.json (see the README).
     """
-    from distatomenv.io.histo import suggest_neighbors
+    from distatomenv.descriptors.spec import suggest_neighbors
 
     if not (isinstance(tolerance, (int, float)) and 0 <= tolerance < 1):
         raise AnalysisError(f"advice tolerance must be a number in [0, 1), got {tolerance!r}")

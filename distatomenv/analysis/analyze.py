@@ -592,7 +592,7 @@ class Analyzer(BaseEstimator):
         runner : where the block tasks run (see :class:`ThreadRunner`); default
             threads of this process.  With ``scheduler``/``workers`` set, pass a
             Dask runner, as :func:`distatomenv.analyze` does
-            (:class:`distatomenv.backends.dask.TaskRunner`): the analysis layer
+            (:class:`distatomenv.executors.dask.TaskRunner`): the analysis layer
             does not start clusters itself.
         """
         t_all = time.perf_counter()
@@ -601,7 +601,7 @@ class Analyzer(BaseEstimator):
             if self.scheduler or self.workers:
                 raise AnalysisError(
                     "scheduler/workers need a Dask runner: call distatomenv.analyze(...), or "
-                    "fit(store, runner=distatomenv.backends.dask.TaskRunner(...))")
+                    "fit(store, runner=distatomenv.executors.dask.TaskRunner(...))")
             runner = ThreadRunner(self.threads)
         if isinstance(store, StoreReader):
             reader = store

@@ -3,7 +3,7 @@
 Every pass of the analysis (the cluster view's scan, label and null passes,
 the readout's one statistics pass) is a map of a module-level task over
 blocks of rows.  A *runner* runs the tasks: :class:`ThreadRunner` here, or
-the Dask one from :class:`distatomenv.backends.dask.TaskRunner`, which
+the Dask one from :class:`distatomenv.executors.dask.TaskRunner`, which
 :func:`distatomenv.analyze` injects (the analysis layer never starts
 clusters itself).
 """

@@ -25,11 +25,11 @@ import numpy as np
 
 from .. import interrupt
 from ..elements import atomic_number
-from ..errors import (CoincidentAtomsError, NeighborListTooLargeError, NeighborSpecError,
-                      NotEnoughNeighborsError)
+from ..errors import CoincidentAtomsError, NeighborListTooLargeError, NotEnoughNeighborsError
 from .forcematch import FORCE_MATCHING, ForceMatchingSums
-from .kernels import pack_tables, sf_values
+from .kernels import sf_values
 from .neighbors import ENTRY_BYTES, memory_budget, neighbor_list
+from .tables import pack_tables
 
 _jit = nb.njit(cache=True, error_model="numpy")
 
@@ -77,69 +77,6 @@ def check_neighbor_budget(natoms, lattice, periodic, sfset, *, settings_path=Non
         est[k], limit, ENTRY_BYTES,
         f"{where}structure {s + 1}{data} (1-based; {int(natoms[k])} atoms in a cell of volume "
         f"{volume[k]:.4g}): ", f"the largest cutoff {rc:g}", estimated=True)
-
-
-# ----------------------------------------------------------------------------- neighbour spec
-def parse_neighbor_spec(spec, elements) -> np.ndarray:
-    """Neighbour counts ncut[e][en] from a ``--neighbors`` string.
-
-    Two forms (elements in atomic-number order):
-    * n2p2's list, row-major: ``"6 2 4 4"`` means H-H 6, H-O 2, O-H 4, O-O 4;
-    * by name: ``"H-H=6,H-O=2,O-H=4,O-O=4"`` (pairs not named are 0).
-    n2p2 reads the numbers with atof and truncates; we require integers >= 0.
-    Returns int64 (n_elements, n_elements).
-    """
-    ne = len(elements)
-    text = str(spec).strip()
-    if isinstance(spec, (list, tuple, np.ndarray)):
-        text = " ".join(str(v) for v in spec)
-    ncut = np.zeros((ne, ne), dtype=np.int64)
-    if "=" in text:
-        for item in text.replace(";", ",").split(","):
-            item = item.strip()
-            if not item:
-                continue
-            try:
-                pair, value = item.split("=")
-                a, b = (x.strip() for x in pair.split("-"))
-            except ValueError:
-                raise NeighborSpecError(
-                    f"--neighbors: cannot read {item!r}; expected CENTRAL-NEIGHBOR=COUNT, "
-                    f"e.g. {elements[0]}-{elements[-1]}=4") from None
-            for x in (a, b):
-                if x not in elements:
-                    raise NeighborSpecError(
-                        f"--neighbors: unknown element {x!r} in {item!r}; the settings have "
-                        f"{', '.join(elements)}")
-            ncut[elements.index(a), elements.index(b)] = _count(value, item)
-        return ncut
-    values = text.replace(",", " ").split()
-    if len(values) != ne * ne:
-        order = ", ".join(f"{a}-{b}" for a in elements for b in elements)
-        raise NeighborSpecError(
-            f"--neighbors: found {len(values)} value(s) in {text!r}, expected {ne * ne} "
-            f"(one per element pair, in the order {order})")
-    for k, v in enumerate(values):
-        ncut[k // ne, k % ne] = _count(v, text)
-    return ncut
-
-
-def format_neighbor_spec(ncut) -> str:
-    """The n2p2-style ``--neighbors`` string of ``ncut`` (inverse of
-    :func:`parse_neighbor_spec` for the list form): ``[[6, 2], [4, 4]]`` -> ``"6 2 4 4"``."""
-    return " ".join(str(int(v)) for v in np.asarray(ncut).ravel())
-
-
-def _count(value, context):
-    try:
-        f = float(value)
-    except ValueError:
-        raise NeighborSpecError(
-            f"--neighbors: {value.strip()!r} in {context!r} is not a number") from None
-    if not (0 <= f < 2 ** 31) or f != int(f):
-        raise NeighborSpecError(
-            f"--neighbors: {value.strip()!r} in {context!r} must be a whole number >= 0")
-    return int(f)
 
 
 # ----------------------------------------------------------------------------- layout
@@ -266,7 +203,7 @@ class EnvironmentCalculator:
     Parameters
     ----------
     sfset : SymmetryFunctionSet
-    ncut : int (n_el, n_el)  from :func:`parse_neighbor_spec`.
+    ncut : int (n_el, n_el)  from :func:`~.spec.parse_neighbor_spec`.
     scaling : (shift, factor, offset) per element symbol, each float64
         (nSF,): Gs = (G - shift) * factor + offset and dGs = dG * factor.
     conv_length : n2p2 length normalisation (1.0 when absent).

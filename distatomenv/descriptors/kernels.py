@@ -22,8 +22,10 @@ signature.  The kernel releases the GIL; callers run it on several threads
 over disjoint sets of atoms (see environment.py), so results never depend on
 the thread count.
 
-Parameter tables come from :meth:`SymmetryFunctionSet.tables`, stacked over
-elements by :func:`pack_tables`.  The kernel takes preallocated outputs.
+Parameter tables (their column layout is defined here) are filled and
+stacked over elements by :func:`distatomenv.descriptors.tables.pack_tables`.
+The kernel takes preallocated outputs.  This module imports only numpy,
+numba, math and the cutoff functions (:mod:`.cutoff`).
 """
 from __future__ import annotations
 
@@ -33,75 +35,17 @@ import numba as nb
 import numpy as np
 
 from .cutoff import CORE_ASYM, compact, cutoff
-from .symfuncs import (I_CORE, I_E1, I_E2, I_IZETA, I_JKPREV, I_TYPE, N_FLOAT_PARAMS,
-                       N_INT_PARAMS, P_AL, P_AR, P_ETA, P_LAMBDA, P_PREF, P_RC, P_RCI, P_RL,
-                       P_RS, P_ZETA)
+
+# Column layout of the kernels' float parameter table (one row per SF).
+P_ETA, P_RS, P_RC, P_LAMBDA, P_ZETA, P_RL, P_AL, P_AR, P_PREF, P_RCI = range(10)
+N_FLOAT_PARAMS = 10
+# Column layout of the integer table.
+I_TYPE, I_E1, I_E2, I_CORE, I_IZETA, I_JKPREV = range(6)
+N_INT_PARAMS = 6
 
 _jit = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract"})
 # the angular loops: sums over k may be reordered so that they vectorise
 _jit_vec = nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"})
-
-
-# ----------------------------------------------------------------------------- packing
-def pack_tables(sfset, conv_length=1.0):
-    """Stack every element's parameter tables and build the angular groups.
-
-    Returns a tuple ``(fp, ip, nsf, rad, nrad, grp, ngrp, members, rkey, rkey_sf,
-    nrkey)``: fp (n_elem, max_sf, N_FLOAT_PARAMS), ip (n_elem, max_sf,
-    N_INT_PARAMS), nsf (n_elem,), rad (n_elem, max_sf) radial SF indices,
-    nrad (n_elem,), grp (n_elem, max_grp, 2) start/stop into members (n_elem,
-    max_sf), ngrp; rkey (n_elem, max_sf) the radial-function key of each SF,
-    rkey_sf (n_elem, max_sf) one SF per key, nrkey (n_elem,).
-    Angular SFs that share type, neighbour elements, cutoff and radial core
-    form a group whose pair geometry is computed once; SFs that share a
-    radial function (cutoff type and radius, or compact core and window)
-    share one evaluation of it per neighbour entry.
-    """
-    ne = sfset.n_elements
-    max_sf = max(1, max(sfset.n_sf(e) for e in sfset.elements))
-    fp = np.zeros((ne, max_sf, N_FLOAT_PARAMS))
-    ip = np.full((ne, max_sf, N_INT_PARAMS), -1, dtype=np.int64)
-    nsf = np.zeros(ne, dtype=np.int64)
-    rad = np.zeros((ne, max_sf), dtype=np.int64)
-    nrad = np.zeros(ne, dtype=np.int64)
-    members = np.zeros((ne, max_sf), dtype=np.int64)
-    grp = np.zeros((ne, max_sf, 2), dtype=np.int64)
-    ngrp = np.zeros(ne, dtype=np.int64)
-    rkey = np.zeros((ne, max_sf), dtype=np.int64)
-    rkey_sf = np.zeros((ne, max_sf), dtype=np.int64)
-    nrkey = np.zeros(ne, dtype=np.int64)
-    for a, e in enumerate(sfset.elements):
-        f, i = sfset.tables(e, conv_length)
-        n = f.shape[0]
-        fp[a, :n] = f
-        ip[a, :n] = i
-        nsf[a] = n
-        groups: dict = {}
-        for s, sf in enumerate(sfset.by_element[e]):
-            if sf.is_angular:
-                key = (sf.type, i[s, I_E1], i[s, I_E2], f[s, P_RC], f[s, P_RL], i[s, I_CORE])
-                groups.setdefault(key, []).append(s)
-            else:
-                rad[a, nrad[a]] = s
-                nrad[a] += 1
-        # members with equal (eta, rs) next to each other share one Gaussian
-        for key in groups:
-            groups[key].sort(key=lambda s_: (f[s_, P_ETA], f[s_, P_RS]))
-        pos = 0
-        for g, sfs in enumerate(groups.values()):
-            grp[a, g] = (pos, pos + len(sfs))
-            members[a, pos:pos + len(sfs)] = sfs
-            pos += len(sfs)
-        ngrp[a] = len(groups)
-        keys: dict = {}
-        for s_ in range(n):
-            key = (i[s_, I_TYPE] >= 20, i[s_, I_CORE], f[s_, P_RC], f[s_, P_RCI], f[s_, P_RL])
-            if key not in keys:
-                keys[key] = len(keys)
-                rkey_sf[a, keys[key]] = s_
-            rkey[a, s_] = keys[key]
-        nrkey[a] = len(keys)
-    return fp, ip, nsf, rad, nrad, grp, ngrp, members, rkey, rkey_sf, nrkey
 
 
 # ----------------------------------------------------------------------------- terms

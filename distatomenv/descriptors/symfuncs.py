@@ -32,11 +32,8 @@ strings n2p2 accepts); angles are in degrees in input.nn.
 """
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
-
-import numpy as np
 
 from ..elements import atomic_number
 
@@ -170,17 +167,10 @@ class SymmetryFunction:
         return cls(**d)
 
 
-# Column layout of the kernels' float parameter table (one row per SF).
-P_ETA, P_RS, P_RC, P_LAMBDA, P_ZETA, P_RL, P_AL, P_AR, P_PREF, P_RCI = range(10)
-N_FLOAT_PARAMS = 10
-# Column layout of the integer table.
-I_TYPE, I_E1, I_E2, I_CORE, I_IZETA, I_JKPREV = range(6)
-N_INT_PARAMS = 6
-
-
 @dataclass
 class SymmetryFunctionSet:
-    """Every element's SFs in n2p2's order, plus the tables kernels need.
+    """Every element's SFs in n2p2's order (the kernels' tables:
+    :func:`distatomenv.descriptors.tables.element_tables`).
 
     Parameters
     ----------
@@ -226,58 +216,6 @@ class SymmetryFunctionSet:
     def max_cutoff(self) -> float:
         """Largest SF cutoff over all elements (input units)."""
         return max(sf.rc for sf in self.functions)
-
-    # -- kernel tables ----------------------------------------------------------
-    def tables(self, element: str, conv_length: float = 1.0):
-        """Parameter tables of one element's SFs for the kernels.
-
-        Lengths are multiplied by ``conv_length`` and eta divided by its
-        square (n2p2's unit normalisation); angles are converted to radians.
-
-        Returns
-        -------
-        fparams : float64 array (n_sf, N_FLOAT_PARAMS)
-        iparams : int64 array (n_sf, N_INT_PARAMS); element columns hold the
-            element index in atomic-number order (-1 where unused).  For the
-            narrow compact types 21 and 24, I_JKPREV is the previous SF (in
-            n2p2's order) of the same type and neighbour elements, -1 for the
-            first and for other types: n2p2 reuses that SF's r_jk factor of a
-            triple when it has the same rl and rc and its angle window holds
-            the triple's angle, whatever its own core function (see
-            kernels._jk_source; asked of nnp-scaling on small clusters).
-        """
-        sfs = self.by_element[element]
-        fp = np.zeros((len(sfs), N_FLOAT_PARAMS))
-        ip = np.full((len(sfs), N_INT_PARAMS), -1, dtype=np.int64)
-        L = conv_length
-        for s, sf in enumerate(sfs):
-            ip[s, I_TYPE] = sf.type
-            ip[s, I_E1] = self.index(sf.e1) if sf.e1 else -1
-            ip[s, I_E2] = self.index(sf.e2) if sf.e2 else -1
-            fp[s, P_ETA] = sf.eta / (L * L)
-            fp[s, P_RS] = sf.rs * L
-            fp[s, P_RC] = sf.rc * L
-            fp[s, P_RL] = sf.rl * L
-            fp[s, P_LAMBDA] = sf.lambda_
-            fp[s, P_ZETA] = sf.zeta
-            fp[s, P_AL] = math.radians(sf.angle_left)
-            fp[s, P_AR] = math.radians(sf.angle_right)
-            fp[s, P_RCI] = self.cutoff_alpha * sf.rc * L
-            if sf.is_compact:
-                ip[s, I_CORE] = compact_core(sf.subtype)
-            else:
-                ip[s, I_CORE] = self.cutoff_type
-            if sf.type in (21, 24):
-                ip[s, I_JKPREV] = next((m for m in range(s - 1, -1, -1) if
-                                        (sfs[m].type, sfs[m].e1, sfs[m].e2) ==
-                                        (sf.type, sf.e1, sf.e2)), -1)
-            if sf.type in (3, 9, 13):
-                fp[s, P_PREF] = 2.0 ** (1.0 - sf.zeta)
-                iz = int(round(sf.zeta))
-                ip[s, I_IZETA] = iz if (iz == sf.zeta and 0 <= iz <= 64) else -1
-            else:
-                fp[s, P_PREF] = 1.0
-        return fp, ip
 
     def to_dict(self) -> dict:
         return {

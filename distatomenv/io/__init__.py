@@ -1,7 +1,12 @@
 """Readers and writers of n2p2's input files.
 
-* :mod:`.data` -- ``input.data`` (structures): :func:`index_file`,
+* :mod:`.structure` -- the structure model: :class:`Structure`,
+  :class:`DataIndex`, :func:`remap_positions`.
+* :mod:`.inputdata` -- ``input.data`` parsed and written: :func:`index_file`,
   :func:`read_structure`, :func:`read_structures`, :func:`write_structures`.
+* :mod:`.index` -- the parallel index in fixed blocks and the data file's
+  checksum: :func:`index_data`, :func:`file_digest`.
+* :mod:`.files` -- atomic writes (:func:`~.files.replacing`) and path checks.
 * :mod:`.settings` -- ``input.nn`` (elements, symmetry functions, cutoff,
   scaling mode, units): :func:`read_settings`.
 * :mod:`.scaling` -- ``scaling.data`` (SF statistics) and the scaling maps:
@@ -13,8 +18,10 @@ Submodules are imported on first use, so that importing one of them (ASE
 imports :mod:`.ase_format`) does not import the others.
 """
 _LAZY = {
-    "DataIndex": "data", "Structure": "data", "count_newlines": "data", "index_file": "data",
-    "read_structure": "data", "read_structures": "data", "write_structures": "data",
+    "DataIndex": "structure", "Structure": "structure", "remap_positions": "structure",
+    "count_newlines": "inputdata", "index_file": "inputdata", "read_structure": "inputdata",
+    "read_structures": "inputdata", "write_structures": "inputdata",
+    "index_data": "index", "file_digest": "index",
     "SCALING_MODES": "scaling", "ScalingTable": "scaling", "read_scaling": "scaling",
     "write_scaling": "scaling",
     "Settings": "settings", "read_settings": "settings",

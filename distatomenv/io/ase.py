@@ -27,7 +27,7 @@ Each frame becomes one input.data record:
 Conversion streams frame by frame (ASE's extended-XYZ reader first scans the
 file for frame positions, then parses one frame at a time), so memory does
 not grow with the trajectory.  Parallel indexing of large inputs is a
-property of input.data (byte ranges, :func:`distatomenv.io.data.index_data`):
+property of input.data (byte ranges, :func:`distatomenv.io.index.index_data`):
 convert once, then compute in parallel.
 
 The other way, and in memory:
@@ -57,7 +57,9 @@ import os
 import numpy as np
 
 from ..errors import ConversionError, DistatomenvError, MissingDependencyError
-from .data import SINGULAR_CELL_TOL, Structure, iter_structures as iter_n2p2, replacing, write_structures
+from .files import replacing
+from .inputdata import iter_structures as iter_n2p2, write_structures
+from .structure import SINGULAR_CELL_TOL, Structure
 
 __all__ = ["ase_available", "parse_index", "atoms_to_structure", "iter_structures", "convert",
            "structure_to_atoms", "read", "write", "atoms_structures", "write_for_store",
@@ -297,7 +299,7 @@ def read(path, index=":"):
 
 def atoms_structures(images, path: str = ""):
     """Yield the Structures of ``images``: an iterable of :class:`ase.Atoms` (or
-    one Atoms; :class:`~distatomenv.io.data.Structure` items pass through),
+    one Atoms; :class:`~distatomenv.io.structure.Structure` items pass through),
     consumed one at a time.  A frame that cannot be converted (no forces, a
     partly periodic or singular cell, ...) is a ConversionError naming its
     0-based index in ``images``; ``path`` names the source in messages (default
@@ -349,6 +351,28 @@ def write_for_store(images, out, converted=None) -> str:
                                    "a local input.data for the frames")
         converted = store + ".input.data"
     return write(converted, images)
+
+
+def convert_for_store(traj, out, *, converted=None, index=":", fmt=None, settings=None,
+                      scaling=None):
+    """``distatomenv compute --format ase``: convert the trajectory ``traj`` to
+    the input.data that compute reads; returns ``(data, settings, scaling)``.
+
+    The input.data goes to ``converted`` (default ``STORE.input.data`` beside
+    the store ``out``; for an object-store URL, ``<name>.input.data`` beside the
+    trajectory).  input.nn and scaling.data default to the ones beside the
+    trajectory (scaling.data only where there is one).
+    """
+    store = os.fspath(out).rstrip("/\\")
+    if "://" in store:                   # an object-store URL: convert beside the input
+        store = os.path.join(os.path.dirname(os.path.abspath(traj)), store.rsplit("/", 1)[-1])
+    data = converted or store + ".input.data"
+    convert(traj, data, index=index, fmt=fmt)
+    here = os.path.dirname(os.path.abspath(traj))
+    settings = settings or os.path.join(here, "input.nn")
+    if scaling is None and os.path.exists(os.path.join(here, "scaling.data")):
+        scaling = os.path.join(here, "scaling.data")
+    return data, settings, scaling
 
 
 # ----------------------------------------------------------------------------- ASE's plugin API

@@ -64,11 +64,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..elements import ATOMIC_NUMBER, atomic_number
+from ..descriptors.spec import suggest_neighbors
 from ..errors import HistoFileError
 
 __all__ = [
     "SFHisto", "NeighborsHisto", "sf_histo_name", "write_sf_histo", "read_sf_histo",
-    "write_neighbors_histo", "read_neighbors_histo", "suggest_neighbors", "summarize_counts",
+    "write_neighbors_histo", "read_neighbors_histo", "summarize_counts",
     "pair_name", "NEIGHBORS_HISTO_NAME",
 ]
 
@@ -100,24 +101,6 @@ def summarize_counts(h):
     nz = np.flatnonzero(h)
     mean = float(np.dot(np.arange(h.size, dtype=np.float64), h) / atoms)
     return atoms, int(nz[0]), mean, int(nz[-1])
-
-
-def suggest_neighbors(min_counts, elements) -> str:
-    """The ``--neighbors`` string (n2p2's row-major list) of the per-pair minima.
-
-    min_counts : dict (central symbol, neighbour symbol) -> smallest count that
-        every central atom has; pairs not given (or None) count as 0.
-    elements : symbols in atomic-number order.
-    """
-    from ..descriptors.environment import format_neighbor_spec   # io stays below descriptors
-    elements = list(elements)
-    ne = len(elements)
-    ncut = np.zeros((ne, ne), dtype=np.int64)
-    for (a, b), v in min_counts.items():
-        if a not in elements or b not in elements:
-            raise ValueError(f"suggest_neighbors: pair {a}-{b} has an element not in {elements}")
-        ncut[elements.index(a), elements.index(b)] = 0 if v is None else int(v)
-    return format_neighbor_spec(ncut)
 
 
 def _check_elements(elements):

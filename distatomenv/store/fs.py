@@ -32,6 +32,7 @@ import os
 import uuid
 
 from distatomenv.errors import StoreError
+from distatomenv.io.files import replacing
 
 __all__ = ["StoreLocation", "is_url", "location"]
 
@@ -225,10 +226,10 @@ class StoreLocation:
             folder = os.path.dirname(target)
             os.makedirs(folder, exist_ok=True)
             base = os.path.basename(target).rsplit(".", 1)[0]
-            tmp = os.path.join(folder, f"{base}.{uuid.uuid4().hex}.partial")
-            with open(tmp, "wb") as fh:
+            # a name of its own: several processes may write the same marker
+            part = os.path.join(folder, f"{base}.{uuid.uuid4().hex}.partial")
+            with replacing(target, "wb", part=part) as fh:
                 fh.write(data)
-            os.replace(tmp, target)
             return
         self.fs.pipe_file(target, data)
 

@@ -235,7 +235,7 @@ class StoreInfo:
 def suggested_neighbors(statistics, elements) -> str | None:
     """The ``--neighbors`` string that every atom of the data allows: per pair
     the smallest neighbour count within the cutoff (None without statistics)."""
-    from ..io.histo import suggest_neighbors
+    from ..descriptors.spec import suggest_neighbors
     nb = (statistics or {}).get("neighbors")
     if not nb:
         return None

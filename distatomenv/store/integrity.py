@@ -20,13 +20,15 @@ Keys are named as in the store: ``elements/H/G/c/3/0`` is chunk 3 (rows
 """
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
 import zarr
 
-from distatomenv.errors import StoreDamagedError
+from distatomenv.errors import DistatomenvError, StoreDamagedError
 
 from .fs import location
 from .schema import (ELEMENTS_GROUP, STATUS_COMPLETE, StoreLayout, format_id_ranges,
@@ -286,3 +288,26 @@ def damaged_error(path, damage: list, doing: str = "") -> StoreDamagedError:
     return StoreDamagedError(
         f"{path}: {doing}the store is damaged: {shown}{more}; run 'distatomenv verify "
         f"{path}' for the full list, and compute the store again", [d.key for d in damage])
+
+
+@contextlib.contextmanager
+def damage_named(stores, doing):
+    """Turn a failure while reading stores into StoreDamagedError naming the
+    damaged chunks, when a check of every chunk finds any (a checksum that
+    fails deep inside the analysis or export); else let it through."""
+    try:
+        yield
+    except (DistatomenvError, KeyboardInterrupt, OSError, MemoryError):
+        raise
+    except Exception as exc:
+        for s in stores:
+            path = getattr(s, "path", s)
+            if not isinstance(path, (str, os.PathLike)):
+                continue
+            try:
+                report = verify(path)
+            except Exception:
+                continue
+            if report.damaged:
+                raise damaged_error(os.fspath(path), report.damaged, doing) from exc
+        raise

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 import numpy as np
 import zarr
 
-from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteError
+from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteError, is_input_error
 
 from .fs import location
 from .schema import (
@@ -547,6 +547,17 @@ def mark_failed(path, message: str, *, input_error: bool = False) -> None:
         {"event": "failed", "time": _now(), "message": str(message)}
     ]
     root.attrs.put(new_attrs)
+
+
+def record_failure(path, exc) -> None:
+    """Mark the store failed with ``exc``'s message (input errors let the next
+    run replace the store); a failure to record it (a full disk) is noted on
+    ``exc`` and never hides it."""
+    try:
+        mark_failed(path, f"{type(exc).__name__}: {exc}", input_error=is_input_error(exc))
+    except Exception as err:
+        if hasattr(exc, "add_note"):
+            exc.add_note(f"(recording the failure in the store failed too: {err})")
 
 
 # ----------------------------------------------------------------------------

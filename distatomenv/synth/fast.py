@@ -27,7 +27,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..io.data import Structure
+from ..io.structure import Structure
 
 __all__ = ["FIXED_WIDTH", "FIXED_DECIMALS", "CUBE_PERMUTATIONS", "format_atoms_fixed",
            "write_replicas", "write_lj_fast"]

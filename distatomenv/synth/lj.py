@@ -50,7 +50,8 @@ import numpy as np
 
 from ..descriptors.neighbors import min_image
 from ..elements import ATOMIC_NUMBER, sort_by_atomic_number
-from ..io.data import Structure, write_structures
+from ..io.inputdata import write_structures
+from ..io.structure import Structure
 from .settings import settings_text
 
 __all__ = [
@@ -370,7 +371,7 @@ def generate_lj(n_structures: int = 20, n_atoms: int = 64, *, elements=DEFAULT_E
 
     Returns
     -------
-    list of :class:`~distatomenv.io.data.Structure`, one per sample: cubic
+    list of :class:`~distatomenv.io.structure.Structure`, one per sample: cubic
     ``lattice`` (A), positions wrapped into the box (A), forces (eV/A),
     ``energy`` the total potential energy (eV), atom charges and energies 0,
     total charge 0, and a one-line comment naming the generator, its

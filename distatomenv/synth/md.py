@@ -53,7 +53,8 @@ import numpy as np
 
 from ..descriptors.neighbors import HALF_SHELL, cell_sort, half_pairs, min_image
 from ..elements import ATOMIC_MASS
-from ..io.data import Structure, write_structures
+from ..io.inputdata import write_structures
+from ..io.structure import Structure
 from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
 from .lj import KB_EV, lj_add
 from .settings import settings_text

@@ -143,7 +143,7 @@ def run_ours(n2p2: Path, ours: Path, args: str) -> tuple[str | None, str]:
     scaling.data and export into ours/out/.  Returns (our error or None, step)."""
     import distatomenv
     from distatomenv.errors import DistatomenvError
-    from distatomenv.pipeline import scaling
+    from distatomenv.engine.scaling import scaling
     ours.mkdir(parents=True, exist_ok=True)
     steps = [("scaling", lambda: scaling(n2p2 / "input.data", ours / "scaling.data",
                                          settings=n2p2 / "input.nn", threads=1))]

@@ -1,11 +1,13 @@
-"""Progress bars on the terminal (tqdm), one per phase of a run.
+"""Progress bars on the terminal (tqdm), one per phase of a run, and the one
+builder every subcommand uses (:func:`progress_bar`).
 
-The pipeline and the backends report progress through a small protocol:
+The compute side and the executors report progress through a small protocol
+(:mod:`distatomenv.parallel`):
 
 * ``progress.start(phase, structures, atoms)`` when a phase begins, with its
   totals (phases: ``"scaling"``, ``"compute"``);
 * ``progress(structures, atoms)`` as work finishes (from rank 0 or the Dask
-  client, as the backends forward it).
+  client, as the executors forward it).
 
 A plain callable ``progress(structures, atoms)`` also works (it then only sees
 the compute phase).  :class:`ProgressBar` draws one bar per phase with atoms
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from ..executors.launcher import detect_backend, launcher_on_terminal, launcher_rank
 
 
 class ProgressBar:
@@ -61,3 +65,34 @@ class ProgressBar:
 
     def __exit__(self, *exc):
         self.close()
+
+    def running_totals(self, structures, atoms):
+        """Report totals so far (structures and atoms done since the start)
+        instead of increments."""
+        if self.bar is None:
+            self.start("compute", 0, 0)
+        self(int(structures) - self.structures, int(atoms) - self.bar.n)
+
+
+def show_progress(args) -> bool:
+    """Progress bars: with --progress; never with --quiet or on MPI ranks > 0;
+    else when stderr is a terminal (under MPI: the launcher's stderr)."""
+    if getattr(args, "quiet", False) or launcher_rank() > 0:
+        return False
+    if getattr(args, "progress", False):
+        return True
+    if sys.stderr.isatty():
+        return True
+    return detect_backend() == "mpi" and launcher_on_terminal()
+
+
+def progress_bar(args, phase=None):
+    """The progress bar of a subcommand (:class:`ProgressBar`), or None when
+    :func:`show_progress` says no; ``phase``: start that phase now (its totals
+    unknown)."""
+    if not show_progress(args):
+        return None
+    bar = ProgressBar()
+    if phase is not None:
+        bar.start(phase, 0, 0)
+    return bar

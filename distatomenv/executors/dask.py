@@ -1,4 +1,4 @@
-"""The Dask backend: the units of a run are tasks on a ``distributed`` cluster.
+"""The Dask executor: the units of a run are tasks on a ``distributed`` cluster.
 
 Start a local cluster of worker processes, or join a running one::
 
@@ -16,8 +16,8 @@ How a run goes:
 1. The client process (the one calling :func:`compute`) starts the local
    cluster (``workers=N``) or connects to the scheduler (and waits up to a
    minute for a first worker), then prepares the run and creates (or resumes)
-   the store with :func:`~distatomenv.pipeline.start_run`, planned for the
-   number of workers.  The 16 MiB blocks of the data's index and the parts of
+   the store with ``start`` (:func:`~distatomenv.engine.run.start_run`),
+   planned for the number of workers.  The 16 MiB blocks of the data's index and the parts of
    the scaling pass run as tasks (:func:`_mapper`); the first error in the data
    comes back with its file and line.
 2. The job is sent to the cluster once, as the result of a small task that is
@@ -25,9 +25,9 @@ How a run goes:
    scheduler can recompute it if every worker holding it dies, which it
    cannot do for scattered data), and every unit still to do becomes one task
    ``distatomenv-unit-<id>-<token>`` with ``retries=2`` that takes the job.
-3. On a worker, :func:`_run_unit` keeps one
-   :class:`~distatomenv.pipeline.UnitRunner` per worker thread and run, sets
-   numba's thread count (``threads``, default 1 per Dask worker thread), runs
+3. On a worker, :func:`_run_unit` keeps one unit worker (``make_worker(job)``,
+   a :class:`~distatomenv.engine.worker.UnitRunner`) per worker thread and
+   run, sets numba's thread count (``threads``, default 1 per Dask worker thread), runs
    the unit (its writes are drained before it returns) and returns its
    counters.
 4. Units are idempotent: a unit writes only whole chunks it owns, so a unit
@@ -42,8 +42,8 @@ How a run goes:
    (:func:`~distatomenv.store.writer.mark_failed`) and :class:`UnitFailedError`
    names the unit, the worker and the original error.  The store stays
    incomplete; ``--resume`` computes the missing units.
-7. The client finalises the store (:func:`~distatomenv.pipeline.finish_run`)
-   with per-phase seconds summed over units, ``"workers"`` and ``"load
+7. The client finalises the store with ``finish``
+   (:func:`~distatomenv.engine.run.finish_run`), with per-phase seconds summed over units, ``"workers"`` and ``"load
    balance"`` (largest per-worker load in atoms / mean) in ``timings``, and
    closes the client and the local cluster it started (never an external one).
 
@@ -64,6 +64,8 @@ import time
 import uuid
 
 from ..errors import DistatomenvError, UnitFailedError, is_input_error
+from ..parallel import cores, set_threads
+from ..store.writer import mark_failed
 
 #: Retries of a unit whose task raised (a worker that dies is handled by the scheduler).
 RETRIES = 2
@@ -72,12 +74,13 @@ WAIT_FOR_WORKERS_S = 60
 
 
 # ----------------------------------------------------------------------------- worker side
-_LOCAL = threading.local()       # per Dask worker thread: {token: UnitRunner}
+_LOCAL = threading.local()       # per Dask worker thread: {token: unit worker}
 _KEEP_RUNNERS = 2                # runs whose runner a worker thread keeps open
 
 
 def _load_job(blob):
-    """The job from its pickle (a task, so that the scheduler can recompute it)."""
+    """``(make_worker, job)`` from its pickle (a task, so that the scheduler can
+    recompute it)."""
     return pickle.loads(blob)
 
 
@@ -89,10 +92,9 @@ def _worker_address():
         return None
 
 
-def _runner(job, token):
-    """This thread's UnitRunner of run ``token`` (created on first use); returns
-    (runner, seconds spent creating it)."""
-    from ..pipeline import UnitRunner
+def _runner(make_worker, job, token):
+    """This thread's unit worker of run ``token`` (``make_worker(job)`` on first
+    use); returns (runner, seconds spent creating it)."""
     cache = getattr(_LOCAL, "runners", None)
     if cache is None:
         cache = _LOCAL.runners = collections.OrderedDict()
@@ -101,7 +103,7 @@ def _runner(job, token):
         cache.move_to_end(token)
         return runner, 0.0
     t0 = time.perf_counter()
-    runner = cache[token] = UnitRunner(job)
+    runner = cache[token] = make_worker(job)
     while len(cache) > _KEEP_RUNNERS:    # only this thread uses them: safe to close
         _, old = cache.popitem(last=False)
         _close_quietly(old)
@@ -121,18 +123,19 @@ def _close_quietly(runner):
         pass
 
 
-def _run_unit(job, unit_id, token, threads):
-    """Task body: run unit ``unit_id`` of ``job`` on this worker; returns its counters.
+def _run_unit(work, unit_id, token, threads):
+    """Task body: run unit ``unit_id`` of the job on this worker; returns its counters.
 
-    Any error is re-raised as a picklable :class:`UnitFailedError` naming the
-    unit, the worker and the original error.
+    ``work`` is ``(make_worker, job)`` (:func:`_load_job`).  Any error is
+    re-raised as a picklable :class:`UnitFailedError` naming the unit, the
+    worker and the original error.
     """
-    from .serial import set_threads
+    make_worker, job = work
     worker = _worker_address()
     try:
         # numba's thread count is per calling thread: set it on every task
         n_threads = set_threads(threads)
-        runner, setup = _runner(job, token)
+        runner, setup = _runner(make_worker, job, token)
         unit = next(u for u in job.units if u.id == unit_id)
         try:
             stats = runner.run(unit)     # drains its writes before it returns
@@ -159,7 +162,6 @@ def _map_task(fn, shared, item):
 def _default_threads(client) -> int:
     """Numba threads per Dask worker thread so that each host's cores are shared
     out, not oversubscribed: min over hosts of cores // worker threads there."""
-    from .serial import cores
     try:
         workers = client.scheduler_info(n_workers=-1)["workers"]
         worker_cores = client.run(cores)          # each worker's own CPU affinity
@@ -177,7 +179,7 @@ def _default_threads(client) -> int:
 
 
 def _mapper(client):
-    """A mapper (see :func:`distatomenv.pipeline.local_map`) whose items are tasks
+    """A mapper (see :func:`distatomenv.parallel.local_map`) whose items are tasks
     on the cluster; ``shared`` goes to every worker once."""
     distributed = _distributed()
 
@@ -255,12 +257,12 @@ def _local_cluster(n_workers):
     return cluster, client
 
 
-def _run(client, job, todo, threads, progress, n_workers):
+def _run(client, job, todo, make_worker, threads, progress, n_workers):
     """Submit one task per unit, collect their counters; returns the stats dict."""
     distributed = _distributed()
     token = uuid.uuid4().hex[:12]
-    job_future = client.submit(_load_job, pickle.dumps(job), key=f"distatomenv-job-{token}",
-                               pure=False)
+    job_future = client.submit(_load_job, pickle.dumps((make_worker, job)),
+                               key=f"distatomenv-job-{token}", pure=False)
     # a copy on every worker: the scheduler places a task only on workers that
     # hold its inputs (stealing rebalances later, slowly); should the job
     # task fail, the unit tasks fail with its error and are reported below
@@ -388,25 +390,23 @@ def coordinate(fn, *, threads=None, workers=None, scheduler=None):
             cluster.close()
 
 
-def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, **options):
-    """Run ``distatomenv.compute`` with the units as tasks on a Dask cluster.
+def compute(start, make_worker, finish, *, threads=None, progress=None, workers=None,
+            scheduler=None):
+    """Run a compute with the units as tasks on a Dask cluster.
 
     Parameters
     ----------
+    start, make_worker, finish : those of :class:`distatomenv.parallel.Executor`.
     workers : start a local cluster of this many worker processes (one thread each).
     scheduler : address of a running scheduler to join instead, e.g. ``tcp://HOST:8786``.
     threads : numba threads per Dask worker thread (default: each host's cores
         divided by the worker threads on that host, at least 1).
     progress : optional callable(structures, atoms), called as units finish.
-    options : those of :func:`distatomenv.pipeline.start_run` (settings, scaling,
-        neighbors, out, dtype, chunk_rows, n_units, overwrite, resume, command).
 
-    Returns the finished store's :class:`~distatomenv.store.reader.StoreReader`;
-    its ``timings`` hold per-phase seconds summed over units, ``"workers"`` and
+    Returns what ``finish`` returns (the finished store's reader); its
+    ``timings`` hold per-phase seconds summed over units, ``"workers"`` and
     ``"load balance"``.
     """
-    from .. import pipeline
-    from ..store.writer import mark_failed
     if (workers is None) == (scheduler is None):
         raise DistatomenvError(
             "the dask backend needs either workers=N (--workers N: start a local cluster) "
@@ -429,16 +429,14 @@ def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, 
         if threads is None:
             threads = _default_threads(client)
         # the workers index the data and run the scaling pass, then the units
-        job, todo, timings = pipeline.start_run(data, n_workers=n_workers,
-                                                mapper=_mapper(client), threads=threads,
-                                                progress=progress, **options)
+        job, todo, timings = start(n_workers=n_workers, mapper=_mapper(client), threads=threads)
         timings["start cluster" if cluster is not None else "connect"] = t_cluster
         try:
             if not todo:                 # resuming a store whose units are all done
                 stats = {"setup": 0.0, "compute": 0.0, "write": 0.0,
                          "workers": n_workers, "load balance": 1.0}
-                return pipeline.finish_run(job, timings, stats, t_start)
-            stats = _run(client, job, todo, threads, progress, n_workers)
+                return finish(job, timings, stats, t_start)
+            stats = _run(client, job, todo, make_worker, threads, progress, n_workers)
         except BaseException as exc:
             message = str(exc) if isinstance(exc, UnitFailedError) else \
                 f"{type(exc).__name__}: {exc}"
@@ -463,4 +461,19 @@ def compute(data, *, threads=None, progress=None, workers=None, scheduler=None, 
                 cluster.close()
             except Exception:
                 pass
-    return pipeline.finish_run(job, timings, stats, t_start)
+    return finish(job, timings, stats, t_start)
+
+
+class DaskExecutor:
+    """:class:`distatomenv.parallel.Executor` on a local cluster of ``workers``
+    processes or the cluster at ``scheduler`` (exactly one of them)."""
+
+    def __init__(self, workers=None, scheduler=None):
+        self.workers, self.scheduler = workers, scheduler
+
+    def compute(self, start, make_worker, finish, *, threads=None, progress=None):
+        return compute(start, make_worker, finish, threads=threads, progress=progress,
+                       workers=self.workers, scheduler=self.scheduler)
+
+    def coordinate(self, fn, *, threads=None):
+        return coordinate(fn, threads=threads, workers=self.workers, scheduler=self.scheduler)

@@ -1,7 +1,7 @@
-"""The MPI backend: every rank of ``mpiexec -n N distatomenv compute ...`` runs units.
+"""The MPI executor: every rank of ``mpiexec -n N distatomenv compute ...`` runs units.
 
 All ranks call :func:`compute` with the same arguments (the CLI picks this
-backend itself when started by an MPI launcher with more than one rank)::
+executor itself when started by an MPI launcher with more than one rank)::
 
     mpiexec -n 4 distatomenv compute input.data --neighbors "6 2 4 4" -o store.zarr
 
@@ -9,9 +9,9 @@ or from Python, on every rank: ``distatomenv.compute(..., backend="mpi")``.
 
 How a run goes:
 
-1. Rank 0 prepares the run and creates (or resumes) the store with
-   :func:`~distatomenv.pipeline.start_run`; the plan has at least one unit per
-   rank.  Meanwhile the other ranks serve its maps (:class:`_RankPool`): every
+1. Rank 0 prepares the run and creates (or resumes) the store with ``start``
+   (:func:`~distatomenv.engine.run.start_run`); the plan has at least one
+   unit per rank.  Meanwhile the other ranks serve its maps (:class:`_RankPool`): every
    rank indexes some 16 MiB blocks of the data and runs some parts of the
    scaling pass.  If preparing fails (bad input, store exists, ...) every rank
    raises the same error (rank 0 the original exception).  Otherwise the job
@@ -33,8 +33,8 @@ How a run goes:
    (non-blocking send); rank 0 forwards them to ``progress(structures,
    atoms)`` between its own units and, once its own units are done, until
    every rank has said it is finished.
-6. Rank 0 finalises the store (:func:`~distatomenv.pipeline.finish_run`) with
-   per-phase seconds (maximum over ranks), ``"load balance"`` (largest rank
+6. Rank 0 finalises the store with ``finish``
+   (:func:`~distatomenv.engine.run.finish_run`), with per-phase seconds (maximum over ranks), ``"load balance"`` (largest rank
    load in atoms / mean rank load) and ``"ranks"`` in ``timings``; the other
    ranks then open the finished store.  Every rank returns its reader.
 
@@ -47,6 +47,9 @@ import pickle
 import time
 
 from ..errors import DistatomenvError, RankFailedError, is_input_error
+from ..parallel import cores, set_threads
+from ..store.reader import open_store
+from ..store.writer import mark_failed
 
 _TAG_PROGRESS = 71          # point-to-point messages rank > 0 -> rank 0
 
@@ -82,7 +85,7 @@ class _RankPool:
     """Lets rank 0 spread work over every rank while it coordinates.
 
     Rank 0 calls :meth:`map` (the mapper signature of
-    :func:`distatomenv.pipeline.local_map`); meanwhile the other ranks sit in
+    :func:`distatomenv.parallel.local_map`); meanwhile the other ranks sit in
     :meth:`serve`, which runs their share of each map (item k on rank
     k % size) until rank 0 broadcasts anything that is not a map.  Items fail
     independently: the first failed item (in item order) is re-raised on rank 0.
@@ -194,7 +197,6 @@ def _ranks_on_node(comm) -> int:
 
 def _threads_for_rank(threads, n_local) -> int:
     """``threads``, or the cores this process may use divided by the ranks on its node."""
-    from .serial import cores
     if threads is not None:
         return threads
     return max(1, cores() // max(1, n_local))
@@ -245,13 +247,11 @@ class _ProgressSink:
 
 
 # ----------------------------------------------------------------------------- units
-def _run_units(comm, job, units, sink, threads, failure=None):
-    """Set numba's threads and run ``units`` here.  Never raises (so no rank
-    leaves the others waiting): returns (stats, atoms, failure) where failure
-    is None or (unit id or None, exception); a failure given on entry skips
-    the units."""
-    from ..pipeline import UnitRunner
-    from .serial import set_threads
+def _run_units(comm, job, units, make_worker, sink, threads, failure=None):
+    """Set numba's threads and run ``units`` here with ``make_worker(job)``.
+    Never raises (so no rank leaves the others waiting): returns (stats, atoms,
+    failure) where failure is None or (unit id or None, exception); a failure
+    given on entry skips the units."""
     rank = comm.Get_rank()
     requests = []
     t_setup = t_write = t_run = 0.0
@@ -263,7 +263,7 @@ def _run_units(comm, job, units, sink, threads, failure=None):
             raise failure[1]
         set_threads(threads)
         t0 = time.perf_counter()
-        runner = UnitRunner(job)
+        runner = make_worker(job)
         t_setup = time.perf_counter() - t0
         t1 = time.perf_counter()
         for unit in units:
@@ -319,17 +319,15 @@ def coordinate(fn, *, threads=None, comm=None):
 
 
 # ----------------------------------------------------------------------------- compute
-def compute(data, *, threads=None, progress=None, comm=None, **options):
-    """Run ``distatomenv.compute`` on every rank of ``comm`` (default COMM_WORLD).
+def compute(start, make_worker, finish, *, threads=None, progress=None, comm=None):
+    """Run a compute on every rank of ``comm`` (default COMM_WORLD).
 
-    Must be called by every rank with the same arguments; ``options`` are those
-    of :func:`distatomenv.pipeline.start_run` (settings, scaling, neighbors,
-    out, dtype, chunk_rows, n_units, overwrite, resume, command).  ``progress``
-    is called on rank 0 only.  Returns the finished store's reader on every rank.
+    Must be called by every rank with the same arguments (``distatomenv.compute(...,
+    backend="mpi")`` does).  ``start``, ``make_worker`` and ``finish`` are those
+    of :class:`distatomenv.parallel.Executor`; ``start`` and ``finish`` run on
+    rank 0 only, and so does ``progress``.  Returns the finished store's reader
+    on every rank.
     """
-    from .. import pipeline
-    from ..store.reader import open_store
-    from ..store.writer import mark_failed
     MPI = _mpi()
     comm = (comm if comm is not None else MPI.COMM_WORLD).Dup()
     try:
@@ -341,15 +339,13 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
         n_threads = _threads_for_rank(threads, _ranks_on_node(comm))
         pool = _RankPool(comm)
 
-        def start():
-            job, todo, timings = pipeline.start_run(data, n_workers=size, mapper=pool.map,
-                                                    threads=n_threads, progress=progress,
-                                                    **options)
+        def started():
+            job, todo, timings = start(n_workers=size, mapper=pool.map, threads=n_threads)
             return (job, todo, timings), pickle.dumps((job, todo))
-        started, blob = _root_then_bcast(comm, start, pool)
+        here, blob = _root_then_bcast(comm, started, pool)
         failure = None
         if rank == 0:
-            job, todo, timings = started
+            job, todo, timings = here
         else:
             try:
                 job, todo = pickle.loads(blob)
@@ -359,7 +355,7 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
         # 2. threads (above); 3. static assignment
         mine = [u for k, u in enumerate(todo) if k % size == rank]
         sink = _ProgressSink(comm, progress) if rank == 0 else None
-        stats, atoms, failure = _run_units(comm, job, mine, sink, n_threads, failure)
+        stats, atoms, failure = _run_units(comm, job, mine, make_worker, sink, n_threads, failure)
 
         # 4. everybody learns whether anybody failed
         me = None if failure is None else (rank, failure[0], type(failure[1]).__name__,
@@ -385,15 +381,15 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
             raise RankFailedError(message, failures)
 
         # 6. rank 0 finalises; the others open the finished store
-        def finish():
+        def finished():
             loads = [g[2] for g in gathered]
             mean = sum(loads) / len(loads)
             summary = {k: max(g[1][k] for g in gathered) for k in ("setup", "compute", "write")}
             summary["load balance"] = (max(loads) / mean) if mean > 0 else 1.0
             summary["ranks"] = size
-            reader = pipeline.finish_run(job, timings, summary, t_start)
+            reader = finish(job, timings, summary, t_start)
             return reader, dict(reader.timings)
-        reader, shared_timings = _root_then_bcast(comm, finish)
+        reader, shared_timings = _root_then_bcast(comm, finished)
         if rank == 0:
             return reader
         reader = open_store(job.out)
@@ -401,3 +397,18 @@ def compute(data, *, threads=None, progress=None, comm=None, **options):
         return reader
     finally:
         comm.Free()
+
+
+class MPIExecutor:
+    """:class:`distatomenv.parallel.Executor` over the ranks of ``comm``
+    (default COMM_WORLD); every rank calls the same methods."""
+
+    def __init__(self, comm=None):
+        self.comm = comm
+
+    def compute(self, start, make_worker, finish, *, threads=None, progress=None):
+        return compute(start, make_worker, finish, threads=threads, progress=progress,
+                       comm=self.comm)
+
+    def coordinate(self, fn, *, threads=None):
+        return coordinate(fn, threads=threads, comm=self.comm)

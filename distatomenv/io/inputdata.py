@@ -34,43 +34,29 @@ line, column and text, and the second is accepted.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import math
 import os
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..elements import SYMBOLS
-from ..errors import DataFileError, os_error, quote
+from ..errors import DataFileError, quote
 from .fields import finite_float
+from .structure import PERIODIC_CHARGE_TOL, SINGULAR_CELL_TOL, DataIndex, Structure
 
 __all__ = [
-    "Structure",
-    "DataIndex",
     "index_file",
-    "index_data",
-    "file_digest",
     "count_newlines",
     "read_structure",
     "read_structures",
     "iter_structures",
     "write_structures",
-    "replacing",
 ]
 
 #: Bytes read per chunk while scanning.
 _CHUNK = 1 << 22
-#: A cell is singular when |det| <= this times the product of the vector lengths.
-SINGULAR_CELL_TOL = 1e-10
-#: Largest |total charge| accepted for a periodic structure (n2p2 refuses others).
-PERIODIC_CHARGE_TOL = 1e-8
-#: Largest |fractional coordinate| accepted in a periodic structure: wrapping
-#: f into [0, 1) keeps about 16 - log10|f| digits, so beyond 2**20 (~1e6 cells
-#: away) the wrapped position would be off by more than 1e-10 of the cell.
-WRAP_LIMIT = 2.0 ** 20
 #: A UTF-8 byte order mark; accepted (and skipped) at the very start of a file.
 BOM = b"\xef\xbb\xbf"
 
@@ -79,209 +65,6 @@ ATOM_FIELDS = ("x", "y", "z", "element", "charge", "energy", "fx", "fy", "fz")
 _ATOM_NUMERIC = (1, 2, 3, 5, 6, 7, 8, 9)   # token positions of the 8 numbers
 _RECORD_KEYWORDS = "atom, lattice, energy, charge, comment, end"
 _ALL_SYMBOLS = {s.encode("ascii"): i for i, s in enumerate(SYMBOLS)}
-
-
-# ----------------------------------------------------------------------------
-# Data classes
-# ----------------------------------------------------------------------------
-@dataclass(eq=False)
-class Structure:
-    """One record of input.data, in the units of the file.
-
-    Arrays are compared by identity (``eq=False``); compare fields explicitly.
-
-    Attributes
-    ----------
-    index : 0-based position of the structure in its file.
-    line : 1-based line number of the record's ``begin`` line.
-    comment : text of the ``comment`` line(s), joined with newlines ("" if none).
-    lattice : float64 (3, 3) or None; the ROWS are the lattice vectors (length).
-    positions : float64 (n, 3), Cartesian positions as written in the file (length).
-    elements : str (n,), element symbols.
-    charges : float64 (n,), atomic charges.
-    atom_energies : float64 (n,), atomic energies (the 6th field of ``atom``).
-    forces : float64 (n, 3), forces (energy / length).
-    energy : total energy, NaN when the record has no ``energy`` line.
-    charge : total charge, 0.0 when the record has no ``charge`` line.
-    path : the file the structure was read from ("" if built in memory).
-    atom_lines : int64 (n,) 1-based line of each atom in ``path``, or None.
-    """
-
-    index: int
-    line: int
-    comment: str
-    lattice: np.ndarray | None
-    positions: np.ndarray
-    elements: np.ndarray
-    charges: np.ndarray
-    atom_energies: np.ndarray
-    forces: np.ndarray
-    energy: float = math.nan
-    charge: float = 0.0
-    path: str = ""
-    atom_lines: np.ndarray | None = None
-
-    def __post_init__(self):
-        self.positions = np.asarray(self.positions, dtype=np.float64)
-        n = len(self.positions)
-        if self.positions.shape != (n, 3):
-            raise ValueError(f"positions must have shape (n, 3), got {self.positions.shape}")
-        self.elements = np.asarray(self.elements, dtype=str)
-        self.charges = np.asarray(self.charges, dtype=np.float64)
-        self.atom_energies = np.asarray(self.atom_energies, dtype=np.float64)
-        self.forces = np.asarray(self.forces, dtype=np.float64)
-        for name, want in (("elements", (n,)), ("charges", (n,)),
-                           ("atom_energies", (n,)), ("forces", (n, 3))):
-            got = getattr(self, name).shape
-            if got != want:
-                raise ValueError(f"{name} must have shape {want} to match positions, got {got}")
-        if self.lattice is not None:
-            self.lattice = np.asarray(self.lattice, dtype=np.float64)
-            if self.lattice.shape != (3, 3):
-                raise ValueError(f"lattice must have shape (3, 3) or be None, got {self.lattice.shape}")
-        self.energy = float(self.energy)
-        self.charge = float(self.charge)
-
-    @property
-    def periodic(self) -> bool:
-        """Whether the structure has a cell (three ``lattice`` lines)."""
-        return self.lattice is not None
-
-    @property
-    def natoms(self) -> int:
-        return len(self.positions)
-
-    def remapped_positions(self) -> np.ndarray:
-        """Positions wrapped into the cell as n2p2 does (see :func:`remap_positions`).
-
-        Returns
-        -------
-        float64 array (n, 3), a new array (length).
-
-        Raises
-        ------
-        DataFileError
-            An atom so far outside the cell (more than :data:`WRAP_LIMIT` cells)
-            that wrapping it would lose its position, naming the file and line.
-        """
-        if self.lattice is not None and self.natoms:
-            frac = self.positions @ np.linalg.inv(self.lattice)
-            far = np.abs(frac) > WRAP_LIMIT
-            if far.any():
-                i, a = (int(v) for v in np.argwhere(far)[0])
-                line = int(self.atom_lines[i]) if self.atom_lines is not None else self.line
-                where = "" if self.atom_lines is not None else f", atom {i + 1}"
-                raise DataFileError(
-                    self.path or "<input>", line,
-                    f"structure {self.index + 1}{where}: position "
-                    f"({', '.join(f'{v:.6g}' for v in self.positions[i])}) lies "
-                    f"{abs(frac[i, a]):.3g} cells outside the cell along lattice vector {a + 1}; "
-                    f"wrapping it into the cell would lose its precision (more than "
-                    f"{WRAP_LIMIT:.0f} cells away); fix the coordinate")
-        return remap_positions(self.positions, self.lattice)
-
-
-def remap_positions(positions, lattice) -> np.ndarray:
-    """Wrap positions into the cell as n2p2 does when it reads input.data.
-
-    The fractional coordinates f solve ``r = f @ lattice`` (rows are the
-    lattice vectors); ``f -= floor(f)`` puts them in [0, 1), and the result is
-    ``f @ lattice``.  With ``lattice`` None (non-periodic) a copy is returned.
-    positions: float64 (n, 3); lattice: float64 (3, 3) or None; same length unit.
-    """
-    positions = np.asarray(positions, dtype=np.float64)
-    if lattice is None:
-        return positions.copy()
-    frac = positions @ np.linalg.inv(lattice)
-    frac -= np.floor(frac)
-    return frac @ lattice
-
-
-@dataclass(eq=False)
-class DataIndex:
-    """Where each structure of an input.data file is, and what it holds.
-
-    One entry per structure, in file order (S structures, E elements).
-
-    Attributes
-    ----------
-    offset : int64 (S,), byte offset of the first byte of the ``begin`` line.
-    nbytes : int64 (S,), bytes from ``offset`` up to and including the ``end`` line.
-    line : int64 (S,), 1-based line number of the ``begin`` line.
-    natoms : int64 (S,), number of atoms.
-    counts : int64 (S, E), atoms per element, columns in the order of ``elements``.
-    periodic : bool (S,), whether the record has a cell.
-    lattice : float64 (S, 3, 3), rows are the lattice vectors; NaN if not periodic.
-    energy : float64 (S,), total energy, NaN where absent.
-    charge : float64 (S,), total charge, 0.0 where absent.
-    path : the indexed file.
-    elements : element symbols, the columns of ``counts``.
-    file_size : size of the file in bytes when it was indexed.
-    sha256 : hex digest of the whole file, or None for an index of a byte range.
-    digest : :func:`file_digest` of the file, set by :func:`index_data`.
-    """
-
-    offset: np.ndarray
-    nbytes: np.ndarray
-    line: np.ndarray
-    natoms: np.ndarray
-    counts: np.ndarray
-    periodic: np.ndarray
-    lattice: np.ndarray
-    energy: np.ndarray
-    charge: np.ndarray
-    path: str
-    elements: list[str] = field(default_factory=list)
-    file_size: int = 0
-    sha256: str | None = None
-    digest: str | None = None
-
-    @property
-    def n_structures(self) -> int:
-        return len(self.offset)
-
-    @property
-    def n_atoms(self) -> int:
-        return int(self.natoms.sum())
-
-    @classmethod
-    def merge(cls, parts) -> "DataIndex":
-        """Concatenate the indices of consecutive byte ranges of one file.
-
-        Parameters
-        ----------
-        parts : sequence of DataIndex, in file order, as returned by
-            ``index_file(path, elements, start=..., stop=...)`` for ranges
-            that together cover the file.
-
-        The result has ``sha256`` None unless there is a single part (compute
-        the checksum separately if needed).  A merged index without any
-        structure means the file holds none, which is an error.
-        """
-        parts = list(parts)
-        if not parts:
-            raise ValueError("DataIndex.merge needs at least one part")
-        first = parts[0]
-        for p in parts[1:]:
-            if (p.path, list(p.elements), p.file_size) != (first.path, list(first.elements), first.file_size):
-                raise ValueError(
-                    "DataIndex.merge: parts come from different files or element lists: "
-                    f"{(first.path, first.elements, first.file_size)} vs {(p.path, p.elements, p.file_size)}")
-        if len(parts) == 1:
-            merged = first
-        else:
-            def cat(name):
-                return np.concatenate([getattr(p, name) for p in parts])
-            merged = cls(offset=cat("offset"), nbytes=cat("nbytes"), line=cat("line"),
-                         natoms=cat("natoms"), counts=cat("counts"), periodic=cat("periodic"),
-                         lattice=cat("lattice"), energy=cat("energy"), charge=cat("charge"),
-                         path=first.path, elements=list(first.elements),
-                         file_size=first.file_size, sha256=None)
-        if np.any(np.diff(merged.offset) <= 0):
-            raise ValueError("DataIndex.merge: parts overlap or are not in file order")
-        if merged.n_structures == 0:
-            raise DataFileError(first.path, None, "no structures found (no 'begin' ... 'end' record)")
-        return merged
 
 
 # ----------------------------------------------------------------------------
@@ -650,149 +433,6 @@ def index_file(path, elements, *, start: int = 0, stop: int | None = None,
     )
 
 
-# ----------------------------------------------------------------------------
-# Parallel index over fixed blocks
-# ----------------------------------------------------------------------------
-#: Bytes per block of the parallel index, and of the data file's checksum.
-#: Fixed (not derived from the number of workers) so that the checksum is the
-#: same whatever indexed the file.
-INDEX_BLOCK_BYTES = 16 << 20
-
-
-def digest_name(block_bytes: int = INDEX_BLOCK_BYTES) -> str:
-    """Name of the checksum of :func:`file_digest` (recorded with the digest)."""
-    size = f"{block_bytes >> 20} MiB" if block_bytes % (1 << 20) == 0 else f"{block_bytes} byte"
-    return f"sha256 of the sha256 digests of {size} blocks"
-
-
-@dataclass(eq=False)
-class BlockIndex:
-    """The index of the records that begin in one block [start, stop) of a file.
-
-    ``index`` has line numbers counted from the block's first byte (line 1 is
-    the line holding ``start``); :func:`merge_blocks` makes them absolute.
-    ``error`` is (line relative to the block or None, message) of a
-    DataFileError met in the block, with ``index`` None.
-    """
-
-    start: int
-    stop: int
-    newlines: int
-    sha256: bytes
-    index: "DataIndex | None" = None
-    error: tuple | None = None
-
-
-def file_blocks(path, block_bytes: int = INDEX_BLOCK_BYTES) -> list[tuple[int, int]]:
-    """The byte ranges [start, stop) of the blocks of a file (at least one)."""
-    size = os.path.getsize(path)
-    return [(a, min(a + block_bytes, size)) for a in range(0, max(size, 1), block_bytes)]
-
-
-def index_block(path, elements, block) -> BlockIndex:
-    """Index the records that begin in ``block`` = (start, stop); never raises
-    DataFileError (it is returned in ``error``), so a parallel driver can report
-    the first error of the file with its absolute line number."""
-    start, stop = block
-    track: list = []
-    try:
-        idx = index_file(path, elements, start=start, stop=stop, line_offset=0, _track=track)
-        idx.sha256 = None
-        err = None
-    except DataFileError as exc:
-        idx, err = None, (exc.line, exc.message)
-    if not track:                              # the scan failed before completing its digest
-        d = _RangeDigest(start, stop)
-        d.complete(path, os.path.getsize(path))
-        track.append(d)
-    return BlockIndex(start=start, stop=stop, newlines=track[0].newlines,
-                      sha256=track[0].sha.digest(), index=idx, error=err)
-
-
-def merge_blocks(path, parts) -> "DataIndex":
-    """The whole file's DataIndex from the :class:`BlockIndex` of every block, in
-    order.  Line numbers become absolute, the first error of the file (by line)
-    is raised as DataFileError, and ``digest`` is set (see :func:`file_digest`)."""
-    parts = list(parts)
-    path = os.fspath(path)
-    before = np.concatenate([[0], np.cumsum([p.newlines for p in parts])]).astype(np.int64)
-    errors = [(before[k] + line if line is not None else None, msg)
-              for k, p in enumerate(parts) if p.error is not None for line, msg in [p.error]]
-    if errors:
-        line, msg = min(errors, key=lambda e: (e[0] is None, e[0] or 0))
-        raise DataFileError(path, None if line is None else int(line), msg)
-    for k, p in enumerate(parts):
-        p.index.line = p.index.line + before[k]
-    merged = DataIndex.merge([p.index for p in parts])
-    merged.digest = _combine_digests([p.sha256 for p in parts])
-    return merged
-
-
-def _combine_digests(digests) -> str:
-    h = hashlib.sha256()
-    for d in digests:
-        h.update(d)
-    return h.hexdigest()
-
-
-def file_digest(path, block_bytes: int = INDEX_BLOCK_BYTES) -> str:
-    """The checksum distatomenv records for a data file: the sha256 of the
-    concatenated sha256 digests of its 16 MiB blocks (:func:`digest_name`).
-    Unlike a plain sha256 it can be computed by many processes at once.  In a
-    shell: ``split -b 16M -d -a 4 FILE blk. && for b in blk.*; do sha256sum $b | cut -c1-64
-    | xxd -r -p; done | sha256sum``."""
-    parts = []
-    for a, b in file_blocks(path, block_bytes):
-        d = _RangeDigest(a, b)
-        d.complete(path, os.path.getsize(path))
-        parts.append(d.sha.digest())
-    return _combine_digests(parts)
-
-
-def index_data(path, elements, mapper=None, block_bytes: int = INDEX_BLOCK_BYTES) -> "DataIndex":
-    """Index a whole input.data file block by block, in parallel when ``mapper``
-    runs the blocks on many processes.
-
-    mapper : callable ``(fn, items, shared) -> [fn(shared, item) for item in
-        items]`` (default: in this process, one block after the other).  The
-        backends provide ones that spread the items over MPI ranks or Dask workers.
-
-    block_bytes : block size; the recorded checksum uses the default, other
-        sizes are for tests.
-
-    Returns the DataIndex with absolute line numbers and ``digest`` set;
-    raises the file's first DataFileError.
-    """
-    path = os.fspath(path)
-    check_readable(path, "input.data")
-    blocks = file_blocks(path, block_bytes)
-    run = mapper or _local_map
-    parts = run(_index_block_task, blocks, (path, list(elements)))
-    return merge_blocks(path, parts)
-
-
-def check_readable(path, what="input.data") -> None:
-    """Refuse, with the OS's reason, a path that is not a readable file.
-
-    Raises FileAccessError ``PATH: cannot read WHAT: REASON`` (no such file,
-    a directory, no permission, ...)."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except OSError as exc:
-        raise os_error(exc, path, f"cannot read {what}") from None
-
-
-def _index_block_task(shared, block):
-    path, elements = shared
-    return index_block(path, elements, block)
-
-
-def _local_map(fn, items, shared):
-    return [fn(shared, item) for item in items]
-
-
 def _structure(rec: _Record, cell, index: int) -> Structure:
     values, symbols = rec.atom_arrays()
     return Structure(
@@ -903,25 +543,6 @@ def _format_structure(s: Structure) -> str:
     out.append(f"charge {s.charge:24.16E}\n")
     out.append("end\n")
     return "".join(out)
-
-
-@contextlib.contextmanager
-def replacing(path):
-    """Write a text file as a whole or not at all: yields a file open on
-    ``PATH.part``, renamed to ``path`` when the block ends normally and removed
-    when it raises, so a failed run never leaves a half-written or lost file."""
-    path = os.fspath(path)
-    part = path + ".part"
-    try:
-        with open(part, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-        os.replace(part, path)
-    except BaseException:
-        try:
-            os.remove(part)
-        except OSError:
-            pass
-        raise
 
 
 def write_structures(path_or_file, structures) -> None:

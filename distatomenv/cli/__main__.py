@@ -1,0 +1,6 @@
+"""``python -m distatomenv.cli``: the command line."""
+import sys
+
+from . import main
+
+sys.exit(main())
