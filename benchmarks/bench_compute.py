@@ -1,4 +1,4 @@
-"""Throughput, memory and store size of ``distatomenv compute`` (issue 3).
+"""Throughput, memory and store size of ``distatomenv compute``.
 
 Workload: n2p2's H2O_RPBE-D3 example input.data concatenated N times
 (N = 100: 400 structures, 33,600 atoms), ``--neighbors "6 2 4 4"``, with
@@ -38,7 +38,7 @@ import numpy as np
 
 HERE = Path(__file__).resolve()
 N2P2_BYTES_PER_ATOM = (1440432 + 3 * 907312) / 336      # reference README sizes
-N2P2_ATOMS_PER_S = 1700.0                               # issue 3: 19.6 s for 33,600 atoms
+N2P2_ATOMS_PER_S = 1700.0                               # n2p2 nnp-atomenv: 19.6 s for 33,600 atoms
 
 
 def build_input(ref, directory, copies, jitter=0.0, seed=0):

@@ -1,4 +1,4 @@
-"""Strong scaling of ``distatomenv compute`` over processes (issue 4).
+"""Strong scaling of ``distatomenv compute`` over processes.
 
 Workload: n2p2's CG water input.data (19 structures, 6,840 Cm beads)
 concatenated ``--copies`` times (20: 380 structures, 136,800 atoms),
