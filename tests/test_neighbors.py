@@ -149,7 +149,7 @@ def test_one_signature_per_function():
     version loaded from the cache inside a caller's code is not listed, so
     this sees everything only on a cold cache.)"""
     from distatomenv.cg import find_molecules
-    from distatomenv.io.data import Structure
+    from distatomenv.io.structure import Structure
     from distatomenv.synth.md import WaterModel, WaterMD
     pos, lat, rc = cases()["cubic"]
     nbr.neighbor_list(pos, lat, rc)
