@@ -76,8 +76,8 @@ def child_compute(spec):
 
 def child_many_sfs(spec):
     """The package's CG water with an input.nn of 108 SFs."""
-    from distatomenv.synth import write_water_dataset
-    from distatomenv.synth.settings import settings_text
+    from distatomenv.tools.synth import write_water_dataset
+    from distatomenv.tools.synth.settings import settings_text
 
     d = Path(spec["dir"])
     data = write_water_dataset(d, n_structures=20, n_molecules=64, seed=0, overwrite=True)

@@ -21,7 +21,7 @@ __version__ = "0.1.0"
 #: ``import distatomenv`` stays cheap, and so does ``import ase.io``, which
 #: imports ``distatomenv.io.ase_format`` (input.data as an ASE I/O format).
 _LAZY = {"compute": "engine.run", "export": "engine.run", "info": "engine.run",
-         "verify": "engine.run", "open_store": "store.reader", "survey_neighbors": "survey"}
+         "verify": "engine.run", "open_store": "store.reader", "survey_neighbors": "tools.survey"}
 
 
 def __getattr__(name):
@@ -53,8 +53,8 @@ def analyze(store, out_dir, **params):
 
 def coarse_grain(data, out, **params):
     """One site per molecule (centre of mass, summed forces) from an atomistic
-    input.data; see :func:`distatomenv.cg.coarse_grain`."""
-    from .cg import coarse_grain as _coarse_grain
+    input.data; see :func:`distatomenv.tools.cg.coarse_grain`."""
+    from .tools.cg import coarse_grain as _coarse_grain
 
     return _coarse_grain(data, out, **params)
 

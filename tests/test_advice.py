@@ -37,7 +37,7 @@ def _oof_r2(dX, F, fold, lambdas, cols):
 
 @pytest.fixture(scope="module")
 def water(tmp_path_factory):
-    from distatomenv.synth import write_water_dataset
+    from distatomenv.tools.synth import write_water_dataset
 
     d = tmp_path_factory.mktemp("adv")
     data = write_water_dataset(d / "data", n_structures=8, n_molecules=64, seed=1)

@@ -48,7 +48,7 @@ def negative_store(tmp_path_factory):
 @pytest.fixture(scope="module")
 def lj_store(tmp_path_factory):
     """A small store made by the compute path from generated LJ data."""
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     d = tmp_path_factory.mktemp("lj")
     paths = write_lj_dataset(d, n_structures=6, n_atoms=64, seed=5)

@@ -1,4 +1,4 @@
-"""Tests of coarse-graining (distatomenv.cg, ``distatomenv coarse-grain``)."""
+"""Tests of coarse-graining (distatomenv.tools.cg, ``distatomenv coarse-grain``)."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from distatomenv.cg import (BondCutoffs, coarse_grain, coarse_grain_structure, explicit_molecules,
+from distatomenv.tools.cg import (BondCutoffs, coarse_grain, coarse_grain_structure, explicit_molecules,
                             find_molecules, format_composition, parse_bond_cutoff,
                             parse_composition, parse_masses, read_molecules)
 from distatomenv.cli import main

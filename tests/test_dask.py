@@ -23,7 +23,7 @@ pytest.importorskip("distributed")
 import distatomenv                                    # noqa: E402
 from distatomenv import open_store                    # noqa: E402
 from distatomenv.errors import DistatomenvError, StoreIncompleteError  # noqa: E402
-from distatomenv.synth import write_lj_dataset        # noqa: E402
+from distatomenv.tools.synth import write_lj_dataset        # noqa: E402
 from stores import assert_same_store, store_arrays  # noqa: E402
 
 DASK = Path(sys.executable).parent / "dask"

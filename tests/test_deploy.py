@@ -33,7 +33,7 @@ jsonschema = pytest.importorskip("jsonschema")
 
 import distatomenv                                     # noqa: E402
 from distatomenv.cli import main                       # noqa: E402
-from distatomenv.synth import write_lj_dataset         # noqa: E402
+from distatomenv.tools.synth import write_lj_dataset         # noqa: E402
 from stores import assert_same_store, store_arrays     # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -508,7 +508,7 @@ def test_a_second_writer_is_refused_and_stale_locks_are_taken_over(case, tmp_pat
 def test_compute_into_a_folder_that_does_not_exist_yet(tmp_path):
     """The lock beside the store is taken before the store exists: its folder
     is created as the store's would be."""
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path / "in", n_structures=2, n_atoms=64, seed=1)
     store = distatomenv.compute(paths["input.data"], neighbors="1 1 1 1",

@@ -170,7 +170,7 @@ def test_missing_ase_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_cli_convert_compute_and_coarse_grain(tmp_path, capsys):
-    from distatomenv.synth.md import WaterModel, generate_water, water_settings_text
+    from distatomenv.tools.synth.md import WaterModel, generate_water, water_settings_text
     structures = generate_water(2, 32, seed=5, equilibration_steps=200, stride=20,
                                 model=WaterModel(rc=5.0))
     images = []
@@ -288,7 +288,7 @@ def test_ase_io_reads_and_writes_input_data(tmp_path):
 # ----------------------------------------------------------------------------- compute from memory
 @pytest.fixture(scope="module")
 def lj_frames(tmp_path_factory):
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
     import distatomenv
     from stores import store_arrays
     d = tmp_path_factory.mktemp("ljatoms")

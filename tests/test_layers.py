@@ -10,7 +10,7 @@ Bottom to top (README, "Code map"):
     executors   executors/       (serial, MPI, Dask: they import nothing of the engine)
     engine      engine/          (a run: job, plan, scaling pass, worker, compute/export)
     analysis    analysis/
-    tools       survey, cg, demo, warmup, synth/ (or tools/)
+    tools       tools/           (survey, coarse-graining, synth/, demo, warm-up)
     api         distatomenv/__init__.py (the public functions, imported lazily)
     cli         cli/
 
@@ -34,9 +34,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "distatomenv"
 
 LAYERS = ["base", "stats", "descriptors", "io", "store", "executors", "engine", "analysis",
           "tools", "api", "cli"]
-#: Modules (dotted, without the package name) of the base and tools layers.
+#: Modules of the base layer (dotted, without the package name); the package of the tools layer.
 BASE = {"errors", "parallel", "elements", "interrupt"}
-TOOLS = {"survey", "cg", "demo", "warmup", "synth", "tools"}
+TOOLS = {"tools"}
 #: Packages (first component) that are a layer of their own name.
 PACKAGES = {"stats", "descriptors", "io", "store", "executors", "engine", "analysis", "cli"}
 

@@ -17,7 +17,7 @@ import pytest
 
 from distatomenv import open_store
 from distatomenv.errors import InputFileError, StoreIncompleteError
-from distatomenv.synth import write_lj_dataset
+from distatomenv.tools.synth import write_lj_dataset
 from stores import assert_same_store, store_arrays
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"

@@ -148,9 +148,9 @@ def test_one_signature_per_function():
     version of each search function: no literal or layout variants.  (A
     version loaded from the cache inside a caller's code is not listed, so
     this sees everything only on a cold cache.)"""
-    from distatomenv.cg import find_molecules
+    from distatomenv.tools.cg import find_molecules
     from distatomenv.io.structure import Structure
-    from distatomenv.synth.md import WaterModel, WaterMD
+    from distatomenv.tools.synth.md import WaterModel, WaterMD
     pos, lat, rc = cases()["cubic"]
     nbr.neighbor_list(pos, lat, rc)
     nbr.neighbor_list(pos[:, ::-1], None, rc, atoms=np.arange(10)[::2])

@@ -15,7 +15,7 @@ from distatomenv.errors import (NotEnoughNeighborsError, ScalingFileError, Store
 from distatomenv.io.scaling import read_scaling
 from distatomenv.io.settings import read_settings
 from distatomenv.store.reader import open_store
-from distatomenv.synth import write_lj_dataset
+from distatomenv.tools.synth import write_lj_dataset
 from stores import assert_same_store, store_arrays
 
 

@@ -26,7 +26,7 @@ def _get(a, element, tier):
 
 @pytest.fixture(scope="module")
 def lj(tmp_path_factory):
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     d = tmp_path_factory.mktemp("potlj")
     paths = write_lj_dataset(d, n_structures=10, n_atoms=64, seed=5)
@@ -96,7 +96,7 @@ def test_fitted_potential_through_the_api(lj, tmp_path):
 
 
 def test_generated_water_quadratic_potential(tmp_path):
-    from distatomenv.synth import write_water_dataset
+    from distatomenv.tools.synth import write_water_dataset
 
     data = write_water_dataset(tmp_path / "data", n_structures=10, n_molecules=64, seed=0)
     store = distatomenv.compute(data["atomistic_data"], settings=data["atomistic_nn"],
@@ -111,7 +111,7 @@ def test_generated_water_quadratic_potential(tmp_path):
 
 
 def test_potential_tiers_need_the_features(tmp_path):
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
     default = distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=tmp_path / "d.zarr")
@@ -138,7 +138,7 @@ def test_resume_keeps_the_stores_force_matching(tmp_path, monkeypatch):
     """--resume without --force-matching continues with the features the store
     was started with (not the default); asking for others is refused."""
     from distatomenv.engine import worker
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
     out = tmp_path / "s.zarr"
@@ -163,7 +163,7 @@ def test_resume_keeps_the_stores_force_matching(tmp_path, monkeypatch):
 
 @pytest.mark.skipif(not MPIEXEC.exists(), reason=f"no mpiexec beside the interpreter ({MPIEXEC})")
 def test_features_are_the_same_bits_serial_mpi_and_dask(tmp_path):
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=7, n_atoms=64, seed=1)
     args = ["--force-matching", "quadratic"]

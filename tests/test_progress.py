@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from distatomenv.cli.progress import ProgressBar
-from distatomenv.synth import write_lj_dataset
+from distatomenv.tools.synth import write_lj_dataset
 
 MPIEXEC = Path(sys.executable).parent / "mpiexec"
 

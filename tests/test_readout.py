@@ -162,7 +162,7 @@ def test_bit_identical_on_one_and_two_dask_workers(linear_store):
 # ----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def water(tmp_path_factory):
-    from distatomenv.synth import write_water_dataset
+    from distatomenv.tools.synth import write_water_dataset
 
     d = tmp_path_factory.mktemp("water")
     data = write_water_dataset(d / "data", n_structures=10, n_molecules=64, seed=0)
@@ -191,7 +191,7 @@ def test_cg_water_below_atomistic_and_null_at_zero(water):
 
 
 def test_positive_control_lennard_jones(tmp_path):
-    from distatomenv.synth import write_lj_dataset
+    from distatomenv.tools.synth import write_lj_dataset
 
     paths = write_lj_dataset(tmp_path, n_structures=10, n_atoms=64, seed=5)
     nb = distatomenv.survey_neighbors(paths["input.data"], settings=paths["input.nn"]).suggested

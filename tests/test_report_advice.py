@@ -19,7 +19,7 @@ import distatomenv
 from distatomenv.analysis import plots, report as report_mod, write_report
 from distatomenv.analysis.analyze import _jsonable
 from distatomenv.io.settings import read_settings
-from distatomenv.synth import write_water_dataset
+from distatomenv.tools.synth import write_water_dataset
 
 ADVICE_PLOTS = ["importance_H.png", "importance_O.png", "elimination.png", "saturation_H.png",
                 "saturation_O.png"]

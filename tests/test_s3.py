@@ -27,7 +27,7 @@ from distatomenv.cli import main                       # noqa: E402
 from distatomenv.errors import StoreError, StoreExistsError  # noqa: E402
 from distatomenv.store.fs import StoreLocation         # noqa: E402
 from distatomenv.store.labels import label_runs, read_labels  # noqa: E402
-from distatomenv.synth import write_lj_dataset         # noqa: E402
+from distatomenv.tools.synth import write_lj_dataset         # noqa: E402
 from stores import assert_same_store, store_arrays     # noqa: E402
 
 NEIGHBORS = "2 2 2 2"

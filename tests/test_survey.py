@@ -21,7 +21,7 @@ from distatomenv.io.inputdata import read_structures, write_structures
 from distatomenv.io.structure import Structure
 from distatomenv.io.histo import read_neighbors_histo
 from distatomenv.io.settings import read_settings
-from distatomenv.synth import lj_settings_text, write_lj_dataset
+from distatomenv.tools.synth import lj_settings_text, write_lj_dataset
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -201,10 +201,10 @@ def test_smallbox_matches_compute_neighbour_lists(reference_dir):
 def test_cg_water_range_and_threads(reference_dir, monkeypatch):
     """The reference README: 22 to 39 neighbour entries per atom; any thread count
     (the parallel path forced on for these 360-atom structures)."""
-    import distatomenv.survey
+    import distatomenv.tools.survey
     data = reference_dir / "CG_water_inputs_only" / "input.data"
     survey = distatomenv.survey_neighbors(data, structures=5, threads=1)
-    monkeypatch.setattr(distatomenv.survey, "PARALLEL_MIN_ATOMS", 0)
+    monkeypatch.setattr(distatomenv.tools.survey, "PARALLEL_MIN_ATOMS", 0)
     full = distatomenv.survey_neighbors(data, threads=2)
     p = ("Cm", "Cm")
     assert full.min[p] == 22 and full.max[p] == 39 and full.suggested == "22"

@@ -1,4 +1,4 @@
-"""Tests of the built-in Lennard-Jones data set (distatomenv.synth.lj)."""
+"""Tests of the built-in Lennard-Jones data set (distatomenv.tools.synth.lj)."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ import pytest
 
 from distatomenv.io.inputdata import read_structures, write_structures
 from distatomenv.io.settings import read_settings
-from distatomenv.synth import (DEFAULT_RC_LJ, DEFAULT_SF_CUTOFF, LJMixture, generate_lj,
+from distatomenv.tools.synth import (DEFAULT_RC_LJ, DEFAULT_SF_CUTOFF, LJMixture, generate_lj,
                                lj_settings_text, write_lj_dataset)
 
 #: Central finite-difference step (Angstrom) and absolute force tolerance (eV/A).
@@ -42,7 +42,7 @@ def test_structure_contents(structures, model):
         assert np.all(np.diag(s.lattice) == length)
         assert np.all((s.positions >= 0) & (s.positions < length))
         assert np.all(s.charges == 0) and np.all(s.atom_energies == 0) and s.charge == 0
-        assert "distatomenv.synth.lj" in s.comment and "seed=3" in s.comment
+        assert "distatomenv.tools.synth.lj" in s.comment and "seed=3" in s.comment
         # liquid-like: negative cohesive energy of a few eps per atom
         assert -6 * model.epsilon.max() < s.energy / s.natoms < -model.epsilon.min()
         energy, forces = model.energy_forces(s.positions, s.elements, s.lattice)

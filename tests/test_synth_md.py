@@ -1,4 +1,4 @@
-"""Tests of the water-like molecular-dynamics generator (distatomenv.synth.md)."""
+"""Tests of the water-like molecular-dynamics generator (distatomenv.tools.synth.md)."""
 from __future__ import annotations
 
 import math
@@ -6,12 +6,12 @@ import math
 import numpy as np
 import pytest
 
-from distatomenv.cg import coarse_grain_structure, find_molecules
+from distatomenv.tools.cg import coarse_grain_structure, find_molecules
 from distatomenv.cli import main
 from distatomenv.elements import ATOMIC_MASS
 from distatomenv.io.inputdata import read_structures
 from distatomenv.io.settings import read_settings
-from distatomenv.synth.md import (ACCEL, KB_EV, WaterMD, WaterModel, format_atoms_fixed,
+from distatomenv.tools.synth.md import (ACCEL, KB_EV, WaterMD, WaterModel, format_atoms_fixed,
                                   generate_water, write_water_dataset, write_water_fast)
 
 #: Central finite-difference step (A) and absolute force tolerance (eV/A).
@@ -82,7 +82,7 @@ def test_structures(small):
         np.testing.assert_array_equal(s.lattice, np.diag([box] * 3))
         assert box == pytest.approx((32 / 0.030) ** (1 / 3))
         assert np.all((s.positions >= 0) & (s.positions < box))
-        assert "distatomenv.synth.md" in s.comment and "seed=2" in s.comment
+        assert "distatomenv.tools.synth.md" in s.comment and "seed=2" in s.comment
         # exact energy and forces of the written (wrapped) configuration
         energy, forces = model.energy_forces(_whole(s), box)
         assert energy == pytest.approx(s.energy, abs=1e-12)
@@ -259,7 +259,7 @@ def test_cli_synth(tmp_path, capsys):
 
 
 def test_lj_fast_path(tmp_path, capsys):
-    from distatomenv.synth import LJMixture, write_lj_fast
+    from distatomenv.tools.synth import LJMixture, write_lj_fast
     r = write_lj_fast(tmp_path, 200, atoms_per_structure=64, seed=1, base_samples=2,
                       equilibration_sweeps=20, sweeps_between=2)
     assert r["n_structures"] == 4 and r["n_atoms"] == 256

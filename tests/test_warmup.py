@@ -41,7 +41,7 @@ PROBE = "NN = " + repr(NN) + textwrap.dedent("""
     event.register("numba:compile", Listener())
     from pathlib import Path
     import distatomenv
-    from distatomenv.warmup import _structures
+    from distatomenv.tools.warmup import _structures
     d = Path(sys.argv[1]) / "data"
     d.mkdir()
     _structures(d / "input.data", n_structures=3, cell=7.0, seed=11)

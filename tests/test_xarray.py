@@ -15,7 +15,7 @@ import distatomenv
 from distatomenv.errors import MissingDependencyError
 from distatomenv.store import open_store, to_xarray
 from distatomenv.store.schema import dimension_names
-from distatomenv.synth import write_lj_dataset
+from distatomenv.tools.synth import write_lj_dataset
 
 xr = pytest.importorskip("xarray", reason="the optional package xarray is not installed")
 

@@ -25,7 +25,7 @@ def add(sub):
     g.add_argument("--mass", action="append", metavar="E=M",
                    help="override an atomic mass, e.g. H=2.014 (repeatable or comma-separated; "
                         "default: standard atomic weights)")
-    api_option(g, "--cg-element", source="distatomenv.cg:coarse_grain.cg_element",
+    api_option(g, "--cg-element", source="distatomenv.tools.cg:coarse_grain.cg_element",
                help="element symbol of the CG sites (default {default}, as n2p2's example)")
     g.add_argument("--composition", metavar="FORMULA",
                    help="required composition of every molecule, e.g. H2O, or 'any' (default: "
@@ -40,7 +40,7 @@ def add(sub):
 
 
 def run(args):
-    from ..cg import coarse_grain
+    from ..tools.cg import coarse_grain
     bar = progress_bar(args, "coarse-grain")
     try:
         result = coarse_grain(args.data, args.output, bond_cutoff=args.bond_cutoff,

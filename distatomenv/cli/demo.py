@@ -4,7 +4,7 @@ from __future__ import annotations
 from .common import add_parser, api_option, given
 from .progress import progress_bar
 
-API = "distatomenv.demo:run_demo"
+API = "distatomenv.tools.demo:run_demo"
 
 
 def add(sub):
@@ -27,7 +27,7 @@ def add(sub):
 
 
 def run(args):
-    from ..demo import run_demo
+    from ..tools.demo import run_demo
     res = run_demo(threads=args.threads, progress=progress_bar(args),
                    **given(args, "directory", "structures", "molecules", "seed", "permutations"))
     for kind, result in res.reports.items():

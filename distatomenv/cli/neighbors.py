@@ -4,7 +4,7 @@ from __future__ import annotations
 from .common import add_parser, api_option, given
 from .progress import progress_bar
 
-API = "distatomenv.survey:survey_neighbors"
+API = "distatomenv.tools.survey:survey_neighbors"
 
 
 def add(sub):
@@ -16,7 +16,7 @@ def add(sub):
                                 "rdf.dat (g(r) per pair) and neighbors.png.")
     nb.add_argument("data", help="n2p2 input.data file")
     nb.add_argument("--settings", help="input.nn (default: input.nn beside DATA)")
-    api_option(nb, "-o", "--output", metavar="DIR", source="distatomenv.survey:DEFAULT_SURVEY_DIR",
+    api_option(nb, "-o", "--output", metavar="DIR", source="distatomenv.tools.survey:DEFAULT_SURVEY_DIR",
                help="folder for the files (default: ./{default})")
     api_option(nb, "--bins", type=int, source=f"{API}.bins", help="bins of g(r) (default {default})")
     nb.add_argument("--rmax", type=float, help="largest r of g(r) (default: the cutoff)")
@@ -29,7 +29,7 @@ def add(sub):
 
 
 def run(args):
-    from ..survey import DEFAULT_SURVEY_DIR, survey_neighbors
+    from ..tools.survey import DEFAULT_SURVEY_DIR, survey_neighbors
     bar = progress_bar(args, "neighbors")
     try:
         survey = survey_neighbors(args.data, settings=args.settings, rmax=args.rmax,

@@ -42,7 +42,7 @@ def add(sub):
 def run(args):
     t0 = time.perf_counter()
     if args.system == "lj":
-        from ..synth import write_lj_dataset, write_lj_fast
+        from ..tools.synth import write_lj_dataset, write_lj_fast
         if args.total_atoms:
             bar = progress_bar(args, "synth")
             try:
@@ -62,7 +62,7 @@ def run(args):
             print(f"distatomenv: {what} ({time.perf_counter() - t0:.1f} s): "
                   f"{paths['input.data']}, {paths['input.nn']}")
         return 0
-    from ..synth.md import write_water_dataset, write_water_fast
+    from ..tools.synth.md import write_water_dataset, write_water_fast
     options = {"temperature": args.temperature, "density": args.density}
     if args.equilibration is not None:
         options["equilibration_steps"] = args.equilibration

@@ -17,7 +17,7 @@ def add(sub):
 def run(args):
     import numba
 
-    from ..warmup import warmup
+    from ..tools.warmup import warmup
     t = warmup()
     if not args.quiet:
         print(f"compiled: compute {t['compute']:.1f} s, neighbour survey {t['neighbors']:.1f} s; "

@@ -1,8 +1,8 @@
 """Neighbour search by cell lists: the one search of the package.
 
 Compute's neighbour lists (:func:`neighbor_list`), the neighbour survey's
-counts (:mod:`.rdf`), coarse-graining's bond graph (:mod:`distatomenv.cg`)
-and the synthetic data's pair forces (:mod:`distatomenv.synth`) all find
+counts (:mod:`.rdf`), coarse-graining's bond graph (:mod:`distatomenv.tools.cg`)
+and the synthetic data's pair forces (:mod:`distatomenv.tools.synth`) all find
 their neighbours here, in layers:
 
 * :func:`cell_grid` (:func:`grid_shape`): the grid of cells for a search

@@ -48,10 +48,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..descriptors.neighbors import min_image
-from ..elements import ATOMIC_NUMBER, sort_by_atomic_number
-from ..io.inputdata import write_structures
-from ..io.structure import Structure
+from ...descriptors.neighbors import min_image
+from ...elements import ATOMIC_NUMBER, sort_by_atomic_number
+from ...io.inputdata import write_structures
+from ...io.structure import Structure
 from .settings import settings_text
 
 __all__ = [
@@ -434,7 +434,7 @@ def generate_lj(n_structures: int = 20, n_atoms: int = 64, *, elements=DEFAULT_E
     for k in range(n_structures):
         sweeps(sweeps_between)
         energy, forces = model.energy_forces(pos, types, box)
-        comment = (f"distatomenv.synth.lj shifted-force LJ {pairs} Lorentz-Berthelot "
+        comment = (f"distatomenv.tools.synth.lj shifted-force LJ {pairs} Lorentz-Berthelot "
                    f"rc_lj={model.rc}A T={temperature}K rho={density}/A^3 seed={seed} "
                    f"sample={k + 1}/{n_structures} sweep={equilibration_sweeps + (k + 1) * sweeps_between} "
                    "units=A,eV")
@@ -476,7 +476,7 @@ def lj_settings_text(elements=DEFAULT_ELEMENTS, *, cutoff: float = DEFAULT_SF_CU
     """
     elements = sort_by_atomic_number(list(dict.fromkeys(str(e) for e in elements)))
     return settings_text("Symmetry functions for the distatomenv Lennard-Jones data set",
-                         "distatomenv.synth.lj.lj_settings_text", elements, RADIAL_SF,
+                         "distatomenv.tools.synth.lj.lj_settings_text", elements, RADIAL_SF,
                          ANGULAR_SF, angular_type=9, cutoff=cutoff, description=description,
                          nodes="15 15")
 

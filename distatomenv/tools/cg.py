@@ -53,13 +53,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .descriptors.neighbors import HALF_LIST, atom_entries, cell_sort, entry_buffers, grid_shape
-from .elements import ATOMIC_MASS, ATOMIC_NUMBER, sort_by_atomic_number
-from .errors import CoarseGrainError, DistatomenvError, MoleculesFileError
-from .io.files import replacing
-from .io.inputdata import write_structures
-from .io.structure import Structure
-from .io.fields import integer
+from ..descriptors.neighbors import HALF_LIST, atom_entries, cell_sort, entry_buffers, grid_shape
+from ..elements import ATOMIC_MASS, ATOMIC_NUMBER, sort_by_atomic_number
+from ..errors import CoarseGrainError, DistatomenvError, MoleculesFileError
+from ..io.files import replacing
+from ..io.inputdata import write_structures
+from ..io.structure import Structure
+from ..io.fields import integer
 
 __all__ = [
     "DEFAULT_CG_ELEMENT",
@@ -670,10 +670,10 @@ def coarse_grain(data, out, *, bond_cutoff=None, molecules=None, masses=None,
     data = os.fspath(data)
     out = os.fspath(out)
     if format == "n2p2":
-        from .io.inputdata import iter_structures
+        from ..io.inputdata import iter_structures
         structures = iter_structures(data)
     elif format == "ase":
-        from .io.ase import iter_structures as iter_ase
+        from ..io.ase import iter_structures as iter_ase
         structures = iter_ase(data, index=index)
     else:
         raise DistatomenvError(f"unknown input format {format!r}; expected 'n2p2' or 'ase'")

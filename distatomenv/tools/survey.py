@@ -40,17 +40,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .descriptors.neighbors import cell_grid
-from .descriptors.rdf import count_histograms, rdf_ideal_counts, shell_volumes, survey_search
-from .descriptors.environment import check_neighbor_budget
-from .descriptors.spec import suggest_neighbors
-from .errors import DistatomenvError
-from .io.files import check_readable
-from .io.histo import NEIGHBORS_HISTO_NAME, pair_name, summarize_counts, write_neighbors_histo
-from .io.index import index_data
-from .io.inputdata import read_structure
-from .io.settings import read_settings
-from .parallel import set_threads
+from ..descriptors.neighbors import cell_grid
+from ..descriptors.rdf import count_histograms, rdf_ideal_counts, shell_volumes, survey_search
+from ..descriptors.environment import check_neighbor_budget
+from ..descriptors.spec import suggest_neighbors
+from ..errors import DistatomenvError
+from ..io.files import check_readable
+from ..io.histo import NEIGHBORS_HISTO_NAME, pair_name, summarize_counts, write_neighbors_histo
+from ..io.index import index_data
+from ..io.inputdata import read_structure
+from ..io.settings import read_settings
+from ..parallel import set_threads
 
 __all__ = ["NeighborSurvey", "survey_neighbors", "write_rdf", "plot_survey",
            "DEFAULT_SURVEY_BINS", "DEFAULT_SURVEY_DIR"]

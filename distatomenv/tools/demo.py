@@ -2,7 +2,7 @@
 
 1. generate a small molecular liquid (flexible water-like triatomics, numba
    molecular dynamics with a thermostat, exact forces):
-   :func:`distatomenv.synth.write_water_dataset`, which also coarse-grains it
+   :func:`distatomenv.tools.synth.write_water_dataset`, which also coarse-grains it
    (one ``Cm`` site per molecule at its centre of mass, summed forces);
 2. survey the neighbour counts of both descriptions and choose ``--neighbors``
    (the suggested counts, capped so the demo stays small);
@@ -67,9 +67,9 @@ def run_demo(directory="distatomenv-demo", *, structures: int = 20, molecules: i
     progress : a progress object for compute (``distatomenv.cli.progress.ProgressBar``) or None.
     say : where the step messages go (``print`` by default).
     """
-    from .analysis.run import analyze
-    from .engine.run import compute
-    from .errors import DistatomenvError
+    from ..analysis.run import analyze
+    from ..engine.run import compute
+    from ..errors import DistatomenvError
     from .survey import survey_neighbors
     from .synth import write_water_dataset
 

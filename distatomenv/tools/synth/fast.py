@@ -14,7 +14,7 @@ are turned into many structures:
   (:func:`format_atoms_fixed`), the slow part of writing input.data in Python.
 
 :func:`write_replicas` does this for any model (the water-like liquid of
-:mod:`.md` uses it in :func:`~distatomenv.synth.md.write_water_fast`);
+:mod:`.md` uses it in :func:`~distatomenv.tools.synth.md.write_water_fast`);
 :func:`write_lj_fast` for the Lennard-Jones liquid of :mod:`.lj`.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..io.structure import Structure
+from ...io.structure import Structure
 
 __all__ = ["FIXED_WIDTH", "FIXED_DECIMALS", "CUBE_PERMUTATIONS", "format_atoms_fixed",
            "write_replicas", "write_lj_fast"]
@@ -176,7 +176,7 @@ def write_lj_fast(directory, n_atoms: int, atoms_per_structure: int = 1000, seed
     """The Lennard-Jones data set of :mod:`.lj` with at least ``n_atoms`` atoms, fast.
 
     ``base_samples`` Monte Carlo samples of ``atoms_per_structure`` atoms
-    (:func:`~distatomenv.synth.lj.generate_lj`, ``**kwargs``) become as many
+    (:func:`~distatomenv.tools.synth.lj.generate_lj`, ``**kwargs``) become as many
     structures as needed (see :func:`write_replicas`).  Writes
     ``input.data`` and ``input.nn`` into ``directory``.
 
@@ -208,7 +208,7 @@ def write_lj_fast(directory, n_atoms: int, atoms_per_structure: int = 1000, seed
     with open(paths["input.data"], "wb") as f:
         write_replicas(f, [s.positions for s in base], box, symbols, energy_forces, n_structures,
                        np.random.default_rng([seed, 2]), jitter=jitter,
-                       comment=f"distatomenv.synth.lj fast Lennard-Jones liquid (seed {seed})",
+                       comment=f"distatomenv.tools.synth.lj fast Lennard-Jones liquid (seed {seed})",
                        progress=progress)
     desc = (f"Data set: {n_structures} structures of {per} atoms, box {box:.6f} A, seed {seed}, "
             f"{base_samples} Monte Carlo samples under cube symmetries, translations and "

@@ -5,7 +5,7 @@ cubic box of flexible triatomic molecules (one O, two H), integrated with
 velocity Verlet under a Langevin thermostat; configurations are sampled every
 few steps with their exact energies and forces, written as n2p2
 ``input.data`` with a matching ``input.nn``, and coarse-grained (one ``Cm``
-site per molecule, :mod:`distatomenv.cg`) with a CG ``input.nn``.
+site per molecule, :mod:`distatomenv.tools.cg`) with a CG ``input.nn``.
 
 Physics
 -------
@@ -19,7 +19,7 @@ k).  The potential energy is
 * Lennard-Jones between atoms of *different* molecules (intramolecular pairs
   are excluded), per element pair with Lorentz-Berthelot mixing, in the
   shifted-force form truncated at ``rc`` (energy and force continuous at rc,
-  see :mod:`distatomenv.synth.lj`), minimum image (box >= 2 rc), cell lists
+  see :mod:`distatomenv.tools.synth.lj`), minimum image (box >= 2 rc), cell lists
   when the box holds at least 3 cells per edge.
 
 There are no charges: this is a water-*like* molecular liquid (geometry of
@@ -51,10 +51,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from ..descriptors.neighbors import HALF_SHELL, cell_sort, half_pairs, min_image
-from ..elements import ATOMIC_MASS
-from ..io.inputdata import write_structures
-from ..io.structure import Structure
+from ...descriptors.neighbors import HALF_SHELL, cell_sort, half_pairs, min_image
+from ...elements import ATOMIC_MASS
+from ...io.inputdata import write_structures
+from ...io.structure import Structure
 from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
 from .lj import KB_EV, lj_add
 from .settings import settings_text
@@ -569,7 +569,7 @@ def generate_water(n_structures: int = 10, n_molecules: int = 64, *, seed: int =
     out = []
     for k in range(n_structures):
         md.run(stride)
-        comment = (f"distatomenv.synth.md water-like liquid: {n_molecules} O-H-H molecules, "
+        comment = (f"distatomenv.tools.synth.md water-like liquid: {n_molecules} O-H-H molecules, "
                    f"T={temperature}K rho={density}/A^3 box={md.box:.6f}A dt={dt}fs "
                    f"gamma={gamma}/fs seed={seed} sample={k + 1}/{n_structures} step={md.steps} "
                    "units=A,eV")
@@ -593,7 +593,7 @@ CG_ANGULAR_SF = ((0.03, 1.0, 1.0), (0.03, -1.0, 1.0), (0.001, 1.0, 4.0), (0.001,
 
 
 def _settings_text(title, elements, radial, angular, cutoff, description):
-    return settings_text(title, "distatomenv.synth.md", elements, radial, angular,
+    return settings_text(title, "distatomenv.tools.synth.md", elements, radial, angular,
                          angular_type=3, cutoff=cutoff, description=description,
                          notes=("Scaling: min/max to [0, 1] with centring; without a "
                                 "scaling.data beside",
@@ -620,7 +620,7 @@ def cg_settings_text(*, element: str = "Cm", cutoff: float = DEFAULT_SF_CUTOFF,
 # Coarse-graining and data sets
 # ----------------------------------------------------------------------------
 def water_molecules(n_molecules: int):
-    """The molecules of the O H H layout as :class:`distatomenv.cg.Molecules`
+    """The molecules of the O H H layout as :class:`distatomenv.tools.cg.Molecules`
     (without positions): molecule k is atoms 3k, 3k+1, 3k+2."""
     from ..cg import Molecules
     n = int(n_molecules)
@@ -629,8 +629,8 @@ def water_molecules(n_molecules: int):
 
 def coarse_grain_water(s: Structure, cg_element: str = "Cm") -> Structure:
     """CG structure of a generated configuration (O H H layout), with
-    :func:`distatomenv.cg.explicit_molecules` and
-    :func:`~distatomenv.cg.coarse_grain_structure`."""
+    :func:`distatomenv.tools.cg.explicit_molecules` and
+    :func:`~distatomenv.tools.cg.coarse_grain_structure`."""
     from ..cg import coarse_grain_structure, explicit_molecules
     mol = explicit_molecules(s, water_molecules(s.natoms // 3))
     return coarse_grain_structure(s, mol, cg_element=cg_element)
@@ -750,7 +750,7 @@ def write_water_fast(directory, n_atoms: int, n_molecules: int = 1000, seed: int
     with open(paths["atomistic_data"], "wb") as fa, open(paths["cg_data"], "wb") as fc:
         write_replicas(fa, whole, box, symbols, energy_forces, n_structures,
                        np.random.default_rng([seed, 1]), jitter=jitter,
-                       comment=f"distatomenv.synth.md fast water-like liquid (seed {seed})",
+                       comment=f"distatomenv.tools.synth.md fast water-like liquid (seed {seed})",
                        derived=(fc, cg), progress=progress)
     paths["atomistic_nn"].write_text(water_settings_text(cutoff=rc, description=desc))
     paths["cg_nn"].write_text(cg_settings_text(element=cg_element, cutoff=rc, description=desc))

@@ -73,7 +73,7 @@ def warmup(directory=None, threads=1) -> dict:
     """Compile the kernels of compute (every SF family, force matching) and of
     the neighbour survey.  Returns seconds per step.  ``directory``: where
     the tiny inputs and store go (default: a temporary directory, removed)."""
-    from .engine.run import compute
+    from ..engine.run import compute
     from .survey import survey_neighbors
 
     timings = {}
