@@ -77,3 +77,22 @@ def test_default_units():
     assert default_units(136_800, 2, 2048) == 16
     assert default_units(136_800, 16, 2048) == 67          # one unit per chunk
     assert default_units(10 ** 8, 16, 2048) == 1024         # at most 64 per worker
+
+
+def test_choose_units_avoids_reading_structures_twice():
+    """Water-like counts (O has half the rows of H, so its chunks span twice the
+    structures): 16 units would read 77 % more atoms than there are; the chosen
+    count reads at most 10 % more, never fewer units than workers, and data
+    whose chunks line up keeps the wanted count."""
+    from distatomenv.engine.plan import choose_units, read_atoms
+
+    water = np.array([[128, 64], [32, 16], [32, 16], [32, 16]] * 100)
+    assert read_atoms(make_plan(water, 2048, 16), water) > 1.7 * water.sum()
+    n = choose_units(water, 2048, 16, n_workers=2)
+    assert 2 <= n < 16
+    assert read_atoms(make_plan(water, 2048, n), water) <= 1.10 * water.sum()
+    beads = np.full((1900, 1), 360)
+    assert choose_units(beads, 2048, 16, n_workers=2) == 16
+    # nothing reads little enough: the count that reads least, not below the workers
+    tiny = np.array([[5, 1]] * 3)
+    assert choose_units(tiny, 2, 8, n_workers=4) >= 4

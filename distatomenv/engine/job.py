@@ -28,7 +28,7 @@ from ..io.scaling import NO_ATOMS, read_scaling
 from ..io.settings import read_settings
 from ..parallel import positive_int_env
 from ..store.schema import N2P2_KEEPBITS, PRECISIONS, StoreLayout
-from .plan import default_units, first_rows, make_plan
+from .plan import choose_units, default_units, first_rows, make_plan
 from .scaling import scaling_pass
 from .worker import histogram_edges
 
@@ -151,7 +151,8 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         n_sf={e: st.sfset.n_sf(e) for e in st.elements}, precision=precision,
         **_force_matching_layout(force_matching, st))
     if n_units is None:
-        n_units = default_units(index.n_atoms, n_workers, chunk_rows)
+        n_units = choose_units(index.counts, chunk_rows,
+                               default_units(index.n_atoms, n_workers, chunk_rows), n_workers)
     units = make_plan(index.counts, chunk_rows, n_units)
     t3 = time.perf_counter()
     fr = first_rows(index.counts)

@@ -129,3 +129,40 @@ def default_units(n_atoms: int, n_workers: int, chunk_rows: int,
     n_chunks = -(-n_atoms // chunk_rows)
     want = max(by_size, units_per_worker * n_workers)
     return max(1, n_workers, min(want, n_chunks, 64 * n_workers))
+
+
+def read_atoms(units, counts) -> int:
+    """Atoms of the structures the units read, summed over units: a structure
+    read by two units (it straddles their rows) counts twice.  Its neighbours
+    are recomputed by both, so this is the work the plan costs."""
+    cum = np.concatenate([[0], np.cumsum(np.asarray(counts, dtype=np.int64).sum(axis=1))])
+    return int(sum(cum[u.last] - cum[u.first] for u in units))
+
+
+def choose_units(counts, chunk_rows: int, wanted: int, n_workers: int = 1,
+                 max_extra: float = 0.10) -> int:
+    """The unit count to plan with: ``wanted`` (see :func:`default_units`),
+    or fewer where its boundaries would make units read many structures twice.
+
+    Unit boundaries fall on each element's chunk boundaries, and an element
+    with few rows has chunks spanning many structures: with many units, a
+    unit may own one element's rows of twice the structures it owns of
+    another, and must compute every atom of them (its neighbours, its
+    force-matching sums).  Halving the count, down to one unit per worker,
+    the first count whose structures read exceed the atoms by at most
+    ``max_extra`` wins; otherwise the count that reads least.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    natoms = max(1, int(counts.sum()))
+    floor = max(1, int(n_workers))
+    n = max(int(wanted), floor)
+    best, best_read = n, None
+    while True:
+        read = read_atoms(make_plan(counts, chunk_rows, n), counts)
+        if read <= (1.0 + max_extra) * natoms:
+            return n
+        if best_read is None or read < best_read:
+            best, best_read = n, read
+        if n == floor:
+            return best
+        n = max(floor, n // 2)
