@@ -2,6 +2,10 @@
 
 n2p2 orders elements by atomic number, and the weighted symmetry functions
 (types 12, 13, 23, 24, 25) weight each neighbour by its atomic number Z.
+
+Kept here rather than taken from ``ase.data`` on purpose: ASE is an optional
+dependency (the ``ase`` extra, for other trajectory formats), and compute
+needs only this list of symbols.
 """
 from __future__ import annotations
 
