@@ -183,14 +183,11 @@ def write_lj_fast(directory, n_atoms: int, atoms_per_structure: int = 1000, seed
     Returns dict ``{"input.data": Path, "input.nn": Path, "n_structures",
     "n_atoms", "box", "seconds"}``.
     """
-    from .lj import DEFAULT_ELEMENTS, DEFAULT_SF_CUTOFF, LJMixture, generate_lj, lj_settings_text
+    from .lj import (DEFAULT_ELEMENTS, DEFAULT_SF_CUTOFF, LJMixture, generate_lj, lj_settings_text,
+                     output_paths)
     t0 = time.perf_counter()
+    paths = output_paths(directory, overwrite)
     directory = Path(os.fspath(directory))
-    paths = {"input.data": directory / "input.data", "input.nn": directory / "input.nn"}
-    if not overwrite:
-        for p in paths.values():
-            if p.exists():
-                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
     per = int(atoms_per_structure)
     n_structures = max(1, -(-int(n_atoms) // per))
     base = generate_lj(int(base_samples), per, seed=seed, **kwargs)

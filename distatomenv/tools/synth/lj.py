@@ -341,6 +341,31 @@ def _counts(n_atoms: int, fractions, n_el: int) -> list[int]:
     return counts
 
 
+def lattice_sites(n: int, length: float, rng, jitter: float) -> np.ndarray:
+    """n of the sites of the smallest simple-cubic lattice with >= n sites in a
+    cube of edge ``length``, chosen at random, each jittered uniformly by up to
+    ``jitter`` x the spacing (sites in increasing order; the draws, in this
+    order: the choice, then the jitter)."""
+    m = int(math.ceil(n ** (1.0 / 3.0) - 1e-9))
+    spacing = length / m
+    grid = np.stack(np.meshgrid(np.arange(m), np.arange(m), np.arange(m), indexing="ij"),
+                    axis=-1).reshape(-1, 3).astype(np.float64)
+    sites = np.sort(rng.choice(len(grid), size=n, replace=False))
+    return (grid[sites] + 0.5 + rng.uniform(-jitter, jitter, size=(n, 3))) * spacing
+
+
+def output_paths(directory, overwrite: bool) -> dict:
+    """``{"input.data": Path, "input.nn": Path}`` in ``directory``; refuses
+    to replace existing files unless ``overwrite``."""
+    directory = Path(os.fspath(directory))
+    paths = {"input.data": directory / "input.data", "input.nn": directory / "input.nn"}
+    if not overwrite:
+        for p in paths.values():
+            if p.exists():
+                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
+    return paths
+
+
 def box_length(n_atoms: int, density: float = DEFAULT_DENSITY) -> float:
     """Edge of the cubic box (A) holding n_atoms at ``density`` atoms/A^3."""
     return float((n_atoms / density) ** (1.0 / 3.0))
@@ -399,12 +424,7 @@ def generate_lj(n_structures: int = 20, n_atoms: int = 64, *, elements=DEFAULT_E
 
     # Start: a simple-cubic lattice with >= n_atoms sites, n_atoms of them
     # chosen at random, jittered by up to 5 % of the spacing; shuffled species.
-    m = int(math.ceil(n_atoms ** (1.0 / 3.0) - 1e-9))
-    spacing = length / m
-    grid = np.stack(np.meshgrid(np.arange(m), np.arange(m), np.arange(m), indexing="ij"),
-                    axis=-1).reshape(-1, 3).astype(np.float64)
-    sites = np.sort(rng.choice(len(grid), size=n_atoms, replace=False))
-    pos = (grid[sites] + 0.5 + rng.uniform(-0.05, 0.05, size=(n_atoms, 3))) * spacing
+    pos = lattice_sites(n_atoms, length, rng, 0.05)
     pos = pos - length * np.floor(pos / length)
     pos[(pos >= length) | (pos < 0.0)] = 0.0        # rounding at the upper edge
     pos = np.ascontiguousarray(pos)
@@ -500,12 +520,8 @@ def write_lj_dataset(directory, n_structures: int = 20, n_atoms: int = 64, seed:
     -------
     dict ``{"input.data": Path, "input.nn": Path}``.
     """
+    paths = output_paths(directory, overwrite)
     directory = Path(os.fspath(directory))
-    paths = {"input.data": directory / "input.data", "input.nn": directory / "input.nn"}
-    if not overwrite:
-        for p in paths.values():
-            if p.exists():
-                raise FileExistsError(f"{p} already exists (pass overwrite=True to replace it)")
     elements = kwargs.get("elements", DEFAULT_ELEMENTS)
     length = box_length(int(n_atoms), kwargs.get("density", DEFAULT_DENSITY))
     if length < 2.0 * float(sf_cutoff):

@@ -56,7 +56,7 @@ from ...elements import ATOMIC_MASS
 from ...io.inputdata import write_structures
 from ...io.structure import Structure
 from .fast import FIXED_DECIMALS, FIXED_WIDTH, format_atoms_fixed, write_replicas
-from .lj import KB_EV, lj_add
+from .lj import KB_EV, lattice_sites, lj_add
 from .settings import settings_text
 
 __all__ = [
@@ -483,12 +483,7 @@ class WaterMD:
         placed = _insert_molecules(n, box, body, dmin, int(rng.integers(2 ** 31)), 100000, pos)
         if placed == n:
             return np.ascontiguousarray(pos)
-        m = int(math.ceil(n ** (1.0 / 3.0) - 1e-9))
-        spacing = box / m
-        grid = np.stack(np.meshgrid(np.arange(m), np.arange(m), np.arange(m), indexing="ij"),
-                        axis=-1).reshape(-1, 3).astype(np.float64)
-        sites = np.sort(rng.choice(len(grid), size=n, replace=False))
-        o = (grid[sites] + 0.5 + rng.uniform(-0.02, 0.02, size=(n, 3))) * spacing
+        o = lattice_sites(n, box, rng, 0.02)
         for k in range(3):
             pos[k::3] = o + body[k]
         return np.ascontiguousarray(pos)
