@@ -23,7 +23,18 @@ from typing import Any, Callable, Protocol, runtime_checkable
 from .errors import DistatomenvError
 
 __all__ = ["Executor", "UnitWorker", "cores", "set_threads", "local_map", "start_phase",
-           "positive_int_env"]
+           "positive_int_env", "optional_module"]
+
+
+def optional_module(name: str, package: str, what: str, install: str):
+    """Import ``name`` (an optional dependency of ``what``), or raise a
+    DistatomenvError that says which package is missing and how to install it."""
+    import importlib
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:           # pragma: no cover - depends on the install
+        raise DistatomenvError(f"{what} needs {package} ({exc}); install it with "
+                               f"{install}") from None
 
 
 def cores() -> int:

@@ -64,7 +64,7 @@ import time
 import uuid
 
 from ..errors import DistatomenvError, UnitFailedError, is_input_error
-from ..parallel import cores, set_threads
+from ..parallel import cores, optional_module, set_threads
 from ..store.writer import mark_failed
 
 #: Retries of a unit whose task raised (a worker that dies is handled by the scheduler).
@@ -216,13 +216,8 @@ def _mapper(client):
 
 # ----------------------------------------------------------------------------- client side
 def _distributed():
-    try:
-        import distributed
-    except ImportError as exc:           # pragma: no cover - depends on the install
-        raise DistatomenvError(
-            f"the dask backend needs dask.distributed ({exc}); install it with "
-            "pip install 'dask[distributed]'") from None
-    return distributed
+    return optional_module("distributed", "dask.distributed", "the dask backend",
+                           "pip install 'dask[distributed]'")
 
 
 def _connect(address):

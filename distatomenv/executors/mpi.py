@@ -47,7 +47,7 @@ import pickle
 import time
 
 from ..errors import DistatomenvError, RankFailedError, is_input_error
-from ..parallel import cores, set_threads
+from ..parallel import cores, optional_module, set_threads
 from ..store.reader import open_store
 from ..store.writer import mark_failed
 
@@ -55,13 +55,8 @@ _TAG_PROGRESS = 71          # point-to-point messages rank > 0 -> rank 0
 
 
 def _mpi():
-    try:
-        from mpi4py import MPI
-    except ImportError as exc:          # pragma: no cover - depends on the install
-        raise DistatomenvError(
-            f"the MPI backend needs mpi4py ({exc}); install it with "
-            "pip install 'distatomenv[mpi]'") from None
-    return MPI
+    return optional_module("mpi4py.MPI", "mpi4py", "the MPI backend",
+                           "pip install 'distatomenv[mpi]'")
 
 
 # ----------------------------------------------------------------------------- errors
