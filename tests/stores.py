@@ -37,3 +37,19 @@ def assert_same_store(path, reference: dict):
     for k, ref in reference.items():
         assert got[k].dtype == ref.dtype, k
         np.testing.assert_array_equal(got[k], ref, err_msg=k)
+
+
+def crash_in_unit(monkeypatch, unit_id: int):
+    """Make every compute in this test fail in work unit ``unit_id`` (a
+    RuntimeError "simulated crash in unit N"), leaving an incomplete store;
+    returns the real ``UnitRunner.run`` so that a test can restore it."""
+    from distatomenv.engine import worker
+
+    real_run = worker.UnitRunner.run
+
+    def failing(self, unit):
+        if unit.id == unit_id:
+            raise RuntimeError(f"simulated crash in unit {unit_id}")
+        return real_run(self, unit)
+    monkeypatch.setattr(worker.UnitRunner, "run", failing)
+    return real_run

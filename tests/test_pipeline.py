@@ -16,7 +16,7 @@ from distatomenv.io.scaling import read_scaling
 from distatomenv.io.settings import read_settings
 from distatomenv.store.reader import open_store
 from distatomenv.tools.synth import write_lj_dataset
-from stores import assert_same_store, store_arrays
+from stores import assert_same_store, crash_in_unit, store_arrays
 
 
 
@@ -84,13 +84,7 @@ def test_resume_computes_only_missing_units(lj, tmp_path, monkeypatch):
     clean = distatomenv.compute(lj["input.data"], neighbors="2 2 2 2",
                                 out=tmp_path / "clean.zarr", chunk_rows=16, n_units=5)
     out = tmp_path / "resume.zarr"
-    real_run = worker.UnitRunner.run
-
-    def failing(self, unit):
-        if unit.id == 3:
-            raise RuntimeError("simulated crash in unit 3")
-        return real_run(self, unit)
-    monkeypatch.setattr(worker.UnitRunner, "run", failing)
+    real_run = crash_in_unit(monkeypatch, 3)
     with pytest.raises(RuntimeError, match="simulated crash"):
         distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, chunk_rows=16,
                             n_units=5)

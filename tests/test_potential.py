@@ -12,7 +12,7 @@ from distatomenv.analysis import Analyzer
 from distatomenv.errors import AnalysisError
 from distatomenv.store.reader import open_store
 
-from stores import assert_same_store, store_arrays
+from stores import assert_same_store, crash_in_unit, store_arrays
 from test_mpi import MPIEXEC, _compute, _env
 
 POT = ["linear", "potential_linear", "potential_quadratic"]
@@ -142,13 +142,7 @@ def test_resume_keeps_the_stores_force_matching(tmp_path, monkeypatch):
 
     paths = write_lj_dataset(tmp_path, n_structures=5, n_atoms=64, seed=2)
     out = tmp_path / "s.zarr"
-    real_run = worker.UnitRunner.run
-
-    def failing(self, unit):
-        if unit.id == 2:
-            raise RuntimeError("simulated crash in unit 2")
-        return real_run(self, unit)
-    monkeypatch.setattr(worker.UnitRunner, "run", failing)
+    real_run = crash_in_unit(monkeypatch, 2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         distatomenv.compute(paths["input.data"], neighbors="2 2 2 2", out=out, n_units=3,
                             force_matching="none")
