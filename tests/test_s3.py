@@ -37,6 +37,17 @@ BUCKET = "distatomenv-test"
 GRAIN = {"DISTATOMENV_INDEX_BLOCK_BYTES": "4096", "DISTATOMENV_SCALING_PART_ATOMS": "100"}
 
 
+def _close_async_clients(s3fs):
+    """Close the HTTP sessions of the asynchronous S3 file systems that zarr's
+    stores opened (on zarr's event loop), before the cache forgets them, so
+    that none is collected unclosed."""
+    from zarr.core.sync import sync
+    for fs in list(s3fs.S3FileSystem._cache.values()):
+        client = getattr(fs, "_s3", None)
+        if fs.asynchronous and client is not None:
+            sync(client.close())
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A moto S3 server on 127.0.0.1 and the environment that points at it.
@@ -67,6 +78,7 @@ def s3(tmp_path_factory):
         fs = s3fs.S3FileSystem()
         fs.mkdir(BUCKET)
         yield secret, access
+        _close_async_clients(s3fs)
         s3fs.S3FileSystem.clear_instance_cache()
     server.stop()
 

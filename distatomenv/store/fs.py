@@ -1,4 +1,4 @@
-"""Where a store lives: a local directory or an fsspec URL.
+"""Where a store lives: a local directory or an fsspec URL, through zarr's store API.
 
 A store is addressed by one string, ``STORE``:
 
@@ -10,7 +10,9 @@ Zarr opens either string itself (a path becomes a ``LocalStore``, a URL an
 ``FsspecStore``).  Everything the store layer does *besides* zarr's arrays and
 groups -- the units' markers, listing the finished units, reading the root
 attributes, removing a store on ``--overwrite``, its size -- goes through
-:class:`StoreLocation`, which uses ``fsspec.core.url_to_fs``.
+:class:`StoreLocation`, which drives the same two zarr store classes
+(``get``, ``set``, ``list_dir``, ``list_prefix``, ``getsize_prefix``,
+``delete_dir``), so local and remote stores share one code path.
 
 Credentials and endpoints of object stores come from the environment only
 (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_SESSION_TOKEN``,
@@ -20,19 +22,20 @@ so nothing secret is ever written into its attributes, pickled to a worker or
 printed.  Every process (rank, Dask worker) must therefore see the same
 variables.
 
-Atomicity of the markers: on a local file system a marker is written to a
-temporary file and renamed (POSIX rename is atomic); on an object store one
-PUT of the whole object is atomic, so it is written directly.  Object-store
-listings are read fresh (fsspec's listing cache is dropped first), because
-other processes write markers.
+Atomicity of the markers: zarr's ``LocalStore`` (from zarr 3.1.3) writes every
+key to a temporary ``*.partial`` file beside it and renames it into place, so
+a reader sees a marker whole or not at all; on an object store one PUT of the
+whole object is atomic.  Object-store listings are read fresh (fsspec's
+listing cache is dropped first), because other processes write markers.
+
+Reads go through a read-only view of the store, so asking about a store that
+does not exist never creates its directory.
 """
 from __future__ import annotations
 
 import os
-import uuid
 
 from distatomenv.errors import StoreError
-from distatomenv.io.files import replacing
 
 __all__ = ["StoreLocation", "is_url", "location"]
 
@@ -48,8 +51,20 @@ def location(path) -> "StoreLocation":
     return path if isinstance(path, StoreLocation) else StoreLocation(path)
 
 
+def _sync(coro):
+    """Run one of zarr's store coroutines on zarr's own event loop (the loop its
+    arrays use, so an fsspec file system is never shared across loops)."""
+    from zarr.core.sync import sync
+    return sync(coro)
+
+
+def _collect(aiterator) -> list:
+    from zarr.core.sync import collect_aiterator
+    return list(collect_aiterator(aiterator))
+
+
 class StoreLocation:
-    """A store's place: file system operations on it, local or remote.
+    """A store's place: the operations on it outside zarr's arrays and groups.
 
     Attributes
     ----------
@@ -57,38 +72,41 @@ class StoreLocation:
         As given (what messages show and what zarr opens).
     local : bool
         True for a local path.
-    fs : fsspec.AbstractFileSystem
-    root : str
-        The store's path within ``fs`` (no trailing slash).
+    store : zarr.abc.store.Store
+        A read-only ``LocalStore`` or ``FsspecStore`` on the store's root;
+        writes go through its writable twin.
     """
 
     def __init__(self, path):
         self.path = os.fspath(path)
         self.local = not is_url(self.path)
         try:
-            from fsspec.core import url_to_fs
+            from zarr.storage import FsspecStore, LocalStore
             if self.local:
-                from fsspec.implementations.local import LocalFileSystem
-                self.fs, self.root = LocalFileSystem(), self.path
+                self.store = LocalStore(self.path, read_only=True)
             else:
-                self.fs, root = url_to_fs(self.path)
-                self.root = root.rstrip("/")
+                self.store = FsspecStore.from_url(self.path, read_only=True)
         except ImportError as exc:
             raise StoreError(f"{self.path}: this URL needs a file system package that is not "
                              f"installed ({exc}); for s3:// install s3fs "
                              f"(pip install 'distatomenv[s3]')") from None
         except ValueError as exc:          # unknown protocol
             raise StoreError(f"{self.path}: not a usable store location ({exc})") from None
+        self._writable = None
 
     def __repr__(self):
         return f"StoreLocation({self.path!r})"
 
+    def _writer(self):
+        if self._writable is None:
+            self._writable = self.store.with_read_only(False)
+        return self._writable
+
     # -- names ------------------------------------------------------------------
-    def key(self, *parts) -> str:
-        """Path within ``fs`` of the entry ``parts`` (joined with '/') of the store."""
-        if self.local:
-            return os.path.join(self.root, *parts)
-        return "/".join([self.root, *parts])
+    @staticmethod
+    def key(*parts) -> str:
+        """The store key of the entry ``parts`` (joined with '/')."""
+        return "/".join(p.strip("/") for p in parts if p)
 
     def url(self, *parts) -> str:
         """What to show or open for the entry ``parts``: a path, or a URL."""
@@ -103,141 +121,87 @@ class StoreLocation:
     def refresh(self, *parts) -> None:
         """Forget cached listings (object stores), so others' writes are seen."""
         if not self.local:
+            where = "/".join([self.store.path.rstrip("/"), self.key(*parts)]).rstrip("/")
             try:
-                self.fs.invalidate_cache(self.key(*parts) if parts else self.root)
+                self.store.fs.invalidate_cache(where)
             except Exception:              # pragma: no cover - a cache-less fs
                 pass
 
     # -- queries ------------------------------------------------------------------
     def exists(self) -> bool:
         """Whether anything is at the store's place (a dangling link counts)."""
-        if self.local:
-            return os.path.lexists(self.root)
+        if self.local:                     # a question about the root path itself
+            return os.path.lexists(self.path)
         self.refresh()
-        return self.fs.exists(self.root)
+        return not _sync(self.store.is_empty(""))
 
     def isdir(self) -> bool:
+        """Whether the place is a directory (local) or holds objects (URL)."""
         if self.local:
-            return os.path.isdir(self.root)
-        self.refresh()
-        return self.fs.isdir(self.root)
+            return os.path.isdir(self.path)
+        return self.exists()
 
-    def names(self, *parts) -> list[str] | None:
-        """Names of the entries of directory ``parts`` (None when there is none)."""
-        if self.local:
-            try:
-                return os.listdir(self.key(*parts))
-            except (FileNotFoundError, NotADirectoryError):
-                return None
+    def names(self, *parts) -> list[str]:
+        """Names of the entries of directory ``parts`` (empty when there is none)."""
         self.refresh(*parts)
-        where = self.key(*parts)
         try:
-            entries = self.fs.ls(where, detail=False)
+            return [n.rstrip("/") for n in _collect(self.store.list_dir(self.key(*parts)))
+                    if n.rstrip("/")]
         except (FileNotFoundError, NotADirectoryError):
-            return None
-        out = []
-        for e in entries:
-            name = e.rstrip("/").rsplit("/", 1)[-1]
-            if e.rstrip("/") != where:     # some fs list a file as itself
-                out.append(name)
-        return out
+            return []
 
     def read_bytes(self, *parts) -> bytes:
         """Content of the file ``parts``; FileNotFoundError when absent."""
-        if self.local:
-            with open(self.key(*parts), "rb") as fh:
-                return fh.read()
-        return self.fs.cat_file(self.key(*parts))
-
-    def size(self, *parts) -> int:
-        """Bytes of every file under ``parts`` (the whole store by default)."""
-        if self.local:
-            total = 0
-            for dirpath, _dirnames, filenames in os.walk(self.key(*parts)):
-                for f in filenames:
-                    try:
-                        total += os.stat(os.path.join(dirpath, f)).st_size
-                    except FileNotFoundError:  # a temporary file that just went away
-                        pass
-            return total
-        self.refresh(*parts)
+        from zarr.core.buffer import default_buffer_prototype
+        key = self.key(*parts)
         try:
-            found = self.fs.find(self.key(*parts), detail=True)
-        except FileNotFoundError:
-            return 0
-        return int(sum(int(d.get("size") or 0) for d in found.values()))
+            buf = _sync(self.store.get(key, prototype=default_buffer_prototype()))
+        except FileNotFoundError:          # a local root that does not exist
+            buf = None
+        if buf is None:
+            raise FileNotFoundError(self.url(*parts))
+        return buf.to_bytes()
 
     def files(self, *parts) -> set[str]:
         """Paths (relative to ``parts``, '/'-separated) of every file under the
-        directory ``parts``; empty when there is none.  Local: one walk; object
-        store: one recursive listing."""
-        where = self.key(*parts)
-        out = set()
-        if self.local:
-            for dirpath, _dirnames, filenames in os.walk(where):
-                rel = os.path.relpath(dirpath, where)
-                for f in filenames:
-                    out.add(f if rel == "." else f"{rel.replace(os.sep, '/')}/{f}")
-            return out
+        directory ``parts``; empty when there is none (one recursive listing)."""
+        prefix = self.key(*parts)
         self.refresh(*parts)
-        where = where.rstrip("/")
+        start = len(prefix) + 1 if prefix else 0
         try:
-            found = self.fs.find(where)
-        except FileNotFoundError:
-            return out
-        for f in found:
-            rel = f.rstrip("/").split(where + "/", 1)[-1]
-            if rel != where:
-                out.add(rel)
-        return out
+            found = _collect(self.store.list_prefix(prefix))
+        except (FileNotFoundError, NotADirectoryError):
+            return set()
+        return {k[start:] for k in found if k.startswith(prefix) and k[start:]}
+
+    def size(self, *parts) -> int:
+        """Bytes of every file under ``parts`` (the whole store by default)."""
+        self.refresh(*parts)
+        for _attempt in range(3):
+            try:
+                return int(_sync(self.store.getsize_prefix(self.key(*parts))))
+            except FileNotFoundError:      # a temporary file went away while listed
+                continue
+        return int(_sync(self.store.getsize_prefix(self.key(*parts))))
 
     def marked_groups(self, *parts) -> set[str]:
-        """Names of the subdirectories of ``parts`` that hold a ``zarr.json``.
-
-        Local: one directory listing and one ``stat`` per entry.  Object
-        store: one recursive listing (paginated), never a request per entry.
-        """
-        if self.local:
-            where = self.key(*parts)
-            names = self.names(*parts) or []
-            return {n for n in names if os.path.isfile(os.path.join(where, n, "zarr.json"))}
-        self.refresh(*parts)
-        where = self.key(*parts).rstrip("/")
-        try:
-            found = self.fs.find(where)    # one recursive listing (no maxdepth: that walks)
-        except FileNotFoundError:
-            return set()
+        """Names of the subdirectories of ``parts`` that hold a ``zarr.json``
+        (one recursive listing, never a request per entry)."""
         out = set()
-        for f in found:
-            bits = f.rstrip("/").split(where + "/", 1)[-1].split("/")
+        for f in self.files(*parts):
+            bits = f.split("/")
             if len(bits) == 2 and bits[1] == "zarr.json":
                 out.add(bits[0])
         return out
 
     # -- changes ------------------------------------------------------------------
     def write_atomic(self, data: bytes, *parts) -> None:
-        """Write the file ``parts`` whole or not at all.
-
-        Local: a temporary ``*.partial`` file beside it, then ``os.replace``.
-        Object store: a single PUT, which is atomic.
-        """
-        target = self.key(*parts)
-        if self.local:
-            folder = os.path.dirname(target)
-            os.makedirs(folder, exist_ok=True)
-            base = os.path.basename(target).rsplit(".", 1)[0]
-            # a name of its own: several processes may write the same marker
-            part = os.path.join(folder, f"{base}.{uuid.uuid4().hex}.partial")
-            with replacing(target, "wb", part=part) as fh:
-                fh.write(data)
-            return
-        self.fs.pipe_file(target, data)
+        """Write the file ``parts`` whole or not at all (see the module's note)."""
+        from zarr.core.buffer import default_buffer_prototype
+        buf = default_buffer_prototype().buffer.from_bytes(data)
+        _sync(self._writer().set(self.key(*parts), buf))
 
     def remove(self) -> None:
         """Delete the whole store (callers check first that it is ours)."""
-        if self.local:
-            import shutil
-            shutil.rmtree(self.root)
-            return
-        self.fs.rm(self.root, recursive=True)
+        _sync(self._writer().delete_dir(""))
         self.refresh()
