@@ -19,8 +19,9 @@ Every import is checked: module level and inside functions, absolute and
 relative, ``from X import Y`` with Y a submodule.  Besides:
 
 * only executors import mpi4py or distributed;
-* the numerical kernels (descriptors/kernels.py, descriptors/cutoff.py)
-  import only numpy, numba and math (kernels.py also the cutoff functions).
+* the numerical kernels (descriptors/kernels.py, descriptors/cutoff.py,
+  descriptors/vmath.py) import only numpy, numba and math (kernels.py also
+  the cutoff functions and vmath, cutoff.py also vmath).
 """
 from __future__ import annotations
 
@@ -41,7 +42,8 @@ TOOLS = {"tools"}
 PACKAGES = {"stats", "descriptors", "io", "store", "executors", "engine", "analysis", "cli"}
 
 ONLY_IN_EXECUTORS = {"mpi4py", "distributed"}
-KERNEL_MODULES = {"descriptors.kernels": {"descriptors.cutoff"}, "descriptors.cutoff": set()}
+KERNEL_MODULES = {"descriptors.kernels": {"descriptors.cutoff", "descriptors.vmath"},
+                  "descriptors.cutoff": {"descriptors.vmath"}, "descriptors.vmath": set()}
 KERNEL_LIBRARIES = {"numpy", "numba", "math", "__future__"}
 
 

@@ -35,7 +35,8 @@ import math
 import numba as nb
 import numpy as np
 
-from .cutoff import CORE_ASYM, compact, cutoff
+from .cutoff import CORE_ASYM, compact, cutoff, cutoff_rows
+from .vmath import vexp, vipow
 
 # Column layout of the kernels' float parameter table (one row per SF).
 P_ETA, P_RS, P_RC, P_LAMBDA, P_ZETA, P_RL, P_AL, P_AR, P_PREF, P_RCI = range(10)
@@ -88,8 +89,8 @@ _NX = 25
 
 
 @_jit_vec
-def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr, ja, jb, ka, kb, same,
-                 r, vx, vy, vz, ux, uy, uz, G, dG, W, X):
+def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr, dfr, ja, jb, ka,
+                 kb, same, r, ir, vx, vy, vz, ux, uy, uz, G, dG, W, X):
     """Exponential angular SFs (types 3, 9, 13) of one group: every triple
     (j in positions ja..jb, k in ka..kb, k > j when ``same``), added to G,
     dG (own) and W (entry derivatives, permuted positions).
@@ -137,43 +138,71 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr, ja, jb
         khi = klo
         while khi < kb and r[khi] < rc:
             khi += 1
-        nk = khi - klo
-        if nk <= 0:
+        nk0 = khi - klo
+        if nk0 <= 0:
             continue
-        for t in range(nk):
+        # padded to a multiple of 8 with partners that add exactly zero
+        nk = (nk0 + 7) & ~7
+        for t in range(nk0, nk):
+            x_c[t] = 0.0
+            x_rik[t] = 1.0
+            x_fik[t] = 0.0
+            x_dfik[t] = 0.0
+            x_rjk[t] = 1.0
+            x_fjk[t] = 0.0
+            x_dfjk[t] = 0.0
+            x_cjx[t] = 0.0
+            x_cjy[t] = 0.0
+            x_cjz[t] = 0.0
+            x_ckx[t] = 0.0
+            x_cky[t] = 0.0
+            x_ckz[t] = 0.0
+            x_ex[t] = 0.0
+            x_ey[t] = 0.0
+            x_ez[t] = 0.0
+            x_ukx[t] = 0.0
+            x_uky[t] = 0.0
+            x_ukz[t] = 0.0
+        irij = 1.0 / rij
+        for t in range(nk0):
             pk = klo + t
-            rik = r[pk]
             c = ujx * ux[pk] + ujy * uy[pk] + ujz * uz[pk]
             x_c[t] = c
-            x_rik[t] = rik
+            x_rik[t] = r[pk]
             x_fik[t] = fr[pk]
             x_dfik[t] = dfr[pk]
             x_ukx[t] = ux[pk]
             x_uky[t] = uy[pk]
             x_ukz[t] = uz[pk]
             # dc/dr_j = (u_k - c u_j)/rij, dc/dr_k = (u_j - c u_k)/rik, dc/dr_i = -(both)
-            x_cjx[t] = (ux[pk] - c * ujx) / rij
-            x_cjy[t] = (uy[pk] - c * ujy) / rij
-            x_cjz[t] = (uz[pk] - c * ujz) / rij
-            x_ckx[t] = (ujx - c * ux[pk]) / rik
-            x_cky[t] = (ujy - c * uy[pk]) / rik
-            x_ckz[t] = (ujz - c * uz[pk]) / rik
+            x_cjx[t] = (ux[pk] - c * ujx) * irij
+            x_cjy[t] = (uy[pk] - c * ujy) * irij
+            x_cjz[t] = (uz[pk] - c * ujz) * irij
+            irik = ir[pk]
+            x_ckx[t] = (ujx - c * ux[pk]) * irik
+            x_cky[t] = (ujy - c * uy[pk]) * irik
+            x_ckz[t] = (ujz - c * uz[pk]) * irik
         if narrow:
-            s_first = members[e, m0]
-            for t in range(nk):
+            vjx = vx[pj]
+            vjy = vy[pj]
+            vjz = vz[pj]
+            for t in range(nk0):
                 pk = klo + t
-                ex = vx[pk] - vx[pj]
-                ey = vy[pk] - vy[pj]
-                ez = vz[pk] - vz[pj]
+                ex = vx[pk] - vjx
+                ey = vy[pk] - vjy
+                ez = vz[pk] - vjz
                 rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
+                irjk = 1.0 / rjk
                 x_rjk[t] = rjk
-                # zero beyond the cutoff: such triples add nothing
-                x_fjk[t], x_dfjk[t] = _pair_radial(fpe, ipe, s_first, rjk)
-                x_ex[t] = ex / rjk
-                x_ey[t] = ey / rjk
-                x_ez[t] = ez / rjk
+                x_ex[t] = ex * irjk
+                x_ey[t] = ey * irjk
+                x_ez[t] = ez * irjk
+            # zero beyond the cutoff: such triples add nothing
+            cutoff_rows(ctype, rc, rci, x_rjk, x_fjk, x_dfjk, nk0)
         prev_eta = -1.0
         prev_rs = 0.0
+        prev_lam = 0.0
+        prev_iz = -1
         for mm in range(m0, m1):
             s = members[e, mm]
             eta = fpe[s, P_ETA]
@@ -190,23 +219,23 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr, ja, jb
                     for t in range(nk):
                         xik = x_rik[t] - rs
                         xjk = x_rjk[t] - rs
-                        x_expo[t] = math.exp(-eta * (xij * xij + xik * xik + xjk * xjk))
+                        x_expo[t] = vexp(-eta * (xij * xij + xik * xik + xjk * xjk))
                 else:
                     for t in range(nk):
                         xik = x_rik[t] - rs
-                        x_expo[t] = math.exp(-eta * (xij * xij + xik * xik))
-            # (1 + lambda c)^zeta and its derivative by c
-            if iz >= 1:
-                for t in range(nk):
-                    x_pz[t] = 1.0
-                for _ in range(iz - 1):
+                        x_expo[t] = vexp(-eta * (xij * xij + xik * xik))
+            # (1 + lambda c)^zeta and its derivative by c (once per lambda, zeta)
+            if iz >= 1 and iz <= 64:
+                if lam != prev_lam or iz != prev_iz:
+                    prev_lam = lam
+                    prev_iz = iz
                     for t in range(nk):
-                        x_pz[t] *= 1.0 + lam * x_c[t]
-                for t in range(nk):
-                    pz1 = x_pz[t]
-                    x_pz[t] = pz1 * (1.0 + lam * x_c[t])
-                    x_dpz[t] = zeta * lam * pz1
+                        p = 1.0 + lam * x_c[t]
+                        pz1 = vipow(p, iz - 1)
+                        x_pz[t] = pz1 * p
+                        x_dpz[t] = zeta * lam * pz1
             else:
+                prev_iz = -1
                 for t in range(nk):
                     p = 1.0 + lam * x_c[t]
                     if p <= 0.0:
@@ -217,9 +246,9 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr, ja, jb
                         x_pz[t] = pz
                         x_dpz[t] = zeta * lam * pz / p
             dij = dfij - 2.0 * eta * xij * fij
-            wkx = W[s, 0, klo:khi]
-            wky = W[s, 1, klo:khi]
-            wkz = W[s, 2, klo:khi]
+            wkx = W[s, 0, klo:klo + nk]
+            wky = W[s, 1, klo:klo + nk]
+            wkz = W[s, 2, klo:klo + nk]
             g = 0.0
             gx = 0.0
             gy = 0.0
@@ -382,6 +411,7 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
     order = np.empty(nmax, dtype=np.int64)
     seg = np.empty(n_elem + 1, dtype=np.int64)
     r = np.empty(nmax)
+    ir = np.empty(nmax)
     vx = np.empty(nmax)
     vy = np.empty(nmax)
     vz = np.empty(nmax)
@@ -390,8 +420,8 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
     uz = np.empty(nmax)
     fcache = np.empty((max_key, nmax))
     dfcache = np.empty((max_key, nmax))
-    W = np.empty((max_sf, 3, nmax))          # dG_i/dr_m, m in permuted order
-    X = np.empty((_NX, nmax))                # per-partner work rows of the angular loops
+    W = np.empty((max_sf, 3, nmax + 8))      # dG_i/dr_m, m in permuted order (+ padding)
+    X = np.empty((_NX, nmax + 8))            # per-partner work rows of the angular loops
     for ai in range(atoms.shape[0]):
         if stop[0] != 0:
             return
@@ -407,13 +437,15 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
         for p in range(n):
             q = s0 + order[p]
             rp = d[q]
+            irp = 1.0 / rp
             r[p] = rp
+            ir[p] = irp
             vx[p] = dx[q]
             vy[p] = dy[q]
             vz[p] = dz[q]
-            ux[p] = dx[q] / rp
-            uy[p] = dy[q] / rp
-            uz[p] = dz[q] / rp
+            ux[p] = dx[q] * irp
+            uy[p] = dy[q] * irp
+            uz[p] = dz[q] * irp
         for s in range(ns):
             G[i, s] = 0.0
             dG[i, s, 0] = 0.0
@@ -421,7 +453,7 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             dG[i, s, 2] = 0.0
         for s in range(ns):
             for c_ in range(3):
-                for p in range(n):
+                for p in range(n + 8):
                     W[s, c_, p] = 0.0
         fpe = fp[e]
         ipe = ip[e]
@@ -429,6 +461,9 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
         for k_ in range(nrkey[e]):
             rep = rkey_sf[e, k_]
             rc = fpe[rep, P_RC]
+            if ipe[rep, I_TYPE] < 20:         # a cutoff function: one vector loop
+                cutoff_rows(ipe[rep, I_CORE], rc, fpe[rep, P_RCI], r, fcache[k_], dfcache[k_], n)
+                continue
             for a in range(n_elem):
                 for p in range(seg[a], seg[a + 1]):
                     if r[p] >= rc:
@@ -466,7 +501,7 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                         f, df = fc, dfc
                     else:
                         x = rp - rs
-                        ex_ = math.exp(-eta * x * x)
+                        ex_ = vexp(-eta * x * x)
                         f = ex_ * fc
                         df = ex_ * (dfc - 2.0 * eta * x * fc)
                     g += w * f
@@ -505,9 +540,10 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                                          dfr, seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
                                          r, vx, vy, vz, ux, uy, uz, G, dG, W)
                     else:
-                        _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, fr, dfr,
+                        _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc,
+                                     ipe[s_first, I_CORE], fpe[s_first, P_RCI], fr, dfr,
                                      seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
-                                     r, vx, vy, vz, ux, uy, uz, G, dG, W, X)
+                                     r, ir, vx, vy, vz, ux, uy, uz, G, dG, W, X)
         if want:
             b = ebase[i]
             for p in range(n):
