@@ -491,19 +491,19 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                     w = 1.0
                 else:
                     continue
-                for p in range(seg[a], seg[a + 1]):
+                # entries are sorted by distance: find the end, then one
+                # loop without an exit, which vectorises
+                hi = seg[a]
+                while hi < seg[a + 1] and r[hi] < rc:
+                    hi += 1
+                for p in range(seg[a], hi):
                     rp = r[p]
-                    if rp >= rc:
-                        break
                     fc = fcache[key, p]
                     dfc = dfcache[key, p]
-                    if compact_type:
-                        f, df = fc, dfc
-                    else:
-                        x = rp - rs
-                        ex_ = vexp(-eta * x * x)
-                        f = ex_ * fc
-                        df = ex_ * (dfc - 2.0 * eta * x * fc)
+                    x = rp - rs
+                    ex_ = 1.0 if compact_type else vexp(-eta * x * x)
+                    f = ex_ * fc
+                    df = ex_ * dfc if compact_type else ex_ * (dfc - 2.0 * eta * x * fc)
                     g += w * f
                     wd = w * df
                     gx -= wd * ux[p]
