@@ -1,6 +1,8 @@
 """Cutoff functions f_c(r) and the core functions of compact symmetry functions.
 
-Pure numba functions of scalars, inlined into the symmetry-function kernels.
+Pure numba functions of scalars, inlined into the symmetry-function kernels,
+and :func:`cutoff_rows`, the same cutoffs over a row of distances in one
+vectorised loop.
 
 Cutoff types (n2p2's ``cutoff_type`` numbers).  With the inner cutoff
 ``rci = alpha * rc`` and ``x = (r - rci) / (rc - rci)``, f_c = 1 for r < rci,

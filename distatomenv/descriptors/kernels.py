@@ -16,17 +16,24 @@ derivatives with respect to the scalar variables r_ij, r_ik, r_jk and
 cos(theta_ijk); the chain rule to Cartesian vectors is done once, in the
 loops.  Inputs are assumed valid (validated at the boundary, in io/).
 
-Compile time is part of the design: one kernel, helper functions compiled
-once each (no numba-level ``inline="always"``: measured, it tripled the
-kernel's compile time with no speed-up that the noise showed; no
-``parallel=True``), one signature.  The kernel releases the GIL; callers run it on several threads
+Speed comes from loops LLVM vectorises: the partner loops of the angular
+SFs call no library function (the Gaussians, the r_jk cutoff and the powers
+use the branch-free :mod:`.vmath` functions and :func:`.cutoff.cutoff_rows`),
+have no early exit, and run over rows padded to a multiple of 8 with
+partners that add exactly zero.
+
+Compile time is part of the design: one kernel, the larger helper functions
+compiled once each (no numba-level ``inline="always"`` for them: measured, it
+tripled the kernel's compile time with no speed-up that the noise showed;
+only the small vmath functions are inlined), no ``parallel=True``, one
+signature.  The kernel releases the GIL; callers run it on several threads
 over disjoint sets of atoms (see environment.py), so results never depend on
 the thread count.
 
 Parameter tables (their column layout is defined here) are filled and
 stacked over elements by :func:`distatomenv.descriptors.tables.pack_tables`.
 The kernel takes preallocated outputs.  This module imports only numpy,
-numba, math and the cutoff functions (:mod:`.cutoff`).
+numba, math, the cutoff functions (:mod:`.cutoff`) and :mod:`.vmath`.
 """
 from __future__ import annotations
 
