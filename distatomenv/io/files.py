@@ -1,5 +1,6 @@
 """Files on the local file system, whole or not at all: :func:`replacing`
-(the one atomic write, also behind the store's markers), and the checks of
+(the one atomic write of the files written outside the store; the store's
+markers use zarr's LocalStore, which writes the same way), and the checks of
 input paths and output folders made before any work.
 """
 from __future__ import annotations

@@ -5,9 +5,10 @@ See :mod:`distatomenv.store.schema` for the layout and the ownership rule
 filling a store, and :mod:`.reader` for reading one.
 
 This layer imports only numpy, zarr, dask (reader), xarray (optional, in
-to_xarray only) and, of the package, the layers below it (errors, the
-atomic write of distatomenv.io.files; info also the SF model and the
---neighbors spelling of distatomenv.descriptors).
+to_xarray only) and, of the package, the layers below it (errors; info also
+the SF model and the --neighbors spelling of distatomenv.descriptors).  Its
+files outside zarr's arrays (markers, listings) go through zarr's store API
+(:mod:`.fs`).
 """
 from .reader import StoreReader, format_meta, open_store, to_xarray
 from .schema import (
