@@ -70,44 +70,31 @@ def vtanh(u):
     return small if u < 0.125 else big
 
 
+#: Taylor coefficients of sin(w)/w and cos(w) in w^2, highest first:
+#: (-1)^k/(2k+1)! and (-1)^k/(2k)! for k = 12..0 (enough for |w| <= pi/2)
+_SIN_C = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(12, -1, -1))
+_COS_C = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(12, -1, -1))
+
+
+@_jit
+def _horner(coefs, x):
+    """sum coefs[i] x^(n-1-i) (highest power first); unrolled for a constant tuple."""
+    p = 0.0
+    for c in coefs:
+        p = p * x + c
+    return p
+
+
 @_jit
 def _sin_poly(w):
-    """sin(w) for |w| <= pi/2 (Taylor to w^25; coefficients (-1)^k/(2k+1)!)."""
-    w2 = w * w
-    p = 6.446950284384474e-26
-    p = p * w2 + -3.868170170630684e-23
-    p = p * w2 + 1.9572941063391263e-20
-    p = p * w2 + -8.22063524662433e-18
-    p = p * w2 + 2.8114572543455206e-15
-    p = p * w2 + -7.647163731819816e-13
-    p = p * w2 + 1.6059043836821613e-10
-    p = p * w2 + -2.505210838544172e-08
-    p = p * w2 + 2.7557319223985893e-06
-    p = p * w2 + -0.0001984126984126984
-    p = p * w2 + 0.008333333333333333
-    p = p * w2 + -0.16666666666666666
-    p = p * w2 + 1.0
-    return w * p
+    """sin(w) for |w| <= pi/2."""
+    return w * _horner(_SIN_C, w * w)
 
 
 @_jit
 def _cos_poly(w):
-    """cos(w) for |w| <= pi/2 (Taylor to w^24; coefficients (-1)^k/(2k)!)."""
-    w2 = w * w
-    p = 1.6117375710961184e-24
-    p = p * w2 + -8.896791392450574e-22
-    p = p * w2 + 4.110317623312165e-19
-    p = p * w2 + -1.5619206968586225e-16
-    p = p * w2 + 4.779477332387385e-14
-    p = p * w2 + -1.1470745597729725e-11
-    p = p * w2 + 2.08767569878681e-09
-    p = p * w2 + -2.755731922398589e-07
-    p = p * w2 + 2.48015873015873e-05
-    p = p * w2 + -0.001388888888888889
-    p = p * w2 + 0.041666666666666664
-    p = p * w2 + -0.5
-    p = p * w2 + 1.0
-    return p
+    """cos(w) for |w| <= pi/2."""
+    return _horner(_COS_C, w * w)
 
 
 #: pi and pi/2 as a double and the rest, for reductions that stay exact
