@@ -145,10 +145,10 @@ class StoreLocation:
         """Names of the entries of directory ``parts`` (empty when there is none)."""
         self.refresh(*parts)
         try:
-            return [n.rstrip("/") for n in _collect(self.store.list_dir(self.key(*parts)))
-                    if n.rstrip("/")]
+            found = _collect(self.store.list_dir(self.key(*parts)))
         except (FileNotFoundError, NotADirectoryError):
             return []
+        return [n for n in (f.rstrip("/") for f in found) if n]
 
     def read_bytes(self, *parts) -> bytes:
         """Content of the file ``parts``; FileNotFoundError when absent."""
@@ -177,12 +177,13 @@ class StoreLocation:
     def size(self, *parts) -> int:
         """Bytes of every file under ``parts`` (the whole store by default)."""
         self.refresh(*parts)
-        for _attempt in range(3):
+        prefix = self.key(*parts)
+        for attempt in range(4):
             try:
-                return int(_sync(self.store.getsize_prefix(self.key(*parts))))
+                return int(_sync(self.store.getsize_prefix(prefix)))
             except FileNotFoundError:      # a temporary file went away while listed
-                continue
-        return int(_sync(self.store.getsize_prefix(self.key(*parts))))
+                if attempt == 3:
+                    raise
 
     def marked_groups(self, *parts) -> set[str]:
         """Names of the subdirectories of ``parts`` that hold a ``zarr.json``
