@@ -6,7 +6,10 @@ pairs and triples:
 
 * G_i (unscaled);
 * dG_i/dr_i, the partial derivative with every neighbour entry (periodic
-  images included) held fixed, which is what n2p2 writes as the "own" block;
+  images included) held fixed, which is what n2p2 writes as the "own" block
+  (for the exponential angular SFs it is formed as minus the sum of the
+  entry derivatives: an SF does not change when i and all its entries move
+  together);
 * optionally dG_i/dr_m for every entry m of i's list: the derivative of i's
   SFs with respect to the position of one neighbour entry.  n2p2's neighbour
   blocks and the force-matching sums are gathered from these.
@@ -89,23 +92,38 @@ def _jk_source(fp, ip, s, theta):
         m = q
 
 
-#: rows of the angular work array X (one column per partner k of a pair j)
+#: rows of the angular work array X, one column per partner k of a pair j.
+#: Geometry of the partners (laid out once per j):
 (_C, _RIK, _FIK, _DFIK, _RJK, _FJK, _DFJK, _CJX, _CJY, _CJZ, _CKX, _CKY, _CKZ, _EX, _EY, _EZ,
- _EXPO, _PZ, _DPZ, _UKX, _UKY, _UKZ, _TIK, _TC, _TJK) = range(25)
-_NX = 25
+ _UKX, _UKY, _UKZ,
+ # the factors every SF of one (eta, rs) shares (once per j and (eta, rs)):
+ # exp(-eta sum x^2) fij fik fjk and its derivatives by r_ij, r_ik, r_jk
+ _EF, _DIJ, _DIK, _DJK,
+ # one SF's angular factor pref (1 + lambda c)^zeta, its derivative by c,
+ # and its terms' derivatives by r_ik, cos theta, r_jk
+ _PZ, _DPZ, _TIK, _TC, _TJK) = range(28)
+_NX = 28
 
 
 @_jit_vec
 def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr, dfr, ja, jb, ka,
-                 kb, same, r, ir, vx, vy, vz, ux, uy, uz, G, dG, W, X):
+                 kb, same, r, ir, vx, vy, vz, ux, uy, uz, G, W, X):
     """Exponential angular SFs (types 3, 9, 13) of one group: every triple
-    (j in positions ja..jb, k in ka..kb, k > j when ``same``), added to G,
-    dG (own) and W (entry derivatives, permuted positions).
+    (j in positions ja..jb, k in ka..kb, k > j when ``same``), added to G and
+    W (entry derivatives, permuted positions).  dG_i/dr_i is not accumulated
+    here: it is minus the sum of W over the entries (the SF is invariant
+    under translation), formed once per atom by the caller.
 
     For each j the geometry of all its partners k is laid out in the rows of
-    X (contiguous in k), then each SF runs one loop over k with no calls and
-    no branches on data, which LLVM vectorises; the Gaussian factor is
-    computed once per (eta, rs) (the group's SFs are sorted by them).
+    X (contiguous in k).  A term of SF s is pref_s (1 + lambda c)^zeta times a
+    factor that depends on s only through (eta, rs), exp(-eta sum x^2) times
+    the cutoffs, and likewise its derivatives by r_ij, r_ik and r_jk.  Those
+    factors are formed once per (eta, rs) (the group's SFs are sorted by
+    them); then each SF runs one loop of reductions over k (G and the
+    derivative by r_j) and three short loops that add to the partners' rows
+    of W.  No loop calls a function or branches on data, so LLVM vectorises
+    each of them.  (Measured on H2O, 5-7 % faster than one loop per SF that
+    recomputes every factor.)
     """
     x_c = X[_C]
     x_rik = X[_RIK]
@@ -123,12 +141,15 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
     x_ex = X[_EX]
     x_ey = X[_EY]
     x_ez = X[_EZ]
-    x_expo = X[_EXPO]
-    x_pz = X[_PZ]
-    x_dpz = X[_DPZ]
     x_ukx = X[_UKX]
     x_uky = X[_UKY]
     x_ukz = X[_UKZ]
+    x_ef = X[_EF]
+    x_dij = X[_DIJ]
+    x_dik = X[_DIK]
+    x_djk = X[_DJK]
+    x_pz = X[_PZ]
+    x_dpz = X[_DPZ]
     x_tik = X[_TIK]
     x_tc = X[_TC]
     x_tjk = X[_TJK]
@@ -208,8 +229,6 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
             cutoff_rows(ctype, rc, rci, x_rjk, x_fjk, x_dfjk, nk0)
         prev_eta = -1.0
         prev_rs = 0.0
-        prev_lam = 0.0
-        prev_iz = -1
         for mm in range(m0, m1):
             s = members[e, mm]
             eta = fpe[s, P_ETA]
@@ -218,74 +237,91 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
             zeta = fpe[s, P_ZETA]
             iz = ipe[s, I_IZETA]
             pref = w * fpe[s, P_PREF]
-            xij = rij - rs
             if eta != prev_eta or rs != prev_rs:
+                # the factors shared by every SF of this (eta, rs)
                 prev_eta = eta
                 prev_rs = rs
+                xij = rij - rs
+                dij = dfij - 2.0 * eta * xij * fij
                 if narrow:
                     for t in range(nk):
+                        fik = x_fik[t]
+                        fjk = x_fjk[t]
                         xik = x_rik[t] - rs
                         xjk = x_rjk[t] - rs
-                        x_expo[t] = vexp(-eta * (xij * xij + xik * xik + xjk * xjk))
+                        ex_ = vexp(-eta * (xij * xij + xik * xik + xjk * xjk))
+                        a = ex_ * fij
+                        x_ef[t] = a * fik * fjk
+                        x_dij[t] = ex_ * fik * fjk * dij
+                        x_dik[t] = a * fjk * (x_dfik[t] - 2.0 * eta * xik * fik)
+                        x_djk[t] = a * fik * (x_dfjk[t] - 2.0 * eta * xjk * fjk)
                 else:
                     for t in range(nk):
+                        fik = x_fik[t]
                         xik = x_rik[t] - rs
-                        x_expo[t] = vexp(-eta * (xij * xij + xik * xik))
-            # (1 + lambda c)^zeta and its derivative by c (once per lambda, zeta)
+                        ex_ = vexp(-eta * (xij * xij + xik * xik))
+                        a = ex_ * fij
+                        x_ef[t] = a * fik
+                        x_dij[t] = ex_ * fik * dij
+                        x_dik[t] = a * (x_dfik[t] - 2.0 * eta * xik * fik)
+            # pref (1 + lambda c)^zeta and its derivative by c
             if iz >= 1 and iz <= 64:
-                if lam != prev_lam or iz != prev_iz:
-                    prev_lam = lam
-                    prev_iz = iz
-                    for t in range(nk):
-                        p = 1.0 + lam * x_c[t]
-                        pz1 = vipow(p, iz - 1)
-                        x_pz[t] = pz1 * p
-                        x_dpz[t] = zeta * lam * pz1
+                for t in range(nk):
+                    p = 1.0 + lam * x_c[t]
+                    pz1 = pref * vipow(p, iz - 1)
+                    x_pz[t] = pz1 * p
+                    x_dpz[t] = zeta * lam * pz1
             else:
-                prev_iz = -1
                 for t in range(nk):
                     p = 1.0 + lam * x_c[t]
                     if p <= 0.0:
                         x_pz[t] = 0.0
                         x_dpz[t] = 0.0
                     else:
-                        pz = p ** zeta
+                        pz = pref * p ** zeta
                         x_pz[t] = pz
                         x_dpz[t] = zeta * lam * pz / p
-            dij = dfij - 2.0 * eta * xij * fij
-            wkx = W[s, 0, klo:klo + nk]
-            wky = W[s, 1, klo:klo + nk]
-            wkz = W[s, 2, klo:klo + nk]
+            # G, and the derivative by r_j: by r_ij along u_j, by cos theta
+            # along dc/dr_j, by r_jk (narrow) along -e_jk
             g = 0.0
-            gx = 0.0
-            gy = 0.0
-            gz = 0.0
+            sij = 0.0
             wx = 0.0
             wy = 0.0
             wz = 0.0
             if narrow:
                 for t in range(nk):
-                    fik = x_fik[t]
-                    fjk = x_fjk[t]
-                    a = pref * x_expo[t]
-                    ap = a * x_pz[t]
-                    xik = x_rik[t] - rs
-                    xjk = x_rjk[t] - rs
-                    tv = ap * fij * fik * fjk
-                    tc = a * x_dpz[t] * fij * fik * fjk
-                    tij = ap * fik * fjk * dij
-                    tik = ap * fij * fjk * (x_dfik[t] - 2.0 * eta * xik * fik)
-                    tjk = ap * fij * fik * (x_dfjk[t] - 2.0 * eta * xjk * fjk)
-                    g += tv
-                    gx += tij * ujx + tik * x_ukx[t] + tc * (x_cjx[t] + x_ckx[t])
-                    gy += tij * ujy + tik * x_uky[t] + tc * (x_cjy[t] + x_cky[t])
-                    gz += tij * ujz + tik * x_ukz[t] + tc * (x_cjz[t] + x_ckz[t])
-                    wx += tij * ujx + tc * x_cjx[t] - tjk * x_ex[t]
-                    wy += tij * ujy + tc * x_cjy[t] - tjk * x_ey[t]
-                    wz += tij * ujz + tc * x_cjz[t] - tjk * x_ez[t]
-                    x_tik[t] = tik
+                    pz = x_pz[t]
+                    tc = x_dpz[t] * x_ef[t]
+                    tjk = pz * x_djk[t]
+                    g += pz * x_ef[t]
+                    sij += pz * x_dij[t]
+                    wx += tc * x_cjx[t] - tjk * x_ex[t]
+                    wy += tc * x_cjy[t] - tjk * x_ey[t]
+                    wz += tc * x_cjz[t] - tjk * x_ez[t]
+                    x_tik[t] = pz * x_dik[t]
                     x_tc[t] = tc
                     x_tjk[t] = tjk
+            else:
+                for t in range(nk):
+                    pz = x_pz[t]
+                    tc = x_dpz[t] * x_ef[t]
+                    g += pz * x_ef[t]
+                    sij += pz * x_dij[t]
+                    wx += tc * x_cjx[t]
+                    wy += tc * x_cjy[t]
+                    wz += tc * x_cjz[t]
+                    x_tik[t] = pz * x_dik[t]
+                    x_tc[t] = tc
+            G[i, s] += g
+            W[s, 0, pj] += wx + sij * ujx
+            W[s, 1, pj] += wy + sij * ujy
+            W[s, 2, pj] += wz + sij * ujz
+            # the derivative by r_k: by r_ik along u_k, by cos theta along
+            # dc/dr_k, by r_jk (narrow) along e_jk
+            wkx = W[s, 0, klo:klo + nk]
+            wky = W[s, 1, klo:klo + nk]
+            wkz = W[s, 2, klo:klo + nk]
+            if narrow:
                 for t in range(nk):
                     wkx[t] += x_tik[t] * x_ukx[t] + x_tc[t] * x_ckx[t] + x_tjk[t] * x_ex[t]
                 for t in range(nk):
@@ -294,36 +330,21 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
                     wkz[t] += x_tik[t] * x_ukz[t] + x_tc[t] * x_ckz[t] + x_tjk[t] * x_ez[t]
             else:
                 for t in range(nk):
-                    fik = x_fik[t]
-                    a = pref * x_expo[t]
-                    ap = a * x_pz[t]
-                    xik = x_rik[t] - rs
-                    tv = ap * fij * fik
-                    tc = a * x_dpz[t] * fij * fik
-                    tij = ap * fik * dij
-                    tik = ap * fij * (x_dfik[t] - 2.0 * eta * xik * fik)
-                    g += tv
-                    gx += tij * ujx + tik * x_ukx[t] + tc * (x_cjx[t] + x_ckx[t])
-                    gy += tij * ujy + tik * x_uky[t] + tc * (x_cjy[t] + x_cky[t])
-                    gz += tij * ujz + tik * x_ukz[t] + tc * (x_cjz[t] + x_ckz[t])
-                    wx += tij * ujx + tc * x_cjx[t]
-                    wy += tij * ujy + tc * x_cjy[t]
-                    wz += tij * ujz + tc * x_cjz[t]
-                    x_tik[t] = tik
-                    x_tc[t] = tc
-                for t in range(nk):
                     wkx[t] += x_tik[t] * x_ukx[t] + x_tc[t] * x_ckx[t]
                 for t in range(nk):
                     wky[t] += x_tik[t] * x_uky[t] + x_tc[t] * x_cky[t]
                 for t in range(nk):
                     wkz[t] += x_tik[t] * x_ukz[t] + x_tc[t] * x_ckz[t]
-            G[i, s] += g
-            dG[i, s, 0] -= gx
-            dG[i, s, 1] -= gy
-            dG[i, s, 2] -= gz
-            W[s, 0, pj] += wx
-            W[s, 1, pj] += wy
-            W[s, 2, pj] += wz
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", fastmath={"contract", "reassoc"},
+          inline="always")
+def _row_sum(a, n):
+    """Sum of a[:n] (any order: it vectorises)."""
+    acc = 0.0
+    for p in range(n):
+        acc += a[p]
+    return acc
 
 
 @_jit
@@ -524,6 +545,7 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             dG[i, s, 1] = gy
             dG[i, s, 2] = gz
         # --- angular groups
+        exp_angular = False
         for g_ in range(ngrp[e]):
             m0 = grp[e, g_, 0]
             m1 = grp[e, g_, 1]
@@ -550,7 +572,17 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                         _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc,
                                      ipe[s_first, I_CORE], fpe[s_first, P_RCI], fr, dfr,
                                      seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
-                                     r, ir, vx, vy, vz, ux, uy, uz, G, dG, W, X)
+                                     r, ir, vx, vy, vz, ux, uy, uz, G, W, X)
+                        exp_angular = True
+        if exp_angular:
+            # dG_i/dr_i of the exponential angular SFs: minus the sum of their
+            # derivatives by every entry (translation invariance)
+            for s in range(ns):
+                t = ipe[s, I_TYPE]
+                if t == 3 or t == 9 or t == 13:
+                    dG[i, s, 0] = -_row_sum(W[s, 0], n)
+                    dG[i, s, 1] = -_row_sum(W[s, 1], n)
+                    dG[i, s, 2] = -_row_sum(W[s, 2], n)
         if want:
             b = ebase[i]
             for p in range(n):
