@@ -67,6 +67,50 @@ def test_float32_store(lj, tmp_path):
     assert b.nbytes_stored() < 0.7 * a.nbytes_stored()
 
 
+def test_threads_over_structures_bit_identical(lj, tmp_path, monkeypatch):
+    """With several threads, whole structures are computed concurrently (many
+    small structures) or each structure is split by atoms (large ones): both
+    write exactly the rows of one thread."""
+    ref = distatomenv.compute(lj["input.data"], neighbors="3 3 3 3", out=tmp_path / "t1.zarr",
+                              chunk_rows=16, threads=1, force_matching="linear")
+    used = []
+    real = worker.UnitRunner._structure
+
+    def spy(self, unit, s, threads):
+        used.append(threads)
+        return real(self, unit, s, threads)
+
+    monkeypatch.setattr(worker.UnitRunner, "_structure", spy)
+    distatomenv.compute(lj["input.data"], neighbors="3 3 3 3", out=tmp_path / "t3.zarr",
+                        chunk_rows=16, threads=3, force_matching="linear")
+    assert used and set(used) == {1}          # structure-level: kernels run serial
+    assert_same_store(tmp_path / "t3.zarr", store_arrays(ref.path))
+    used.clear()
+    monkeypatch.setattr(worker, "STRUCTURE_THREADS_MAX_ATOMS", 10)
+    distatomenv.compute(lj["input.data"], neighbors="3 3 3 3", out=tmp_path / "t3a.zarr",
+                        chunk_rows=16, threads=3, force_matching="linear")
+    assert used and set(used) == {None}       # atom-level: numba's thread count
+    assert_same_store(tmp_path / "t3a.zarr", store_arrays(ref.path))
+
+
+def test_threads_over_structures_report_the_first_failing_structure(lj, tmp_path):
+    """Structures computed ahead on other threads do not change which error
+    is raised: the first failing structure in input order."""
+    text = open(lj["input.data"]).read().split("begin")
+    # structures 3 and 5 (1-based) get two atoms at one place
+    for k in (3, 5):
+        lines = text[k].splitlines()
+        atoms = [i for i, line in enumerate(lines) if line.startswith("atom")]
+        lines[atoms[1]] = lines[atoms[0]]
+        text[k] = "\n".join(lines) + "\n"
+    bad = tmp_path / "input.data"
+    bad.write_text("begin".join(text))
+    for threads in (1, 2):
+        with pytest.raises(Exception, match=r"structure 3 \(1-based\)"):
+            distatomenv.compute(bad, settings=lj["input.nn"], neighbors="1 1 1 1",
+                                out=tmp_path / f"bad{threads}.zarr", threads=threads)
+
+
 def test_not_enough_neighbors_leaves_incomplete_store(lj, tmp_path):
     out = tmp_path / "bad.zarr"
     with pytest.raises(NotEnoughNeighborsError,

@@ -277,7 +277,7 @@ class EnvironmentCalculator:
             "at one place have no defined symmetry functions; remove the duplicate")
 
     def compute(self, elements_idx, positions, lattice, owned=None, structure_index=0, path=None,
-                atom_lines=None):
+                atom_lines=None, threads=None):
         """Environment rows of the owned atoms of one structure.
 
         Parameters
@@ -288,6 +288,8 @@ class EnvironmentCalculator:
         owned : bool (n,) atoms whose rows are wanted (default all).
         structure_index, path : 0-based structure number and input file, for error messages.
         atom_lines : int (n,) the atoms' lines in the file, for error messages (optional).
+        threads : threads the SF kernel splits the atoms over (default: numba's
+            thread count of the calling thread); results do not depend on it.
 
         Returns
         -------
@@ -364,7 +366,7 @@ class EnvironmentCalculator:
             if want_entries:
                 ebase[batch] = nl.start[batch] - e0
             dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
-            self._run_kernel(batch, elem, nl, G, dG, ebase, dGe)
+            self._run_kernel(batch, elem, nl, G, dG, ebase, dGe, threads)
             eb = elem[batch]
             Gs[batch] = (G[batch] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
             for entry, out in blocks.values():
@@ -405,12 +407,13 @@ class EnvironmentCalculator:
         # derivatives are with respect to normalised coordinates, as n2p2 writes them
         return out
 
-    def _run_kernel(self, atoms, elem, nl, G, dG, ebase, dGe):
-        """The SF kernel over ``atoms``, on numba's thread count: threads take
-        disjoint slices of atoms, so results do not depend on it."""
+    def _run_kernel(self, atoms, elem, nl, G, dG, ebase, dGe, threads=None):
+        """The SF kernel over ``atoms`` on ``threads`` threads (default numba's
+        thread count): threads take disjoint slices of atoms, so results do
+        not depend on it."""
         args = (elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables, G, dG,
                 ebase, dGe, interrupt.STOP)
-        threads = nb.get_num_threads()
+        threads = nb.get_num_threads() if threads is None else int(threads)
         if threads == 1 or atoms.size < 2 * threads:
             sf_values(atoms, *args)
         else:

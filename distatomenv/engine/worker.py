@@ -12,6 +12,7 @@ import platform
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numba as nb
 import numpy as np
 
 from ..descriptors.environment import EnvironmentCalculator
@@ -46,6 +47,11 @@ def histogram_edges(table, settings, bins) -> dict:
         edges[e] = lo[:, None] + (hi - lo)[:, None] * (np.arange(bins + 1) / bins)[None, :]
     return edges
 
+
+#: Structures of at most this many atoms are computed whole, one per numba
+#: thread (see UnitRunner._structures); larger ones are split by atoms, which
+#: keeps one structure's entry derivatives in memory at a time.
+STRUCTURE_THREADS_MAX_ATOMS = 2048
 
 #: Relative tolerance (of each SF's range) at the outer histogram edges.
 EDGE_TOLERANCE = 1e-9
@@ -90,6 +96,8 @@ class UnitRunner:
         # next rows are computed; at most two chunks wait, bounding memory
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="distatomenv-write")
         self._pending = []
+        self._compute_pool = None
+        self._eindex = {e: a for a, e in enumerate(job.layout.elements)}
 
     def run(self, unit: WorkUnit) -> dict:
         """Compute one unit and write its rows; returns counters for progress."""
@@ -99,20 +107,10 @@ class UnitRunner:
         chunk = job.layout.chunk_rows
         buffers = {e: _RowBuffer(unit.rows[a][0], unit.rows[a][1], chunk) for a, e in
                    enumerate(els)}
-        eindex = {e: a for a, e in enumerate(els)}
         hist = {e: None for e in els}
         nbh = None                  # (central, neighbour) element index -> count histogram
         t_write = 0.0
-        for s in range(unit.first, unit.last):
-            st = read_structure(job.data, job.index_offsets, s)
-            elem = np.fromiter((eindex[x] for x in st.elements), dtype=np.int64,
-                               count=st.natoms)
-            owned = unit.owned_atoms(job.first_rows[s], None, elem)
-            if not owned.any():
-                continue
-            pos = st.remapped_positions()
-            rows = self.calc.compute(elem, pos, st.lattice, owned, structure_index=s,
-                                     path=job.data, atom_lines=st.atom_lines)
+        for s, st, elem, rows in self._structures(unit):
             for a, e in enumerate(els):
                 if e not in rows or rows[e]["atom"].size == 0:
                     continue
@@ -153,6 +151,60 @@ class UnitRunner:
         return {"unit": unit.id, "atoms": unit.atoms,
                 "structures": unit.last - unit.first, "seconds": seconds, "write": t_write}
 
+    def _structure(self, unit, s, threads):
+        """Read structure ``s`` and compute the environment rows of the atoms
+        ``unit`` owns: (s, structure, element indices, rows), or None when it
+        owns none."""
+        job = self.job
+        st = read_structure(job.data, job.index_offsets, s)
+        elem = np.fromiter((self._eindex[x] for x in st.elements), dtype=np.int64,
+                           count=st.natoms)
+        owned = unit.owned_atoms(job.first_rows[s], None, elem)
+        if not owned.any():
+            return None
+        rows = self.calc.compute(elem, st.remapped_positions(), st.lattice, owned,
+                                 structure_index=s, path=job.data, atom_lines=st.atom_lines,
+                                 threads=threads)
+        return s, st, elem, rows
+
+    def _structures(self, unit):
+        """The computed structures of ``unit``, in order.
+
+        With several numba threads and many small structures, each thread
+        computes whole structures (neighbour list, kernel, rows), a few
+        structures ahead of the one being written: the Python between the
+        kernels then overlaps with them instead of leaving the other threads
+        idle.  Otherwise structures come one at a time, each split over the
+        threads by atoms.  Each structure's rows are the same either way."""
+        threads = nb.get_num_threads()
+        natoms = self.job.index_offsets.natoms[unit.first:unit.last]
+        if threads < 2 or natoms.size < 2 * threads or natoms.max() > STRUCTURE_THREADS_MAX_ATOMS:
+            for s in range(unit.first, unit.last):
+                out = self._structure(unit, s, None)
+                if out is not None:
+                    yield out
+            return
+        if self._compute_pool is None:
+            self._compute_pool = ThreadPoolExecutor(max_workers=threads,
+                                                    thread_name_prefix="distatomenv-structure")
+        ahead = 2 * threads
+        pending = []
+        nxt = unit.first
+        try:
+            while pending or nxt < unit.last:
+                while nxt < unit.last and len(pending) < ahead:
+                    pending.append(self._compute_pool.submit(self._structure, unit, nxt, 1))
+                    nxt += 1
+                out = pending.pop(0).result()
+                if out is not None:
+                    yield out
+        finally:
+            for f in pending:
+                f.cancel()
+            for f in pending:          # let running ones end before the caller goes on
+                if not f.cancelled():
+                    f.exception()
+
     def _write(self, element, start, arrays):
         """Queue rows for the writer thread (waits while two writes are pending)."""
         out = {}
@@ -171,6 +223,8 @@ class UnitRunner:
     def close(self):
         self._drain(0)
         self._pool.shutdown()
+        if self._compute_pool is not None:
+            self._compute_pool.shutdown()
 
 
 def _check_finite(rows, element, struct, path):
