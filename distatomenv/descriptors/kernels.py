@@ -185,8 +185,13 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
                 ex = vx[pk] - vjx
                 ey = vy[pk] - vjy
                 ez = vz[pk] - vjz
+                r2 = ex * ex + ey * ey + ez * ez
                 kp[nk0] = pk             # branch-free: kept if within rc
-                nk0 += 1 if ex * ex + ey * ey + ez * ez < rc2 else 0
+                x_ex[nk0] = ex
+                x_ey[nk0] = ey
+                x_ez[nk0] = ez
+                x_rjk[nk0] = r2
+                nk0 += 1 if r2 < rc2 else 0
             if nk0 == 0:
                 continue
         else:
@@ -236,16 +241,12 @@ def _exp_triples(i, e, fpe, ipe, members, m0, m1, narrow, w, rc, ctype, rci, fr,
             x_ckz[t] = (ujz - c * uz[pk]) * irik
         if narrow:
             for t in range(nk0):
-                pk = kp[t]
-                ex = vx[pk] - vjx
-                ey = vy[pk] - vjy
-                ez = vz[pk] - vjz
-                rjk = math.sqrt(ex * ex + ey * ey + ez * ez)
+                rjk = math.sqrt(x_rjk[t])
                 irjk = 1.0 / rjk
                 x_rjk[t] = rjk
-                x_ex[t] = ex * irjk
-                x_ey[t] = ey * irjk
-                x_ez[t] = ez * irjk
+                x_ex[t] *= irjk
+                x_ey[t] *= irjk
+                x_ez[t] *= irjk
             cutoff_rows(ctype, rc, rci, x_rjk, x_fjk, x_dfjk, nk0)
         prev_eta = -1.0
         prev_rs = 0.0
