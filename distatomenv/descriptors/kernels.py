@@ -28,10 +28,11 @@ partners that add exactly zero.
 Compile time is part of the design: one kernel, the larger helper functions
 compiled once each (no numba-level ``inline="always"`` for them: measured, it
 tripled the kernel's compile time with no speed-up that the noise showed;
-only the small vmath functions are inlined), no ``parallel=True``, one
-signature.  The kernel releases the GIL; callers run it on several threads
-over disjoint sets of atoms (see environment.py), so results never depend on
-the thread count.
+only the small vmath functions and the row sum are inlined), no
+``parallel=True``, one signature.  The kernel releases the GIL; callers run
+it on several threads over disjoint sets of atoms (see environment.py) or
+over whole structures (engine/worker.py), so results never depend on the
+thread count.
 
 Parameter tables (their column layout is defined here) are filled and
 stacked over elements by :func:`distatomenv.descriptors.tables.pack_tables`.
