@@ -570,7 +570,6 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
             dG[i, s, 1] = gy
             dG[i, s, 2] = gz
         # --- angular groups
-        exp_angular = False
         for g_ in range(ngrp[e]):
             m0 = grp[e, g_, 0]
             m1 = grp[e, g_, 1]
@@ -598,16 +597,14 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                                      ipe[s_first, I_CORE], fpe[s_first, P_RCI], fr, dfr,
                                      seg[ea], seg[ea + 1], seg[eb], seg[eb + 1], ea == eb,
                                      r, ir, vx, vy, vz, ux, uy, uz, G, W, X, kp)
-                        exp_angular = True
-        if exp_angular:
-            # dG_i/dr_i of the exponential angular SFs: minus the sum of their
-            # derivatives by every entry (translation invariance)
-            for s in range(ns):
-                t = ipe[s, I_TYPE]
-                if t == 3 or t == 9 or t == 13:
-                    dG[i, s, 0] = -_row_sum(W[s, 0], n)
-                    dG[i, s, 1] = -_row_sum(W[s, 1], n)
-                    dG[i, s, 2] = -_row_sum(W[s, 2], n)
+        # dG_i/dr_i of the exponential angular SFs: minus the sum of their
+        # derivatives by every entry (translation invariance)
+        for s in range(ns):
+            t = ipe[s, I_TYPE]
+            if t == 3 or t == 9 or t == 13:
+                dG[i, s, 0] = -_row_sum(W[s, 0], n)
+                dG[i, s, 1] = -_row_sum(W[s, 1], n)
+                dG[i, s, 2] = -_row_sum(W[s, 2], n)
         if want:
             b = ebase[i]
             for p in range(n):
