@@ -114,3 +114,30 @@ def test_linear_only_and_none():
         np.testing.assert_array_equal(out[e]["dGdx"], none[e]["dGdx"])
     with pytest.raises(ValueError, match="force_matching must be one of"):
         EnvironmentCalculator(sfset, NCUT, _scaling(sfset, "identity"), force_matching="cubic")
+
+
+@pytest.mark.parametrize("name", ["cluster", "triclinic", "small_cell"])
+@pytest.mark.parametrize("mode", ["none", "linear"])
+@pytest.mark.parametrize("owned", ["all", "some"])
+def test_kernel_taken_sums_are_the_bits_of_the_batched_ones(name, mode, owned, monkeypatch):
+    """One serial pass, where the kernel copies the neighbour blocks and adds
+    the linear sums itself, writes exactly what the batched path writes (every
+    entry's derivatives, then the blocks gathered and the sums added from
+    them), split into several batches and over threads."""
+    from distatomenv.descriptors import environment
+    sfset = _sfset(mixed_sfs(), cutoff=7, alpha=0.3)
+    elem, pos, lattice = structures()[name]
+    p = pos if lattice is None else remap_positions(pos, lattice)
+    ncut = np.zeros_like(NCUT) if name == "small_cell" else NCUT
+    mine = None if owned == "all" else np.arange(len(elem)) % 3 == 1
+    calc = EnvironmentCalculator(sfset, ncut, _scaling(sfset, "factors"), force_matching=mode)
+    fused = calc.compute(elem, p, lattice, owned=mine, threads=1)
+    monkeypatch.setattr(environment, "_serial", lambda atoms, threads: False)
+    monkeypatch.setattr(environment, "BATCH_BYTES", 64 << 10)
+    batched = calc.compute(elem, p, lattice, owned=mine, threads=2)
+    assert fused.keys() == batched.keys()
+    for e in fused:
+        assert fused[e].keys() == batched[e].keys()
+        assert ("fm_dx" in fused[e]) == (mode == "linear")
+        for k in fused[e]:
+            np.testing.assert_array_equal(fused[e][k], batched[e][k], err_msg=f"{name} {e} {k}")

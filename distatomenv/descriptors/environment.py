@@ -27,7 +27,7 @@ from .. import interrupt
 from ..elements import atomic_number
 from ..errors import CoincidentAtomsError, NeighborListTooLargeError, NotEnoughNeighborsError
 from .forcematch import FORCE_MATCHING, ForceMatchingSums
-from .kernels import sf_values
+from .kernels import no_sinks, sf_values
 from .neighbors import ENTRY_BYTES, memory_budget, neighbor_list
 from .tables import pack_tables
 
@@ -345,35 +345,33 @@ class EnvironmentCalculator:
         G = np.zeros((n, max_sf))
         dG = np.zeros((n, max_sf, 3))
         Gs = np.zeros((n, max_sf))
-        # neighbour blocks: (j, first entry of i in j's list) per block of each row
+        # neighbour blocks: (j, first entry of i in j's list) per block of each
+        # row, and the rows of blk that receive their entry derivatives
         blocks = {}
         if lay.derivatives:
             for a, (atoms_a, blk_entry, _) in sel.items():
                 if blk_entry.shape[1] and atoms_a.size:
                     jj = nl.j[blk_entry].ravel().astype(np.int64)
                     ii = np.repeat(atoms_a, blk_entry.shape[1]).astype(np.int64)
-                    entry = _first_entry_of(jj, ii, nl.start, nl.j)
-                    blocks[a] = (entry, np.zeros((entry.size, max_sf, 3)))
+                    blocks[a] = (jj, _first_entry_of(jj, ii, nl.start, nl.j))
+        blk_lo, rows = {}, 0
+        for a, (_, entry) in blocks.items():
+            blk_lo[a] = rows
+            rows += entry.size
+        blk = np.zeros((rows, max_sf, 3))
         fm = None
         if self.force_matching != "none" and lay.derivatives:
             fm = ForceMatchingSums(self.force_matching, owned_idx, n, elem, self.tables[2],
                                    self.factor)
-        want_entries = bool(blocks) or fm is not None
-        for batch in _batches(needed, nl.start, max_sf if want_entries else 0):
-            e0 = int(nl.start[batch[0]])
-            e1 = int(nl.start[batch[-1] + 1])
-            ebase = np.full(n, -1, dtype=np.int64)
-            if want_entries:
-                ebase[batch] = nl.start[batch] - e0
-            dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
-            self._run_kernel(batch, elem, nl, G, dG, ebase, dGe, threads)
-            eb = elem[batch]
-            Gs[batch] = (G[batch] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
-            for entry, out in blocks.values():
-                inb = (entry >= e0) & (entry < e1)
-                out[inb] = dGe[entry[inb] - e0]
-            if fm is not None:
-                fm.add_batch(batch, nl.start, nl.j, e0, Gs, dGe)
+        threads = nb.get_num_threads() if threads is None else int(threads)
+        if _serial(needed, threads) and (fm is None or fm.mode == "linear"):
+            # one serial pass: the kernel copies the blocks' entry derivatives
+            # and adds the force-matching sums while they are in cache
+            self._run_fused(needed, elem, nl, G, dG, blocks, blk, fm)
+            eb = elem[needed]
+            Gs[needed] = (G[needed] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
+        else:
+            self._run_batches(needed, elem, nl, G, dG, Gs, blocks, blk, fm, threads)
         if fm is not None:
             fm = fm.finish(Gs, dG)
         out = {}
@@ -391,8 +389,9 @@ class EnvironmentCalculator:
             if lay.derivatives:
                 dparts = [dG[atoms_a, :nsf_a, :] * self.factor[a, None, :nsf_a, None]]
                 if a in blocks:
+                    lo = blk_lo[a]
                     dparts += self._neighbor_derivatives(a, atoms_a, blk_atom, benum, elem,
-                                                         blocks[a][1])
+                                                         blk[lo:lo + blocks[a][1].size])
                 dcat = np.concatenate(dparts, axis=1)
                 rows["dGdx"] = np.ascontiguousarray(dcat[:, :, 0])
                 rows["dGdy"] = np.ascontiguousarray(dcat[:, :, 1])
@@ -407,14 +406,63 @@ class EnvironmentCalculator:
         # derivatives are with respect to normalised coordinates, as n2p2 writes them
         return out
 
+    def _run_fused(self, atoms, elem, nl, G, dG, blocks, blk, fm):
+        """The SF kernel over ``atoms`` (increasing) on this thread, taking the
+        neighbour blocks' entry derivatives (into blk, in the order of
+        ``blocks``) and the linear force-matching sums (into ``fm``) as it goes:
+        no array of every entry's derivatives is written."""
+        max_sf = self.tables[0].shape[1]
+        n = elem.shape[0]
+        sinks = list(no_sinks(max_sf))
+        if fm is not None:
+            sinks[:4] = fm.row_of, fm.layout.d_offset, self.factor, fm.D
+        if blocks:
+            jatom = np.concatenate([jj for jj, _ in blocks.values()])
+            entry = np.concatenate([en for _, en in blocks.values()])
+            rows = np.flatnonzero(entry >= 0)      # -1: i not in j's list; the row stays 0
+            by_atom = rows[np.argsort(jatom[rows], kind="stable")]
+            dst_ptr = np.zeros(n + 1, dtype=np.int64)
+            np.cumsum(np.bincount(jatom[rows], minlength=n), out=dst_ptr[1:])
+            sinks[4:] = dst_ptr, entry[by_atom] - nl.start[jatom[by_atom]], by_atom, blk
+        sf_values(atoms, elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables,
+                  G, dG, np.full(n, -1, dtype=np.int64), np.zeros((0, max_sf, 3)), *sinks,
+                  interrupt.STOP)
+        interrupt.check()
+
+    def _run_batches(self, needed, elem, nl, G, dG, Gs, blocks, blk, fm, threads):
+        """The SF kernel over ``needed`` in batches whose entry derivatives
+        (all entries of their atoms) fit BATCH_BYTES, on ``threads`` threads;
+        the blocks and the force-matching sums are taken from each batch's
+        entry derivatives."""
+        max_sf = self.tables[0].shape[1]
+        n = elem.shape[0]
+        want_entries = bool(blocks) or fm is not None
+        for batch in _batches(needed, nl.start, max_sf if want_entries else 0):
+            e0 = int(nl.start[batch[0]])
+            e1 = int(nl.start[batch[-1] + 1])
+            ebase = np.full(n, -1, dtype=np.int64)
+            if want_entries:
+                ebase[batch] = nl.start[batch] - e0
+            dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
+            self._run_kernel(batch, elem, nl, G, dG, ebase, dGe, threads)
+            eb = elem[batch]
+            Gs[batch] = (G[batch] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
+            lo = 0
+            for _, entry in blocks.values():
+                inb = (entry >= e0) & (entry < e1)
+                blk[lo:lo + entry.size][inb] = dGe[entry[inb] - e0]
+                lo += entry.size
+            if fm is not None:
+                fm.add_batch(batch, nl.start, nl.j, e0, Gs, dGe)
+
     def _run_kernel(self, atoms, elem, nl, G, dG, ebase, dGe, threads=None):
         """The SF kernel over ``atoms`` on ``threads`` threads (default numba's
         thread count): threads take disjoint slices of atoms, so results do
         not depend on it."""
         args = (elem, self.z, nl.start, nl.j, nl.dx, nl.dy, nl.dz, nl.d, *self.tables, G, dG,
-                ebase, dGe, interrupt.STOP)
+                ebase, dGe, *no_sinks(self.tables[0].shape[1]), interrupt.STOP)
         threads = nb.get_num_threads() if threads is None else int(threads)
-        if threads == 1 or atoms.size < 2 * threads:
+        if _serial(atoms, threads):
             sf_values(atoms, *args)
         else:
             parts = np.array_split(atoms, min(atoms.size, 4 * threads))
@@ -438,6 +486,11 @@ class EnvironmentCalculator:
 
 #: entry-derivative rows (x max_sf x 3 floats) of one batch of the SF kernel
 BATCH_BYTES = 256 << 20
+
+
+def _serial(atoms, threads) -> bool:
+    """Whether the kernel runs over ``atoms`` on the calling thread alone."""
+    return threads == 1 or atoms.size < 2 * threads
 
 
 def _batches(atoms, start, max_sf):

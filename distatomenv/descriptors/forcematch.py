@@ -26,7 +26,12 @@ each atom i: its neighbours j by increasing index, the entries of j's list
 that are i in list order, then i's own term), so the features are the same
 bits whatever process or thread computes them.  The ∂G_j/∂r_i come from the
 SF kernel's entry derivatives (:func:`.kernels.sf_values`), evaluated once
-per atom j for all its entries.
+per atom j for all its entries.  When one thread computes a structure, the
+kernel adds the linear sums itself (``kernels._entry_sinks``, in the same
+order and with the same products, so the same bits); :class:`ForceMatchingSums`
+then only holds the sums, adds the own terms and, for the quadratic features
+or atoms split over threads, adds the neighbour terms from batches of entry
+derivatives.
 """
 from __future__ import annotations
 

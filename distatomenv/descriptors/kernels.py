@@ -12,7 +12,11 @@ pairs and triples:
   together);
 * optionally dG_i/dr_m for every entry m of i's list: the derivative of i's
   SFs with respect to the position of one neighbour entry.  n2p2's neighbour
-  blocks and the force-matching sums are gathered from these.
+  blocks and the force-matching sums are gathered from these; or, when one
+  thread computes a structure's atoms in increasing order, the kernel copies
+  the blocks and adds the linear force-matching sums itself, while an atom's
+  entry derivatives are still in cache (:func:`_entry_sinks`), and the array
+  of every entry's derivatives is never written.
 
 The per-term functions below return a term's value and its partial
 derivatives with respect to the scalar variables r_ij, r_ik, r_jk and
@@ -425,9 +429,20 @@ def _element_segments(nbe, n, n_elem, order, seg):
 
 
 # ----------------------------------------------------------------------------- the kernel
+#: Least length of the work rows (W, X): a loop that stores to one row of X
+#: and reads another is vectorised behind a run-time check that the rows lie
+#: at least a few vectors apart, and runs scalar otherwise.  A scalar sum
+#: rounds differently from a vector one, so with rows sized by the longest
+#: neighbour list of the atoms in a call, an atom's bits depended on which
+#: atoms shared its call (the thread count, the batch).  Rows of 128 floats
+#: are always far enough apart.
+_MIN_ROW = 128
+
+
 @_jit
 def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad, grp, ngrp,
-              members, rkey, rkey_sf, nrkey, G, dG, ebase, dGe, stop):
+              members, rkey, rkey_sf, nrkey, G, dG, ebase, dGe, fm_row, fm_off, fm_factor, D,
+              dst_ptr, dst_q, dst_row, blk, stop):
     """Unscaled G_i, dG_i/dr_i and (optionally) dG_i/dr_m of ``atoms``.
 
     Parameters
@@ -445,6 +460,13 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
         -1: not wanted.
     dGe : float64 (n_entry_rows, max_sf, 3)  output entry derivatives (per
         length unit).  SFs that do not depend on an entry are exactly 0.
+    fm_row, fm_off, fm_factor, D : the linear force-matching sums taken from
+        the entry derivatives while they are still in cache, instead of
+        writing them all to dGe (see :func:`_entry_sinks`); fm_row of length
+        0: none.
+    dst_ptr, dst_q, dst_row, blk : the entry derivatives wanted whole (the
+        neighbour blocks), copied into rows of blk (see :func:`_entry_sinks`);
+        dst_ptr of length 0: none.
     stop : int64 (1,)  polled once per atom; nonzero: return at once (Ctrl-C).
     """
     n_elem = z.shape[0]
@@ -472,9 +494,14 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
     uz = np.empty(nmax)
     fcache = np.empty((max_key, nmax))
     dfcache = np.empty((max_key, nmax))
-    W = np.empty((max_sf, 3, nmax + 8))      # dG_i/dr_m, m in permuted order (+ padding)
-    X = np.empty((_NX, nmax + 8))            # per-partner work rows of the angular loops
-    kp = np.empty(nmax + 8, dtype=np.int64)  # the partners' positions of those rows
+    # rows of at least _MIN_ROW: see _MIN_ROW
+    lrow = max(nmax + 8, _MIN_ROW)
+    W = np.empty((max_sf, 3, lrow))          # dG_i/dr_m, m in permuted order (+ padding)
+    X = np.empty((_NX, lrow))                # per-partner work rows of the angular loops
+    kp = np.empty(lrow, dtype=np.int64)      # the partners' positions of those rows
+    inv = np.empty(nmax, dtype=np.int64)     # position p of each entry in W
+    dv = np.empty((max_sf, 3))               # one entry's scaled derivatives
+    sinks = fm_row.shape[0] > 0 or dst_ptr.shape[0] > 0
     for ai in range(atoms.shape[0]):
         if stop[0] != 0:
             return
@@ -617,6 +644,68 @@ def sf_values(atoms, elem, z, start, nbj, dx, dy, dz, d, fp, ip, nsf, rad, nrad,
                     dGe[row, s, 0] = 0.0
                     dGe[row, s, 1] = 0.0
                     dGe[row, s, 2] = 0.0
+        if sinks:
+            _entry_sinks(i, e, s0, n, ns, nbj, order, inv, W, fm_row, fm_off, fm_factor, D,
+                         dst_ptr, dst_q, dst_row, blk, dv)
+
+
+# The force-matching sums must be the same bits as forcematch._scatter's,
+# which rounds each product before adding it.  No fastmath here, and the
+# products go through dv in memory: inlined into the kernel (compiled with
+# "contract"), a product added at once became one fused multiply-add, which
+# rounds once (measured: last-bit differences).
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _entry_sinks(i, e, s0, n, ns, nbj, order, inv, W, fm_row, fm_off, fm_factor, D, dst_ptr, dst_q,
+                 dst_row, blk, dv):
+    """Use atom i's entry derivatives W (entries in element order ``order``)
+    at once, while they are in cache, instead of writing them all out.
+
+    * Neighbour blocks: for k in dst_ptr[i]..dst_ptr[i + 1], entry dst_q[k]
+      (0-based in i's list) is copied to blk[dst_row[k]] (SFs past i's
+      element's count are 0).
+    * Linear force-matching sums: every entry q of i's list (in list order)
+      that is an atom with a row, r = fm_row[nbj[s0 + q]] >= 0, adds
+      W * fm_factor[e] to D[r, fm_off[e]:fm_off[e] + ns].  The same products
+      and the same order as :func:`distatomenv.descriptors.forcematch._scatter`
+      when the atoms are computed in increasing order, so the same bits.
+    """
+    for p in range(n):
+        inv[order[p]] = p
+    if dst_ptr.shape[0] > 0:
+        for k in range(dst_ptr[i], dst_ptr[i + 1]):
+            p = inv[dst_q[k]]
+            row = dst_row[k]
+            for s in range(ns):
+                blk[row, s, 0] = W[s, 0, p]
+                blk[row, s, 1] = W[s, 1, p]
+                blk[row, s, 2] = W[s, 2, p]
+            for s in range(ns, blk.shape[1]):
+                blk[row, s, 0] = 0.0
+                blk[row, s, 1] = 0.0
+                blk[row, s, 2] = 0.0
+    if fm_row.shape[0] > 0:
+        o = fm_off[e]
+        for q in range(n):
+            r = fm_row[nbj[s0 + q]]
+            if r >= 0:
+                p = inv[q]
+                for s in range(ns):
+                    f = fm_factor[e, s]
+                    dv[s, 0] = W[s, 0, p] * f
+                    dv[s, 1] = W[s, 1, p] * f
+                    dv[s, 2] = W[s, 2, p] * f
+                for s in range(ns):
+                    D[r, o + s, 0] += dv[s, 0]
+                    D[r, o + s, 1] += dv[s, 1]
+                    D[r, o + s, 2] += dv[s, 2]
+
+
+def no_sinks(max_sf):
+    """sf_values' fm_row .. blk arguments when nothing is taken from the
+    entry derivatives in the kernel."""
+    i64 = np.zeros(0, dtype=np.int64)
+    return (i64, i64, np.zeros((0, max_sf)), np.zeros((0, 0, 3)), i64, i64, i64,
+            np.zeros((0, max_sf, 3)))
 
 
 @_jit
