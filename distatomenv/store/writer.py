@@ -36,7 +36,7 @@ import zarr
 
 from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteError, is_input_error
 
-from .fs import location
+from .fs import is_url, location
 from .schema import (
     COUNTS,
     FAILED_ON,
@@ -592,6 +592,7 @@ class StoreWriter:
         self.layout = StoreLayout.from_dict(attrs["layout"])
         self.n_units = attrs.get("n_units")
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self._direct = None
 
     def __reduce__(self):
         return (StoreWriter, (self.path,))
@@ -605,9 +606,19 @@ class StoreWriter:
             # every chunk is stored, even one equal to the fill value: in a
             # complete store a missing chunk is then always damage
             self._arrays[key] = zarr.open_array(
-                self.path, path=f"{ELEMENTS_GROUP}/{element}/{name}", mode="r+"
+                self._store(), path=f"{ELEMENTS_GROUP}/{element}/{name}", mode="r+"
             ).with_config({"write_empty_chunks": True})
         return self._arrays[key]
+
+    def _store(self):
+        """What the row arrays are opened on: the path (zarr's own store), or a
+        :class:`~.direct.DirectLocalStore` where chunks are best written past
+        the page cache (:func:`~.direct.direct_io_wanted`)."""
+        if self._direct is None:
+            from .direct import DirectLocalStore, direct_io_wanted
+            self._direct = DirectLocalStore(self.path) \
+                if not is_url(self.path) and direct_io_wanted(self.path) else False
+        return self._direct or self.path
 
     def write_rows(self, element: str, row_start: int, arrays: dict) -> None:
         """Write rows [row_start, row_start + n) of each array in ``arrays``.
