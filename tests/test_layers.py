@@ -2,7 +2,7 @@
 
 Bottom to top (README, "Code map"):
 
-    base        errors, parallel, elements, interrupt (and the package's __version__)
+    base        errors, parallel, elements, interrupt, numba_setup (and the package's __version__)
     stats       stats/
     descriptors descriptors/     (the SF model, cutoffs, kernels, neighbour search, --neighbors)
     io          io/              (input.data, input.nn, scaling.data, histograms, n2p2, ASE)
@@ -36,7 +36,7 @@ PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "distatomenv"
 LAYERS = ["base", "stats", "descriptors", "io", "store", "executors", "engine", "analysis",
           "tools", "api", "cli"]
 #: Modules of the base layer (dotted, without the package name); the package of the tools layer.
-BASE = {"errors", "parallel", "elements", "interrupt"}
+BASE = {"errors", "parallel", "elements", "interrupt", "numba_setup"}
 TOOLS = {"tools"}
 #: Packages (first component) that are a layer of their own name.
 PACKAGES = {"stats", "descriptors", "io", "store", "executors", "engine", "analysis", "cli"}

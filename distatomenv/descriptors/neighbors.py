@@ -56,6 +56,10 @@ import numba as nb
 import numpy as np
 
 from ..errors import NeighborListTooLargeError
+from ..numba_setup import load_numpy_support
+
+# numba's set-up before the first jitted call, without scipy.linalg (see numba_setup)
+load_numpy_support()
 
 _jit = nb.njit(cache=True, error_model="numpy", nogil=True)
 
