@@ -309,9 +309,13 @@ def test_sigint_ends_a_long_neighbour_search_within_seconds(case, reference_dir,
     nn = big_cutoff_nn((reference_dir / "H2O_RPBE-D3" / "input.nn").read_text(), "1e4")
     data = case(scaling=False, nn=nn)
     env = dict(os.environ, DISTATOMENV_MEMORY_BUDGET="1e30")   # let the search start
+    # Ctrl-C on a foreground command: SIGINT at its default, also when this
+    # suite runs in the background (a shell starts background jobs with
+    # SIGINT ignored, and children inherit that)
     proc = subprocess.Popen(EXE + ["scaling", str(data), "-o", str(tmp_path / "s.data"),
                                    "--progress", "--threads", "1"],
-                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+                            stderr=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.set_blocking(proc.stderr.fileno(), False)
     err = b""
     t0 = time.monotonic()
