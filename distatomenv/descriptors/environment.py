@@ -368,8 +368,7 @@ class EnvironmentCalculator:
             # one serial pass: the kernel copies the blocks' entry derivatives
             # and adds the force-matching sums while they are in cache
             self._run_fused(needed, elem, nl, G, dG, blocks, blk, fm)
-            eb = elem[needed]
-            Gs[needed] = (G[needed] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
+            self._scale(needed, elem, G, Gs)
         else:
             self._run_batches(needed, elem, nl, G, dG, Gs, blocks, blk, fm, threads)
         if fm is not None:
@@ -405,6 +404,11 @@ class EnvironmentCalculator:
             out[e] = rows
         # derivatives are with respect to normalised coordinates, as n2p2 writes them
         return out
+
+    def _scale(self, atoms, elem, G, Gs):
+        """Gs[atoms] = the scaled G of ``atoms``, (G - shift) * factor + offset."""
+        eb = elem[atoms]
+        Gs[atoms] = (G[atoms] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
 
     def _run_fused(self, atoms, elem, nl, G, dG, blocks, blk, fm):
         """The SF kernel over ``atoms`` (increasing) on this thread, taking the
@@ -445,8 +449,7 @@ class EnvironmentCalculator:
                 ebase[batch] = nl.start[batch] - e0
             dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
             self._run_kernel(batch, elem, nl, G, dG, ebase, dGe, threads)
-            eb = elem[batch]
-            Gs[batch] = (G[batch] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
+            self._scale(batch, elem, G, Gs)
             lo = 0
             for _, entry in blocks.values():
                 inb = (entry >= e0) & (entry < e1)
