@@ -345,20 +345,21 @@ class EnvironmentCalculator:
         G = np.zeros((n, max_sf))
         dG = np.zeros((n, max_sf, 3))
         Gs = np.zeros((n, max_sf))
-        # neighbour blocks: (j, first entry of i in j's list) per block of each
-        # row, and the rows of blk that receive their entry derivatives
-        blocks = {}
+        # neighbour blocks, every block of every row (elements in order): the
+        # atom j and the first entry of i in j's list; blk receives their entry
+        # derivatives, element a's blocks in rows blk_rows[a]
+        jatom, entry, blk_rows = [np.zeros(0, dtype=np.int64)], [np.zeros(0, dtype=np.int64)], {}
         if lay.derivatives:
             for a, (atoms_a, blk_entry, _) in sel.items():
                 if blk_entry.shape[1] and atoms_a.size:
                     jj = nl.j[blk_entry].ravel().astype(np.int64)
                     ii = np.repeat(atoms_a, blk_entry.shape[1]).astype(np.int64)
-                    blocks[a] = (jj, _first_entry_of(jj, ii, nl.start, nl.j))
-        blk_lo, rows = {}, 0
-        for a, (_, entry) in blocks.items():
-            blk_lo[a] = rows
-            rows += entry.size
-        blk = np.zeros((rows, max_sf, 3))
+                    lo = sum(x.size for x in entry)
+                    blk_rows[a] = slice(lo, lo + jj.size)
+                    jatom.append(jj)
+                    entry.append(_first_entry_of(jj, ii, nl.start, nl.j))
+        jatom, entry = np.concatenate(jatom), np.concatenate(entry)
+        blk = np.zeros((entry.size, max_sf, 3))
         fm = None
         if self.force_matching != "none" and lay.derivatives:
             fm = ForceMatchingSums(self.force_matching, owned_idx, n, elem, self.tables[2],
@@ -367,10 +368,10 @@ class EnvironmentCalculator:
         if _serial(needed, threads) and (fm is None or fm.mode == "linear"):
             # one serial pass: the kernel copies the blocks' entry derivatives
             # and adds the force-matching sums while they are in cache
-            self._run_fused(needed, elem, nl, G, dG, blocks, blk, fm)
+            self._run_fused(needed, elem, nl, G, dG, jatom, entry, blk, fm)
             self._scale(needed, elem, G, Gs)
         else:
-            self._run_batches(needed, elem, nl, G, dG, Gs, blocks, blk, fm, threads)
+            self._run_batches(needed, elem, nl, G, dG, Gs, entry, blk, fm, threads)
         if fm is not None:
             fm = fm.finish(Gs, dG)
         out = {}
@@ -387,10 +388,9 @@ class EnvironmentCalculator:
             rows["G"] = np.concatenate(parts, axis=1) if parts else np.zeros((0, 0))
             if lay.derivatives:
                 dparts = [dG[atoms_a, :nsf_a, :] * self.factor[a, None, :nsf_a, None]]
-                if a in blocks:
-                    lo = blk_lo[a]
+                if a in blk_rows:
                     dparts += self._neighbor_derivatives(a, atoms_a, blk_atom, benum, elem,
-                                                         blk[lo:lo + blocks[a][1].size])
+                                                         blk[blk_rows[a]])
                 dcat = np.concatenate(dparts, axis=1)
                 rows["dGdx"] = np.ascontiguousarray(dcat[:, :, 0])
                 rows["dGdy"] = np.ascontiguousarray(dcat[:, :, 1])
@@ -410,19 +410,17 @@ class EnvironmentCalculator:
         eb = elem[atoms]
         Gs[atoms] = (G[atoms] - self.shift[eb]) * self.factor[eb] + self.offset[eb]
 
-    def _run_fused(self, atoms, elem, nl, G, dG, blocks, blk, fm):
+    def _run_fused(self, atoms, elem, nl, G, dG, jatom, entry, blk, fm):
         """The SF kernel over ``atoms`` (increasing) on this thread, taking the
-        neighbour blocks' entry derivatives (into blk, in the order of
-        ``blocks``) and the linear force-matching sums (into ``fm``) as it goes:
-        no array of every entry's derivatives is written."""
+        entry derivatives of the neighbour blocks (atom jatom[k], global entry
+        entry[k], into blk[k]) and the linear force-matching sums (into ``fm``)
+        as it goes: no array of every entry's derivatives is written."""
         max_sf = self.tables[0].shape[1]
         n = elem.shape[0]
         sinks = list(no_sinks(max_sf))
         if fm is not None:
             sinks[:4] = fm.row_of, fm.layout.d_offset, self.factor, fm.D
-        if blocks:
-            jatom = np.concatenate([jj for jj, _ in blocks.values()])
-            entry = np.concatenate([en for _, en in blocks.values()])
+        if entry.size:
             rows = np.flatnonzero(entry >= 0)      # -1: i not in j's list; the row stays 0
             by_atom = rows[np.argsort(jatom[rows], kind="stable")]
             dst_ptr = np.zeros(n + 1, dtype=np.int64)
@@ -433,14 +431,14 @@ class EnvironmentCalculator:
                   interrupt.STOP)
         interrupt.check()
 
-    def _run_batches(self, needed, elem, nl, G, dG, Gs, blocks, blk, fm, threads):
+    def _run_batches(self, needed, elem, nl, G, dG, Gs, entry, blk, fm, threads):
         """The SF kernel over ``needed`` in batches whose entry derivatives
         (all entries of their atoms) fit BATCH_BYTES, on ``threads`` threads;
-        the blocks and the force-matching sums are taken from each batch's
-        entry derivatives."""
+        the blocks (global entry entry[k] into blk[k]) and the force-matching
+        sums are taken from each batch's entry derivatives."""
         max_sf = self.tables[0].shape[1]
         n = elem.shape[0]
-        want_entries = bool(blocks) or fm is not None
+        want_entries = entry.size > 0 or fm is not None
         for batch in _batches(needed, nl.start, max_sf if want_entries else 0):
             e0 = int(nl.start[batch[0]])
             e1 = int(nl.start[batch[-1] + 1])
@@ -450,11 +448,8 @@ class EnvironmentCalculator:
             dGe = np.zeros((e1 - e0 if want_entries else 0, max_sf, 3))
             self._run_kernel(batch, elem, nl, G, dG, ebase, dGe, threads)
             self._scale(batch, elem, G, Gs)
-            lo = 0
-            for _, entry in blocks.values():
-                inb = (entry >= e0) & (entry < e1)
-                blk[lo:lo + entry.size][inb] = dGe[entry[inb] - e0]
-                lo += entry.size
+            inb = (entry >= e0) & (entry < e1)
+            blk[inb] = dGe[entry[inb] - e0]
             if fm is not None:
                 fm.add_batch(batch, nl.start, nl.j, e0, Gs, dGe)
 

@@ -49,11 +49,12 @@ def histogram_edges(table, settings, bins) -> dict:
 
 
 #: Structures of at most this many atoms are computed whole, one per numba
-#: thread (see UnitRunner._structures); larger ones are split by atoms, which
-#: keeps one structure's entry derivatives in memory at a time.  Each thread
-#: holds one structure's entry derivatives while it computes: about 40 MB at
-#: 512 atoms of water with a 12 bohr cutoff (106 entries x 30 SFs x 3 x 8
-#: bytes per atom), so threads x 40 MB beside the rows waiting to be written.
+#: thread (see UnitRunner._structures); larger ones are split by atoms, so
+#: that one structure at a time is in memory.  Each thread holds one
+#: structure's rows while it computes, and with the quadratic force-matching
+#: features also its entry derivatives: about 40 MB at 512 atoms of water with
+#: a 12 bohr cutoff (106 entries x 30 SFs x 3 x 8 bytes per atom), so up to
+#: threads x 40 MB beside the rows waiting to be written.
 STRUCTURE_THREADS_MAX_ATOMS = 512
 
 #: Relative tolerance (of each SF's range) at the outer histogram edges.
