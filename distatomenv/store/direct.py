@@ -41,7 +41,7 @@ from zarr.storage import LocalStore
 from ..errors import DistatomenvError
 
 __all__ = ["DIRECT_FILESYSTEMS", "DIRECT_IO_ENV", "DIRECT_MIN_BYTES", "DirectLocalStore",
-           "direct_io_wanted", "filesystem_type"]
+           "direct_io_wanted", "filesystem_type", "put_buffered", "put_direct"]
 
 #: Environment variable: "1" writes chunks with O_DIRECT wherever the file
 #: system accepts it, "0" never; unset: on DIRECT_FILESYSTEMS only.
@@ -124,6 +124,55 @@ def _aligned_buffer(size: int) -> mmap.mmap:
     return buf
 
 
+def put_direct(path: Path, view: memoryview) -> bool:
+    """Write the bytes ``view`` to ``path`` whole or not at all (temporary
+    file renamed into place), past the page cache; False (and no file) where
+    the file system refuses O_DIRECT (EINVAL at the open or the write)."""
+    n = len(view)
+    size = -(-n // ALIGN) * ALIGN
+    buf = _aligned_buffer(size)
+    buf[:n] = view
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _O_DIRECT, 0o666)
+    except OSError as exc:
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    try:
+        try:
+            with memoryview(buf) as whole:
+                done = 0
+                while done < size:
+                    done += os.write(fd, whole[done:size])
+            os.ftruncate(fd, n)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno != errno.EINVAL:
+            raise
+        return False
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def put_buffered(path: Path, view: memoryview) -> None:
+    """Write the bytes ``view`` to ``path`` whole or not at all (temporary
+    file renamed into place) through the page cache, as zarr's LocalStore does."""
+    tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
+    try:
+        with open(tmp, "xb") as fh:
+            fh.write(view)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 class DirectLocalStore(LocalStore):
     """zarr's ``LocalStore`` writing large values with O_DIRECT (see the module)."""
 
@@ -142,40 +191,6 @@ class DirectLocalStore(LocalStore):
             await super().set(key, value)
 
     def _put_direct(self, path: Path, value) -> bool:
-        """Write ``value`` to ``path`` whole or not at all, past the cache;
-        False (and no file) where the file system refuses O_DIRECT."""
-        view = memoryview(value.as_buffer_like()).cast("B")
-        n = len(view)
-        size = -(-n // ALIGN) * ALIGN
-        buf = _aligned_buffer(size)
-        buf[:n] = view
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{uuid.uuid4().hex}.partial")
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _O_DIRECT,
-                         0o666)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-            self.direct = False
-            return False
-        try:
-            try:
-                with memoryview(buf) as whole:
-                    done = 0
-                    while done < size:
-                        done += os.write(fd, whole[done:size])
-                os.ftruncate(fd, n)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        except OSError as exc:
-            tmp.unlink(missing_ok=True)
-            if exc.errno != errno.EINVAL:
-                raise
-            self.direct = False
-            return False
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return True
+        self.direct = put_direct(path, memoryview(value.as_buffer_like()).cast("B"))
+        return self.direct

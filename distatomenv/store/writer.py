@@ -592,6 +592,7 @@ class StoreWriter:
         self.layout = StoreLayout.from_dict(attrs["layout"])
         self.n_units = attrs.get("n_units")
         self._arrays: dict[tuple[str, str], zarr.Array] = {}
+        self._files: dict[tuple[str, str], object] = {}
         self._direct = None
 
     def __reduce__(self):
@@ -609,6 +610,17 @@ class StoreWriter:
                 self._store(), path=f"{ELEMENTS_GROUP}/{element}/{name}", mode="r+"
             ).with_config({"write_empty_chunks": True})
         return self._arrays[key]
+
+    def _chunk_files(self, element: str, name: str):
+        """The :class:`~.chunks.ChunkFiles` that writes this array of a local
+        store in the calling thread, or None: zarr writes it."""
+        key = (element, name)
+        if key not in self._files:
+            from .chunks import ChunkFiles
+            self._store()
+            self._files[key] = None if is_url(self.path) else ChunkFiles.for_array(
+                self._array(element, name), self.path, direct=bool(self._direct))
+        return self._files[key]
 
     def _store(self):
         """What the row arrays are opened on: the path (zarr's own store), or a
@@ -690,9 +702,12 @@ class StoreWriter:
         for name, (a, dtype) in prepared.items():
             if a.size == 0:  # 0 rows or 0 columns: nothing to store
                 continue
-            self._array(element, name)[row_start : row_start + n] = np.ascontiguousarray(
-                a, dtype=dtype
-            )
+            a = np.ascontiguousarray(a, dtype=dtype)
+            files = self._chunk_files(element, name)
+            if files is not None:
+                files.write(row_start, a)
+            else:
+                self._array(element, name)[row_start : row_start + n] = a
 
     def mark_unit_done(self, unit_id: int, info: dict | None = None) -> None:
         """Write the marker of ``unit_id`` (call after all its rows are written).
