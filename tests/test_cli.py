@@ -156,3 +156,24 @@ def test_precision_n2p2_is_lossy_recorded_and_float64_only(reference_dir, tmp_pa
     run("compute", case / "input.data", "--neighbors", "6 2 4 4", "-o", tmp_path / "d.zarr")
     assert open_store(tmp_path / "d.zarr").layout.precision == "full"
     assert "LOSSY" not in run("info", tmp_path / "d.zarr").stdout
+
+
+def test_the_console_command_is_entry_which_leaves_the_heap_to_the_os(monkeypatch, capsys):
+    """The installed ``distatomenv`` and ``python -m distatomenv.cli`` run
+    ``entry``: main's exit status, then every object frozen out of the
+    collector's reach, so the interpreter's shutdown does not walk the heap."""
+    import gc
+    from importlib.metadata import entry_points
+
+    from distatomenv import cli
+    script = entry_points(group="console_scripts")["distatomenv"]
+    assert script.value == "distatomenv.cli:entry"
+    monkeypatch.setattr(sys, "argv", ["distatomenv", "info", "/nonexistent/store.zarr"])
+    gc.unfreeze()
+    try:
+        status = cli.entry()
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+    assert status == cli.main(["info", "/nonexistent/store.zarr"]) != 0
+    assert "no such store" in capsys.readouterr().err

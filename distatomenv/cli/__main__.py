@@ -1,6 +1,6 @@
 """``python -m distatomenv.cli``: the command line."""
 import sys
 
-from . import main
+from . import entry
 
-sys.exit(main())
+sys.exit(entry())
