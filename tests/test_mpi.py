@@ -244,3 +244,39 @@ def test_scaling_command_on_ranks_equals_serial_and_n2p2(reference_dir, tmp_path
         assert a[:2] == b[:2]
         for x, y in zip(a[2:], b[2:]):
             assert abs(float(x) - float(y)) <= 1e-12 * abs(float(y)), (a, b)
+
+
+_IDLE_SCRIPT = r"""
+import sys, time
+from mpi4py import MPI
+from distatomenv.executors import mpi
+
+def times(shared, x):
+    return x * shared
+
+def busy(mapper, threads):
+    end = time.process_time() + 1.5          # rank 0 works 1.5 CPU-s alone
+    while time.process_time() < end:
+        pass
+    return mapper(times, [1, 2, 3], 10)
+
+t = time.process_time()
+out = mpi.coordinate(busy, threads=1)
+print(MPI.COMM_WORLD.Get_rank(), round(time.process_time() - t, 3), out, flush=True)
+"""
+
+
+def test_a_waiting_rank_sleeps_instead_of_spinning(tmp_path):
+    """While rank 0 works alone, the other rank waits for it without taking a
+    core: a blocking MPI call polls at 100 % and would use about as much CPU
+    as rank 0 (1.5 s); the rank's maps still run and answer."""
+    script = tmp_path / "idle.py"
+    script.write_text(_IDLE_SCRIPT)
+    p = subprocess.run([str(MPIEXEC), "-n", "2", sys.executable, str(script)], env=_env(),
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=TIMEOUT)
+    assert p.returncode == 0, p.stderr
+    rows = {int(r): (float(cpu), rest) for r, cpu, rest in
+            (line.split(" ", 2) for line in p.stdout.splitlines())}
+    assert rows[0][1] == "[10, 20, 30]" and rows[1][1] == "None"
+    assert rows[0][0] >= 1.5
+    assert rows[1][0] < 0.4, rows

@@ -52,11 +52,32 @@ from ..store.reader import open_store
 from ..store.writer import mark_failed
 
 _TAG_PROGRESS = 71          # point-to-point messages rank > 0 -> rank 0
+#: Seconds an idle rank sleeps between two tests of what it waits for.
+_IDLE_POLL = 0.001
 
 
 def _mpi():
     return optional_module("mpi4py.MPI", "mpi4py", "the MPI backend",
                            "pip install 'distatomenv[mpi]'")
+
+
+# ----------------------------------------------------------------------------- waiting
+def _idle_wait(request) -> None:
+    """Wait for a non-blocking MPI request, sleeping between tests.
+
+    A blocking MPI call (MPICH and Open MPI alike) polls at 100 % of a core.
+    A rank that has finished its units, or that waits while rank 0 prepares
+    the run, would take that core from the ranks still working whenever the
+    ranks (and their writer threads) outnumber the cores."""
+    while not request.Test():
+        time.sleep(_IDLE_POLL)
+
+
+def _quiet_barrier(comm) -> None:
+    """A barrier that waits without spinning: called before every collective
+    call that some rank may reach long before the others, so that the call
+    itself then completes at once."""
+    _idle_wait(comm.Ibarrier())
 
 
 # ----------------------------------------------------------------------------- errors
@@ -91,7 +112,11 @@ class _RankPool:
 
     def map(self, fn, items, shared, report=None):
         items = list(items)
-        self.comm.bcast(("map", fn, items, shared), root=0)
+        # pickled before the barrier: a map that cannot be sent fails here, on
+        # rank 0 alone, and the others then receive that error (_root_then_bcast)
+        blob = pickle.dumps(("map", fn, items, shared))
+        _quiet_barrier(self.comm)
+        self.comm.bcast(blob, root=0)
         return self._work(fn, items, shared, report)
 
     def _work(self, fn, items, shared, report):
@@ -106,6 +131,7 @@ class _RankPool:
                 break
             if report is not None and rank == 0:
                 report(mine[-1][2])
+        _quiet_barrier(comm)
         gathered = comm.gather(mine, root=0)
         if rank != 0:
             return None
@@ -126,7 +152,10 @@ class _RankPool:
     def serve(self):
         """Ranks > 0: run shares of rank 0's maps; return the first other message."""
         while True:
+            _quiet_barrier(self.comm)
             msg = self.comm.bcast(None, root=0)
+            if isinstance(msg, bytes):
+                msg = pickle.loads(msg)
             if msg is None or msg[0] != "map":
                 return msg
             self._work(msg[1], msg[2], msg[3], None)
@@ -145,12 +174,17 @@ def _root_then_bcast(comm, fn, pool=None):
         try:
             local, shared = fn()
         except Exception as exc:
+            _quiet_barrier(comm)
             comm.bcast(("error", _pack_error(exc)), root=0)
             raise
         outcome = ("ok", shared)
+        _quiet_barrier(comm)
         comm.bcast(outcome, root=0)
+    elif pool is not None:
+        outcome = pool.serve()
     else:
-        outcome = pool.serve() if pool is not None else comm.bcast(None, root=0)
+        _quiet_barrier(comm)
+        outcome = comm.bcast(None, root=0)
     if outcome[0] == "error":
         raise _unpack_error(outcome[1])
     return (local if comm.Get_rank() == 0 else None), outcome[1]
@@ -237,8 +271,10 @@ class _ProgressSink:
         MPI = _mpi()
         status = MPI.Status()
         while self.finished < self.size:
-            self.comm.Probe(source=MPI.ANY_SOURCE, tag=_TAG_PROGRESS, status=status)
-            self._receive(status)
+            if self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=_TAG_PROGRESS, status=status):
+                self._receive(status)
+            else:
+                time.sleep(_IDLE_POLL)          # not Probe: it spins (see _idle_wait)
 
 
 # ----------------------------------------------------------------------------- units
@@ -290,7 +326,8 @@ def _run_units(comm, job, units, make_worker, sink, threads, failure=None):
             failure = (None, sink.error)
     else:
         requests.append(comm.isend(None, dest=0, tag=_TAG_PROGRESS))
-    _mpi().Request.Waitall(requests)
+    for request in requests:
+        _idle_wait(request)
     stats = {"setup": t_setup, "compute": max(0.0, t_run - t_write), "write": t_write}
     return stats, atoms, failure
 
@@ -355,6 +392,7 @@ def compute(start, make_worker, finish, *, threads=None, progress=None, comm=Non
         # 4. everybody learns whether anybody failed
         me = None if failure is None else (rank, failure[0], type(failure[1]).__name__,
                                            str(failure[1]))
+        _quiet_barrier(comm)
         gathered = comm.allgather((me, stats, atoms))
         failures = [g[0] for g in gathered if g[0] is not None]
         if failures:
