@@ -164,8 +164,8 @@ Only the coordinator writes the root group: ``creating`` while it creates the
 metadata, ``incomplete`` once every array exists, ``complete`` after it has
 checked that every work unit's marker exists.  A unit's marker is its own
 group ``units/<id>``, written after all its rows, so writers never share an
-object.  Markers (and, through zarr's LocalStore, chunks and metadata) are
-written atomically: temporary file, then rename on a local file system, one
+object.  Markers, chunks and metadata (through zarr's LocalStore, and
+:mod:`.chunks` for the rows of a local store) are written atomically: temporary file, then rename on a local file system, one
 whole-object PUT on an object store; an existing marker is a whole
 marker, and a writer killed mid-chunk leaves no marker, so resume redoes it.  A run that dies leaves ``incomplete``
 and the markers of the units it finished: re-running with resume redoes only
