@@ -81,7 +81,6 @@ class ChunkFiles:
         self.root = Path(root) / array.path
         self.chunk_rows = int(array.chunks[0])
         self.chunk_shape = tuple(int(c) for c in array.chunks)
-        self.n_rows = int(array.shape[0])
         self.dtype = np.dtype(array.dtype)
         self.fill = array.metadata.fill_value
         self._key = array.metadata.encode_chunk_key
@@ -127,7 +126,8 @@ class ChunkFiles:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 self._dirs.add(path.parent)
             view = memoryview(data)
-            if not (self.direct and len(view) >= DIRECT_MIN_BYTES and put_direct(path, view)):
-                if self.direct and len(view) >= DIRECT_MIN_BYTES:
-                    self.direct = False          # the file system refused O_DIRECT
-                put_buffered(path, view)
+            if self.direct and len(view) >= DIRECT_MIN_BYTES:
+                if put_direct(path, view):
+                    continue
+                self.direct = False              # the file system refused O_DIRECT
+            put_buffered(path, view)
