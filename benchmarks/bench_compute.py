@@ -65,7 +65,7 @@ def build_input(ref, directory, copies, jitter=0.0, seed=0):
 
 def timed_process(cmd, *, cwd=None, env=None):
     """Run ``cmd`` as a child of a small wrapper process: its exit status, wall
-    seconds, peak RSS (KiB) and CPU seconds (user + system).  The peak RSS is
+    seconds, peak RSS (KiB) and CPU seconds (``cpu`` = ``user`` + ``sys``).  The peak RSS is
     that of the largest process of the tree (getrusage of the children: every
     descendant that was waited for, e.g. the ranks under mpiexec); the CPU
     seconds are the whole tree's.  ``cwd``, ``env``: of the wrapper and ``cmd``."""
@@ -75,7 +75,8 @@ def timed_process(cmd, *, cwd=None, env=None):
                "dt = time.perf_counter() - t\n"
                "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
                "print(json.dumps({'rc': p.returncode, 'seconds': dt, 'maxrss_kib': r.ru_maxrss,\n"
-               "                  'cpu': r.ru_utime + r.ru_stime}))\n")
+               "                  'cpu': r.ru_utime + r.ru_stime, 'user': r.ru_utime,\n"
+               "                  'sys': r.ru_stime}))\n")
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True,
                          cwd=cwd, env=env)
     res = json.loads(out.stdout.strip().splitlines()[-1])

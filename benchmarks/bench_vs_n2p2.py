@@ -9,7 +9,8 @@ case's scaling.data given to both programs.  The copies are jittered
 that no compressor profits from exact repeats.
 
 Runs, each a fresh process tree (bench_compute.timed_process: wall seconds,
-CPU seconds of the whole tree, peak RSS of its largest process), interleaved
+CPU seconds of the whole tree and their system part, peak RSS of its largest
+process), interleaved
 round by round (``--rounds``, default 3), medians reported:
 
 * n2p2 ``nnp-atomenv`` on 1 rank (no launcher) and ``mpirun -np 2`` (the
@@ -158,7 +159,8 @@ def measure(cmd, **kw):
         r = timed_process(cmd, **kw)
     except RuntimeError as exc:
         return {"error": str(exc).strip().splitlines()[-1:] or ["failed"]}
-    return {"seconds": r["seconds"], "cpu": r["cpu"], "peak_rss_mib": r["maxrss_kib"] / 1024}
+    return {"seconds": r["seconds"], "cpu": r["cpu"], "sys": r["sys"],
+            "peak_rss_mib": r["maxrss_kib"] / 1024}
 
 
 def median(runs, key):
@@ -204,8 +206,9 @@ def timing_case(name, data, neighbors, args, tools, work):
                     text = text_bytes(run_dir)
                 remove_n2p2_outputs(run_dir)
             runs[key].append(rec)
-            shown = (f"{rec['seconds']:.2f} s wall, {rec['cpu']:.2f} s CPU, "
-                     f"{rec['peak_rss_mib']:.0f} MiB" if "error" not in rec
+            shown = (f"{rec['seconds']:.2f} s wall, {rec['cpu']:.2f} s CPU "
+                     f"({rec['sys']:.2f} system), {rec['peak_rss_mib']:.0f} MiB"
+                     if "error" not in rec
                      else f"FAILED: {rec['error']}")
             print(f"  round {r + 1}: {key:<40} {shown}", flush=True)
     return runs, text
@@ -282,15 +285,17 @@ def report(results):
         lines.append(f"\n{case['label']} x {case['copies']} ({atoms:,} atoms, --neighbors "
                      f"\"{case['neighbors']}\", jitter {case['jitter']}), medians of "
                      f"{results['rounds']} interleaved round(s):")
-        lines.append(f"  {'run':<40} {'wall s':>8} {'CPU s':>8} {'cores':>6} {'atoms/s':>9} "
-                     f"{'peak MiB':>9}  all walls")
+        lines.append(f"  {'run':<40} {'wall s':>8} {'CPU s':>8} {'sys s':>6} {'cores':>6} "
+                     f"{'atoms/s':>9} {'peak MiB':>9}  all walls")
         for key, runs in case["runs"].items():
             s, c, m = median(runs, "seconds"), median(runs, "cpu"), median(runs, "peak_rss_mib")
+            k = median(runs, "sys")
             if s is None:
                 lines.append(f"  {key:<40} FAILED: {runs[0].get('error')}")
                 continue
             walls = ", ".join(f"{r['seconds']:.2f}" for r in runs if "seconds" in r)
-            lines.append(f"  {key:<40} {s:8.2f} {c:8.2f} {c / s:6.2f} {atoms / s:9.0f} "
+            k = "-" if k is None else f"{k:.2f}"
+            lines.append(f"  {key:<40} {s:8.2f} {c:8.2f} {k:>6} {c / s:6.2f} {atoms / s:9.0f} "
                          f"{m:9.0f}  {walls}")
         for label, ratio in case["speedup"].items():
             lines.append(f"  speed-up {label}: {ratio:.2f}x")
