@@ -617,9 +617,9 @@ class StoreWriter:
         key = (element, name)
         if key not in self._files:
             from .chunks import ChunkFiles
-            self._store()
+            direct = self._store() is not self.path     # chunks past the page cache
             self._files[key] = None if is_url(self.path) else ChunkFiles.for_array(
-                self._array(element, name), self.path, direct=bool(self._direct))
+                self._array(element, name), self.path, direct=direct)
         return self._files[key]
 
     def _store(self):
