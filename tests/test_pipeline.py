@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 
 import numpy as np
 import pytest
@@ -381,3 +382,57 @@ def test_export_writes_the_histograms(lj, tmp_path):
             np.testing.assert_array_equal(np.pad(got, (0, n - got.size)),
                                           np.pad(want, (0, n - want.size)))
     assert nb.suggested == run.suggested_neighbors(rd.statistics, rd.elements)
+
+
+def test_default_chunk_rows_grow_for_narrow_rows_and_many_atoms(capsys):
+    """2048 rows for wide rows or few atoms; narrow rows of many atoms get
+    more rows per chunk (fewer chunk files), as long as every worker keeps
+    CHUNKS_PER_WORKER chunks; the CLI's help states the same numbers."""
+    from distatomenv.cli import main
+    rows = job.default_chunk_rows
+    assert job.DEFAULT_CHUNK_ROWS == 2048
+    assert rows(258 * 8, 10 ** 7) == 2048                   # H2O "6 2 4 4", float64
+    assert rows(60 * 8, 684_000) == 8192                    # CG water x 100: 3.75 MiB chunks
+    assert rows(60 * 8, 684_000, n_workers=2) == 8192
+    assert rows(60 * 8, 684_000, n_workers=8) == 4096       # 167 chunks >= 16 x 8
+    assert rows(60 * 8, 68_400) == 4096                     # CG water x 10
+    assert rows(60 * 8, 68_400, n_workers=2) == 2048
+    assert rows(60 * 4, 10 ** 7) == job.MAX_DEFAULT_CHUNK_ROWS == 16384
+    assert rows(8, 1000) == 2048                            # never fewer than the default
+    for r in (rows(w, n, k) for w in (8, 480, 4096) for n in (0, 10 ** 5, 10 ** 8)
+              for k in (1, 3, 64)):
+        assert 2048 <= r <= 16384 and r & (r - 1) == 0
+    with pytest.raises(SystemExit):
+        main(["compute", "--help"])
+    helptext = " ".join(capsys.readouterr().out.split())
+    said = helptext[helptext.index("--chunk-rows CHUNK_ROWS rows"):][:300]
+    assert all(re.search(rf"\b{v}\b", said) for v in (job.DEFAULT_CHUNK_ROWS, job.MAX_DEFAULT_CHUNK_ROWS,
+                                         job.CHUNKS_PER_WORKER)), said
+    assert f"{job.CHUNK_TARGET_BYTES >> 20} MiB" in said, said
+
+
+def test_default_chunk_rows_are_recorded_and_kept_on_resume(lj, tmp_path, monkeypatch):
+    """A compute without chunk_rows takes default_chunk_rows for its rows; a
+    resume keeps the store's chunk rows even where today's default differs
+    (the default depends on the number of workers), and the resumed store is
+    the one a clean run with those rows writes."""
+    monkeypatch.setattr(job, "DEFAULT_CHUNK_ROWS", 8)
+    monkeypatch.setattr(job, "MAX_DEFAULT_CHUNK_ROWS", 64)
+    monkeypatch.setattr(job, "CHUNKS_PER_WORKER", 4)
+    out = tmp_path / "resume.zarr"
+    real_run = crash_in_unit(monkeypatch, 1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, n_units=3)
+    from distatomenv.store.schema import read_root_attrs
+    layout = read_root_attrs(out)["layout"]
+    most = max(layout["n_rows"].values())
+    expect = job.default_chunk_rows(1, most)
+    assert layout["chunk_rows"] == expect and 8 < expect < 64
+    monkeypatch.setattr(worker.UnitRunner, "run", real_run)
+    monkeypatch.setattr(job, "CHUNKS_PER_WORKER", 1)        # a fresh run would take 64 now
+    assert job.default_chunk_rows(1, most) == 64
+    distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=out, resume=True)
+    assert read_root_attrs(out)["layout"]["chunk_rows"] == expect
+    clean = distatomenv.compute(lj["input.data"], neighbors="2 2 2 2", out=tmp_path / "c.zarr",
+                                chunk_rows=expect, n_units=3)
+    assert_same_store(out, store_arrays(clean.path))

@@ -32,7 +32,9 @@ def add(sub):
                         "n2p2 within 1 in the last digit) for a store about 1/5 of n2p2's text; "
                         "float64 only (refused with --dtype float32); recorded in the store")
     api_option(c, "--chunk-rows", type=int, source=f"{API}.chunk_rows",
-               help="rows per chunk (default {default})")
+               help="rows per chunk (default: 2048, doubled up to 16384 while a chunk of the "
+                    "widest array stays within 4 MiB and every worker keeps 16 chunks of the "
+                    "most numerous element; on --resume: the store's)")
     c.add_argument("--force-matching", choices=["none", "linear", "quadratic"], default=None,
                    help="also store the force-matching features for the readout's potential tiers: "
                         "linear (D_i = sum_j dG_j/dr_i over every neighbour; 3 x sum of SFs floats "

@@ -32,8 +32,19 @@ from .plan import choose_units, default_units, first_rows, make_plan
 from .scaling import scaling_pass
 from .worker import histogram_edges
 
-#: Rows per store chunk (the ownership granule of the plan).
+#: Rows per store chunk (the ownership granule of the plan): the fewest the
+#: default takes, and the value for rows as wide as H2O's ("6 2 4 4": 249 and
+#: 258 columns).
 DEFAULT_CHUNK_ROWS = 2048
+#: The most rows per chunk the default takes (narrow rows, many atoms).
+MAX_DEFAULT_CHUNK_ROWS = 16384
+#: Bytes of one chunk of the widest array that the default aims at: narrower
+#: rows get more rows per chunk, hence fewer, larger chunk files (each one a
+#: file and a directory to create and an encoder call to pay).
+CHUNK_TARGET_BYTES = 4 << 20
+#: Chunks of the element with the most rows that the default keeps per worker,
+#: so that the plan's units (whole chunks) still balance.
+CHUNKS_PER_WORKER = 16
 #: Bins of the scaled-SF histograms (n2p2's nnp-atomenv takes it as first argument).
 DEFAULT_BINS = 100
 #: Environment variable that changes the block size of the parallel index
@@ -93,8 +104,23 @@ def check_precision(precision, dtype) -> None:
             "for the smallest store, or --precision n2p2 alone for n2p2's precision")
 
 
+def default_chunk_rows(row_bytes: int, max_rows: int, n_workers: int = 1) -> int:
+    """Rows per chunk when none are given: DEFAULT_CHUNK_ROWS, doubled (up to
+    MAX_DEFAULT_CHUNK_ROWS) while a chunk of the widest array (``row_bytes``
+    per row) stays within CHUNK_TARGET_BYTES and the element with the most
+    rows (``max_rows``) keeps CHUNKS_PER_WORKER chunks per worker.  H2O
+    ("6 2 4 4", float64) keeps 2048; CG water ("4", 60 columns) with 684,000
+    beads gets 8192, a quarter of the chunk files."""
+    rows = DEFAULT_CHUNK_ROWS
+    while (2 * rows <= MAX_DEFAULT_CHUNK_ROWS
+           and 2 * rows * max(int(row_bytes), 1) <= CHUNK_TARGET_BYTES
+           and int(max_rows) // (2 * rows) >= CHUNKS_PER_WORKER * max(int(n_workers), 1)):
+        rows *= 2
+    return rows
+
+
 def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
-            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, command=None,
+            chunk_rows=None, n_units=None, n_workers=1, command=None,
             bins=DEFAULT_BINS, mapper=None, threads=None, progress=None, force_matching="none",
             precision="full"):
     """Read the inputs, index the data (and run the scaling pass if there is no
@@ -102,6 +128,8 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
 
     mapper : runs the index blocks and scaling parts (see
         :func:`distatomenv.parallel.local_map`).
+    chunk_rows : rows per store chunk; None: :func:`default_chunk_rows` for
+        these rows and ``n_workers``.
     Returns (job, structures dict for the store, meta dict, timings dict).
     """
     check_precision(precision, dtype)
@@ -147,9 +175,13 @@ def prepare(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         ndG={e: calc_layout.dg_width(a) for a, e in enumerate(st.elements)},
         nblocks={e: calc_layout.nblocks(a) for a, e in enumerate(st.elements)},
         derivatives=bool(st.use_short_forces), n_structures=index.n_structures,
-        chunk_rows=int(chunk_rows), dtype=dtype, hist_bins=bins,
-        n_sf={e: st.sfset.n_sf(e) for e in st.elements}, precision=precision,
+        chunk_rows=DEFAULT_CHUNK_ROWS if chunk_rows is None else chunk_rows, dtype=dtype,
+        hist_bins=bins, n_sf={e: st.sfset.n_sf(e) for e in st.elements}, precision=precision,
         **_force_matching_layout(force_matching, st))
+    if chunk_rows is None:
+        layout.chunk_rows = default_chunk_rows(layout.widest_row_bytes(),
+                                               max(layout.n_rows.values()), n_workers)
+    chunk_rows = layout.chunk_rows
     if n_units is None:
         n_units = choose_units(index.counts, chunk_rows,
                                default_units(index.n_atoms, n_workers, chunk_rows), n_workers)

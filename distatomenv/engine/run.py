@@ -31,12 +31,12 @@ from ..store.integrity import damage_named
 from ..store.reader import open_store
 from ..store.schema import read_root_attrs
 from ..store.writer import StoreWriter, create_store, finalize_store, write_statistics
-from .job import DEFAULT_BINS, DEFAULT_CHUNK_ROWS, check_precision, prepare
+from .job import DEFAULT_BINS, check_precision, prepare
 from .worker import UnitRunner
 
 
 def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
-              chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, n_workers=1, overwrite=False,
+              chunk_rows=None, n_units=None, n_workers=1, overwrite=False,
               resume=False, command=None, bins=DEFAULT_BINS, mapper=None, threads=None,
               progress=None, force_matching=None, precision="full"):
     """Coordinator's first half of a run: prepare, then create (or resume) the store.
@@ -59,13 +59,16 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
             stored = (read_root_attrs(out) or {}).get("n_units")
             if isinstance(stored, int) and stored > 0:
                 n_units = stored
+        stored = (read_root_attrs(out) or {}).get("layout") if resume else None
+        stored = stored if isinstance(stored, dict) else {}
         if force_matching is None:
             # default linear; a resumed store keeps the features it was started with
-            force_matching = "linear"
-            if resume:
-                layout = (read_root_attrs(out) or {}).get("layout")
-                if isinstance(layout, dict) and isinstance(layout.get("force_matching"), str):
-                    force_matching = layout["force_matching"]
+            force_matching = stored.get("force_matching")
+            if not isinstance(force_matching, str):
+                force_matching = "linear"
+        if chunk_rows is None and isinstance(stored.get("chunk_rows"), int):
+            # the default depends on the number of workers: keep the store's
+            chunk_rows = stored["chunk_rows"]
         job, structures, meta, timings = prepare(
             data, settings=settings, scaling=scaling, neighbors=neighbors, out=out, dtype=dtype,
             chunk_rows=chunk_rows, n_units=n_units, n_workers=n_workers, command=command,
@@ -105,7 +108,7 @@ def finish_run(job, timings, stats, t_start):
 
 
 def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64",
-            chunk_rows=DEFAULT_CHUNK_ROWS, n_units=None, overwrite=False, resume=False,
+            chunk_rows=None, n_units=None, overwrite=False, resume=False,
             backend="serial", threads=None, progress=None, command=None, bins=DEFAULT_BINS,
             force_matching=None, precision="full", **backend_options):
     """Compute every atom's environment vectors into a Zarr store.
@@ -134,7 +137,9 @@ def compute(data, *, settings=None, scaling=None, neighbors, out, dtype="float64
         n2p2 within +-1 in the last digit) for a store about 1/5 of n2p2's
         text; float64 only (``dtype="float32"`` is refused).  Recorded in the
         store's ``layout`` attribute.
-    chunk_rows : rows per chunk.  overwrite/resume: see ``distatomenv compute --help``.
+    chunk_rows : rows per chunk; default (None) 2048, more for narrow rows and
+        many atoms (:func:`distatomenv.engine.job.default_chunk_rows`; on
+        resume: the store's).  overwrite/resume: see ``distatomenv compute --help``.
     bins : bins of the scaled-SF histograms kept in the store.
     force_matching : "linear" (the default; on resume: what the store has),
         "quadratic" or "none": the force-matching features D_i = Σ_j ∂G_j/∂r_i

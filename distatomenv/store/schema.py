@@ -623,6 +623,12 @@ class StoreLayout:
             return len(self.elements)
         return None
 
+    def widest_row_bytes(self) -> int:
+        """Bytes of one row of the widest array of any element (one chunk of
+        it holds ``chunk_rows`` times as many)."""
+        return max((max(self.columns(e, n) or 1, 1) * np.dtype(self.array_dtype(n)).itemsize
+                    for e in self.elements for n in self.array_names()), default=1)
+
     def array_dtype(self, name: str) -> str:
         """dtype (numpy name) of per-element array ``name``."""
         if name == G or name in DERIVATIVE_ARRAYS or name in FM_ARRAYS + FMQ_ARRAYS:
