@@ -100,8 +100,13 @@ def nearest_center_distance(X, centers, centers_sq=None, block: int = 8192):
         d = centers_sq[None, :] - 2.0 * (xb @ centers.T)
         lab = np.argmin(d, axis=1)
         out[s : s + block] = lab
-        # |x - c|^2 = |x|^2 - 2 x.c + |c|^2 (>= 0; rounding can make it a hair negative)
-        d2[s : s + block] = np.maximum(d[np.arange(len(xb)), lab] + np.einsum("ij,ij->i", xb, xb), 0.0)
+        # |x - c|^2 of the chosen centre from the differences, not from the
+        # product above: BLAS rounds that product differently with the number
+        # of threads it happens to take (OpenBLAS runs a call single-threaded
+        # while another thread holds its pool), so the inertia would change
+        # in the last bit from run to run and between threads and Dask workers
+        diff = xb - centers[lab]
+        d2[s : s + block] = np.einsum("ij,ij->i", diff, diff)
     return out, d2
 
 
