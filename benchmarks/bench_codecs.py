@@ -59,13 +59,15 @@ CANDIDATES = [
     ("lz4 5 bitshuffle", "lz4", 5, 2, 0),
     ("lz4 5 bitshuffle 4 MiB", "lz4", 5, 2, MiB4),
     ("lz4 1 shuffle", "lz4", 1, 1, 0),
+    ("lz4 1 bitshuffle", "lz4", 1, 2, 0),
+    ("lz4 1 bitshuffle 4 MiB", "lz4", 1, 2, MiB4),
     ("blosclz 5 shuffle", "blosclz", 5, 1, 0),
 ]
 
 
 #: the lossless candidates that are also tried after BitRound
 LOSSY_BASES = ("zstd 1 shuffle 4 MiB", "zstd 1 bitshuffle", "zstd 1 bitshuffle 4 MiB",
-               "lz4 5 shuffle", "lz4 5 bitshuffle")
+               "lz4 5 shuffle", "lz4 5 bitshuffle", "lz4 1 bitshuffle 4 MiB")
 #: (reference case, --neighbors)
 CASES = {"h2o": ("H2O_RPBE-D3", "6 2 4 4"), "cg": ("CG_water_inputs_only", "4")}
 

@@ -261,8 +261,27 @@ def test_uncompressed_option(tmp_path):
     finalize_store(path, write_all(path, layout, st["counts"]))
     rd = open_store(path)
     # no compressor, but the checksum stays (issue 15)
-    assert [type(c).__name__ for c in rd.array("H", "G").compressors] == ["Crc32cCodec"]
+    for name in ("G", "dGdx"):
+        assert [type(c).__name__ for c in rd.array("H", name).compressors] == ["Crc32cCodec"]
     assert "compressor: none" in rd.summary()
+
+
+def test_derivative_rows_take_their_codec_whatever_the_compressor(tmp_path):
+    """dGd* take DERIVATIVE_CODEC (lz4, bit shuffle) with any compressor but
+    "none"; the other float rows take the layout's compressor and shuffle."""
+    layout = make_layout(compressor="zlib", shuffle="noshuffle", compression_level=4)
+    path, layout, st = new_store(tmp_path, layout)
+    written = write_all(path, layout, st["counts"])
+    finalize_store(path, written)
+    rd = open_store(path)
+    for name in ("dGdx", "dGdy", "dGdz"):
+        blosc = rd.array("H", name).compressors[0]
+        assert (blosc.cname.value, blosc.shuffle.value, blosc.clevel) == \
+            schema.DERIVATIVE_CODEC + (1,), name
+    blosc = rd.array("H", "G").compressors[0]
+    assert (blosc.cname.value, blosc.shuffle.value, blosc.clevel) == ("zlib", "noshuffle", 1)
+    want = expected_rows(layout, "H", 0, 37, st["counts"])
+    np.testing.assert_array_equal(rd.read("H", "dGdz"), want["dGdz"])
 
 
 def test_unwritten_rows_read_as_fill(tmp_path):
@@ -910,7 +929,8 @@ def _write_awkward(path, layout, counts):
 
 
 def test_lossless_float_rows_roundtrip_bit_identical(tmp_path):
-    """The fast codec of the float rows (zstd level 1, 4 MiB blocks) keeps every bit."""
+    """The fast codecs of the float rows (zstd level 1, 4 MiB blocks; lz4 with bit
+    shuffle for dGd*) keep every bit."""
     layout = make_layout(n_rows={"H": 37, "O": 20, "Cu": 3}, force_matching="quadratic",
                          n_fm=4, n_fmq=10)
     path, layout, st = new_store(tmp_path, layout)
@@ -926,8 +946,10 @@ def test_lossless_float_rows_roundtrip_bit_identical(tmp_path):
         arr = rd.array("H", name)
         assert arr.filters == ()
         blosc, crc = arr.compressors
+        want = (("lz4", 1, "bitshuffle") if name in schema.DERIVATIVE_ARRAYS
+                else ("zstd", 1, "shuffle"))
         assert (blosc.cname.value, blosc.clevel, blosc.shuffle.value, blosc.blocksize) == \
-            ("zstd", 1, "shuffle", 1 << 22), name
+            want + (1 << 22,), name
         assert type(crc).__name__ == "Crc32cCodec"
     for name in ("structure", "atom", "nb_atom", "nb_order", "nb_count"):
         blosc, crc = rd.array("H", name).compressors

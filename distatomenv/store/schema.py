@@ -136,7 +136,9 @@ Codecs and precision
 Every array's codecs are in its own ``zarr.json``, so a store made with other
 codecs (an older version) reads the same.  The per-element float arrays are
 compressed with Blosc zstd level 1, byte shuffle, 4 MiB blocks (fast enough
-to run beside the kernels); the integer and per-structure arrays with
+to run beside the kernels), the derivative rows dGd* (half to two thirds of
+the bytes) with Blosc lz4 level 1, bit shuffle, 4 MiB blocks (faster still,
+for a few per cent more bytes); the integer and per-structure arrays with
 ``layout.compression_level`` (:meth:`StoreLayout.compressors`).
 
 ``layout.precision`` (root attribute ``layout``) says whether the descriptor
@@ -271,6 +273,11 @@ N2P2_KEEPBITS = 33
 ROW_FLOAT_ARRAYS = (G, DGDX, DGDY, DGDZ) + FM_ARRAYS + FMQ_ARRAYS + (FORCES, POSITIONS)
 #: The descriptor arrays that ``precision="n2p2"`` rounds.
 ROUNDED_ARRAYS = (G, DGDX, DGDY, DGDZ) + FM_ARRAYS + FMQ_ARRAYS
+#: Blosc compressor and shuffle of the derivative rows dGd*, whatever the
+#: layout's ``compressor`` and ``shuffle`` (unless "none"): the bulk of the
+#: store, compressed beside the kernels, where speed counts most
+#: (StoreLayout.compressors).
+DERIVATIVE_CODEC = ("lz4", "bitshuffle")
 #: Blosc inner compressors accepted in ``StoreLayout.compressor`` (or "none").
 COMPRESSORS = ("zstd", "lz4", "lz4hc", "blosclz", "zlib", "none")
 SHUFFLES = ("shuffle", "bitshuffle", "noshuffle")
@@ -446,13 +453,14 @@ class StoreLayout:
         dtype of ``G`` and ``dGd*``.
     compressor : str
         Blosc inner compressor (``"zstd"``, ``"lz4"``, ``"lz4hc"``, ``"blosclz"``,
-        ``"zlib"``) or ``"none"``.  Default zstd: on n2p2 environment vectors
+        ``"zlib"``) or ``"none"``, of every array but dGd*, which take
+        :data:`DERIVATIVE_CODEC` unless this is ``"none"``.  Default zstd: on n2p2 environment vectors
         it stores float64 at ~1.3x and float32 at ~2x compression, where lz4
         gives ~1.25x/1.5x.
     compression_level : int
         Blosc clevel, 0..9 (default 5; 9 gains ~8 % and is ~10x slower).
     shuffle : {"shuffle", "bitshuffle", "noshuffle"}
-        Blosc pre-filter; byte shuffle suits floats best.
+        Blosc pre-filter (not of dGd*); byte shuffle suits floats best.
     hist_bins : int
         Bins of the scaled-SF histograms in ``stats/`` (0: no histograms).
     n_sf : dict str -> int or None
@@ -721,15 +729,23 @@ class StoreLayout:
         kernels, so its speed is what matters most.  Measured on one core on
         jittered H2O rows (benchmarks/bench_codecs.py, table in
         benchmarks/README.md): G ratio 3.6 at 880 MB/s (level 5 default
-        blocks: 3.05 at 130 MB/s); dG 1.19 at 840 MB/s (level 5: 1.21 at
-        80-100 MB/s); on CG water dG 1.19 at 960 MB/s (level 5: 1.31 at 60
-        MB/s).  The integer and per-structure arrays are small and keep
-        ``compression_level`` with Blosc's default blocks.
+        blocks: 3.05 at 130 MB/s).  The derivative rows dGd*, the bulk of
+        the bytes, take :data:`DERIVATIVE_CODEC` (lz4, bit shuffle) at the
+        same level and blocks: ratio 1.11 at 2,600 MB/s on H2O and 1.13 at
+        2,700 MB/s on CG water, where zstd level 1 gives 1.18 at 830 and
+        1.19 at 950 MB/s; two processes on two cores then write CG water x
+        100 in 3-4 % less time, for 9-12 % larger dG.  The integer and
+        per-structure arrays are small and keep ``compression_level`` with
+        Blosc's default blocks.
         """
         from zarr.codecs import BloscCodec, Crc32cCodec
 
         if self.compressor == "none":
             return [Crc32cCodec()]
+        if name in DERIVATIVE_ARRAYS:
+            cname, shuffle = DERIVATIVE_CODEC
+            return [BloscCodec(cname=cname, clevel=min(1, self.compression_level),
+                               shuffle=shuffle, blocksize=1 << 22), Crc32cCodec()]
         if name in ROW_FLOAT_ARRAYS:
             return [BloscCodec(cname=self.compressor, clevel=min(1, self.compression_level),
                                shuffle=self.shuffle, blocksize=1 << 22), Crc32cCodec()]
