@@ -53,14 +53,12 @@ def start_run(data, *, settings=None, scaling=None, neighbors, out, dtype="float
     # (store.lock.release), or this process exits
     store_lock.acquire(out, command)
     try:
-        if resume and n_units is None:
+        attrs = (read_root_attrs(out) or {}) if resume else {}
+        stored = attrs.get("layout") if isinstance(attrs.get("layout"), dict) else {}
+        if n_units is None and isinstance(attrs.get("n_units"), int) and attrs["n_units"] > 0:
             # the default unit count depends on the number of workers: resume with
             # the store's own plan, whatever runs it now (serial, MPI, Dask)
-            stored = (read_root_attrs(out) or {}).get("n_units")
-            if isinstance(stored, int) and stored > 0:
-                n_units = stored
-        stored = (read_root_attrs(out) or {}).get("layout") if resume else None
-        stored = stored if isinstance(stored, dict) else {}
+            n_units = attrs["n_units"]
         if force_matching is None:
             # default linear; a resumed store keeps the features it was started with
             force_matching = stored.get("force_matching")
