@@ -742,13 +742,11 @@ class StoreLayout:
 
         if self.compressor == "none":
             return [Crc32cCodec()]
-        if name in DERIVATIVE_ARRAYS:
-            cname, shuffle = DERIVATIVE_CODEC
+        if name in ROW_FLOAT_ARRAYS:
+            cname, shuffle = (DERIVATIVE_CODEC if name in DERIVATIVE_ARRAYS
+                              else (self.compressor, self.shuffle))
             return [BloscCodec(cname=cname, clevel=min(1, self.compression_level),
                                shuffle=shuffle, blocksize=1 << 22), Crc32cCodec()]
-        if name in ROW_FLOAT_ARRAYS:
-            return [BloscCodec(cname=self.compressor, clevel=min(1, self.compression_level),
-                               shuffle=self.shuffle, blocksize=1 << 22), Crc32cCodec()]
         return [BloscCodec(cname=self.compressor, clevel=self.compression_level,
                            shuffle=self.shuffle), Crc32cCodec()]
 
