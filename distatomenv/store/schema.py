@@ -454,9 +454,9 @@ class StoreLayout:
     compressor : str
         Blosc inner compressor (``"zstd"``, ``"lz4"``, ``"lz4hc"``, ``"blosclz"``,
         ``"zlib"``) or ``"none"``, of every array but dGd*, which take
-        :data:`DERIVATIVE_CODEC` unless this is ``"none"``.  Default zstd: on n2p2 environment vectors
-        it stores float64 at ~1.3x and float32 at ~2x compression, where lz4
-        gives ~1.25x/1.5x.
+        :data:`DERIVATIVE_CODEC` unless this is ``"none"``.  Default zstd: on
+        n2p2 environment vectors it stores float64 at ~1.3x and float32 at ~2x
+        compression, where lz4 gives ~1.25x/1.5x.
     compression_level : int
         Blosc clevel, 0..9 (default 5; 9 gains ~8 % and is ~10x slower).
     shuffle : {"shuffle", "bitshuffle", "noshuffle"}
