@@ -199,6 +199,26 @@ def test_coincident_atoms_are_refused_and_nan_never_reaches_a_complete_store(cas
         assert np.isfinite(rd.read(e, "G")).all() and np.isfinite(rd.read(e, "dGdx")).all()
 
 
+def test_overwrite_leaves_no_old_store_behind_when_the_new_run_fails(case, tmp_path):
+    """--overwrite moves the old store aside and deletes it while the run goes
+    on; a run that then fails on its input still finishes the deletion before
+    the process exits, and a good run finds nothing left over."""
+    good = case()
+    out = tmp_path / "runs" / "s.zarr"
+    p = run("compute", good, "--neighbors", NB, "-o", out, "-q")
+    assert p.returncode == 0, p.stderr
+    bad = case(duplicate_atom)
+    p = run("compute", bad, "--neighbors", NB, "-o", out, "--overwrite", "-q")
+    assert_clean(p, 3, "atoms 1 and 2")
+    assert sorted(x.name for x in out.parent.iterdir()) == ["s.zarr"]
+    with pytest.raises(StoreIncompleteError, match="CoincidentAtomsError"):
+        open_store(out)
+    p = run("compute", good, "--neighbors", NB, "-o", out, "--overwrite", "-q")
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in out.parent.iterdir()) == ["s.zarr"]
+    assert open_store(out).status == "complete"
+
+
 def test_coincident_atoms_without_scaling_data_stop_before_any_store(case, tmp_path):
     data = case(duplicate_atom, scaling=False)
     out = tmp_path / "dup.zarr"

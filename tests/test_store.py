@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ from distatomenv.store import (
     open_store,
     to_json,
 )
-from distatomenv.store import schema
+from distatomenv.store import schema, trash
 
 # ----------------------------------------------------------------------------
 # helpers
@@ -569,6 +570,70 @@ def test_overwrite_refuses_to_delete_a_non_store(tmp_path):
         create_store(path, layout, st, {}, overwrite=True)
     assert (tmp_path / "s.zarr" / "my_results.csv").exists()
     assert open_store(path, allow_incomplete=True).status == "incomplete"
+
+
+def test_overwrite_moves_the_old_store_aside_and_deletes_it_in_the_background(tmp_path):
+    path, layout, st = new_store(tmp_path)
+    finalize_store(path, write_all(path, layout, st["counts"]))
+    old_chunk = next(p for p in (tmp_path / "s.zarr").rglob("*") if p.is_file()
+                     and "/c/" in str(p))
+    create_store(path, layout, st, {"inputs": {}}, overwrite=True)
+    # the new store is usable at once, whatever the deletion has reached
+    rd = open_store(path, allow_incomplete=True)
+    assert rd.status == "incomplete" and rd.done_units() == set()
+    trash.wait()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]
+    assert not old_chunk.exists()
+    assert np.isnan(open_store(path, allow_incomplete=True).read("H", "G")).all()
+
+
+def test_overwrite_deletes_stale_siblings_of_dead_removals_only(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    path, layout, st = new_store(tmp_path)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    dead_pid = int(dead.stdout)
+    stale = Path(trash.trash_name(path, pid=dead_pid))
+    live = Path(trash.trash_name(path, pid=os.getppid()))
+    remote = Path(trash.trash_name(path, pid=dead_pid, host=socket.gethostname() + "-other"))
+    other_store = Path(trash.trash_name(tmp_path / "t.zarr", pid=dead_pid))
+    for d in (stale, live, remote, other_store):
+        (d / "elements").mkdir(parents=True)
+        (d / "zarr.json").write_text("{}")
+    assert trash.stale_siblings(path) == [str(stale)]
+    create_store(path, layout, st, {"inputs": {}}, overwrite=True)
+    trash.wait()
+    assert not stale.exists()
+    # a removal that may still run, one of another host, another store's: kept
+    assert live.exists() and remote.exists() and other_store.exists()
+    assert open_store(path, allow_incomplete=True).status == "incomplete"
+
+
+def test_overwrite_through_a_link_or_where_the_store_cannot_be_moved(tmp_path, monkeypatch):
+    # a symbolic link stays where it is; its target's store is replaced there
+    real = tmp_path / "real"
+    real.mkdir()
+    path, layout, st = new_store(real)
+    finalize_store(path, write_all(path, layout, st["counts"]))
+    link = tmp_path / "link.zarr"
+    link.symlink_to(real / "s.zarr", target_is_directory=True)
+    create_store(str(link), layout, st, {"inputs": {}}, overwrite=True)
+    trash.wait()
+    assert link.is_symlink() and os.readlink(link) == str(real / "s.zarr")
+    assert sorted(p.name for p in real.iterdir()) == ["s.zarr"]
+    assert open_store(str(link), allow_incomplete=True).status == "incomplete"
+    assert open_store(path, allow_incomplete=True).done_units() == set()
+    # a rename the file system refuses (a mount point, permissions): removed at once
+    path2, _, _ = new_store(tmp_path, name="m.zarr")
+
+    def refuse(src, dst):
+        raise OSError(16, "Device or resource busy")
+    monkeypatch.setattr(trash.os, "rename", refuse)
+    create_store(path2, layout, st, {"inputs": {}}, overwrite=True)
+    assert not any(".removing-" in p.name for p in tmp_path.iterdir())
+    assert open_store(path2, allow_incomplete=True).status == "incomplete"
 
 
 def test_empty_directory_is_used(tmp_path):

@@ -27,6 +27,7 @@ from ..io.files import check_folder_target
 from ..io.structure import remap_positions
 from ..parallel import start_phase
 from ..store import lock as store_lock
+from ..store import trash
 from ..store.integrity import damage_named
 from ..store.reader import open_store
 from ..store.schema import read_root_attrs
@@ -97,6 +98,7 @@ def finish_run(job, timings, stats, t_start):
     t0 = time.perf_counter()
     write_statistics(job.out, len(job.units), job.edges)
     finalize_store(job.out, len(job.units))
+    trash.wait()                  # the store --overwrite replaced, deleted meanwhile
     timings["finalize"] = time.perf_counter() - t0
     timings.update(stats)
     timings["total"] = time.perf_counter() - t_start

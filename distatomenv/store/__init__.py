@@ -8,7 +8,8 @@ This layer imports only numpy, zarr, dask (reader), xarray (optional, in
 to_xarray only) and, of the package, the layers below it (errors; info also
 the SF model and the --neighbors spelling of distatomenv.descriptors).  Its
 files outside zarr's arrays (markers, listings) go through zarr's store API
-(:mod:`.fs`).
+(:mod:`.fs`), except that ``--overwrite`` renames a local store aside and
+deletes it while the run goes on (:mod:`.trash`).
 """
 from .reader import StoreReader, format_meta, open_store, to_xarray
 from .schema import (

@@ -36,6 +36,7 @@ import zarr
 
 from distatomenv.errors import StoreError, StoreExistsError, StoreIncompleteError, is_input_error
 
+from . import trash
 from .fs import is_url, location
 from .schema import (
     COUNTS,
@@ -182,7 +183,9 @@ def _check_structures(layout: StoreLayout, structures) -> dict[str, np.ndarray]:
 
 
 def _safe_remove_store(path) -> None:
-    """Delete the store at ``path``, but only if it holds nothing but store entries."""
+    """Delete the store at ``path``, but only if it holds nothing but store
+    entries.  A local directory is moved aside and deleted in the background
+    (:mod:`.trash`); the run waits for that before it returns."""
     loc = location(path)
     foreign = sorted(
         name
@@ -194,7 +197,8 @@ def _safe_remove_store(path) -> None:
             f"{loc.path}: refusing to overwrite: the directory holds entries that are not part of "
             f"a distatomenv store: {foreign[:10]}; move them away or choose another output path"
         )
-    loc.remove()
+    if not (loc.local and trash.remove_later(loc.path)):
+        loc.remove()
 
 
 def _resume_problems(path, attrs, layout, structures, meta, n_units) -> list[str]:
