@@ -10,7 +10,8 @@ that no compressor profits from exact repeats.
 
 Runs, each a fresh process tree (bench_compute.timed_process: wall seconds,
 CPU seconds of the whole tree and their system part, peak RSS of its largest
-process), interleaved
+process), each after a ``sync`` that writes back the previous run's output
+(not timed), interleaved
 round by round (``--rounds``, default 3), medians reported:
 
 * n2p2 ``nnp-atomenv`` on 1 rank (no launcher) and ``mpirun -np 2`` (the
@@ -154,7 +155,13 @@ def remove_n2p2_outputs(folder):
 
 
 def measure(cmd, **kw):
-    """timed_process, with a failure turned into a record instead of an exception."""
+    """timed_process, with a failure turned into a record instead of an exception.
+
+    Dirty pages are written back first (``sync``, not timed): otherwise a run
+    pays, in CPU and disk time, for the previous run's output still in the
+    page cache -- n2p2's gigabytes of text before the distatomenv run that
+    follows it, a store before the n2p2 run that follows it."""
+    os.sync()
     try:
         r = timed_process(cmd, **kw)
     except RuntimeError as exc:
