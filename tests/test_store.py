@@ -599,13 +599,15 @@ def test_overwrite_deletes_stale_siblings_of_dead_removals_only(tmp_path):
     live = Path(trash.trash_name(path, pid=os.getppid()))
     remote = Path(trash.trash_name(path, pid=dead_pid, host=socket.gethostname() + "-other"))
     other_store = Path(trash.trash_name(tmp_path / "t.zarr", pid=dead_pid))
-    for d in (stale, live, remote, other_store):
+    # this pid, but no removal of this process: an earlier process that had it
+    reused = Path(trash.trash_name(path))
+    for d in (stale, live, remote, other_store, reused):
         (d / "elements").mkdir(parents=True)
         (d / "zarr.json").write_text("{}")
-    assert trash.stale_siblings(path) == [str(stale)]
+    assert trash.stale_siblings(path) == sorted([str(stale), str(reused)])
     create_store(path, layout, st, {"inputs": {}}, overwrite=True)
     trash.wait()
-    assert not stale.exists()
+    assert not stale.exists() and not reused.exists()
     # a removal that may still run, one of another host, another store's: kept
     assert live.exists() and remote.exists() and other_store.exists()
     assert open_store(path, allow_incomplete=True).status == "incomplete"
@@ -617,12 +619,14 @@ def test_overwrite_through_a_link_or_where_the_store_cannot_be_moved(tmp_path, m
     real.mkdir()
     path, layout, st = new_store(real)
     finalize_store(path, write_all(path, layout, st["counts"]))
+    os.chmod(path, 0o750)
     link = tmp_path / "link.zarr"
     link.symlink_to(real / "s.zarr", target_is_directory=True)
     create_store(str(link), layout, st, {"inputs": {}}, overwrite=True)
     trash.wait()
     assert link.is_symlink() and os.readlink(link) == str(real / "s.zarr")
     assert sorted(p.name for p in real.iterdir()) == ["s.zarr"]
+    assert os.stat(path).st_mode & 0o7777 == 0o750
     assert open_store(str(link), allow_incomplete=True).status == "incomplete"
     assert open_store(path, allow_incomplete=True).done_units() == set()
     # a rename the file system refuses (a mount point, permissions): removed at once

@@ -7,7 +7,7 @@ the old store to a hidden sibling in the same directory (one atomic rename;
 the name ``STORE`` is free at once) and a thread deletes it while the run
 computes::
 
-    run.zarr  ->  .run.zarr.removing-<pid>@<host>
+    run.zarr  ->  .run.zarr.removing-<pid>-<random>@<host>
 
 :func:`wait` joins those threads (the run calls it before it returns; the
 interpreter joins them at exit too, as they are not daemons).  For a short
@@ -19,7 +19,8 @@ process no longer runs.  Nothing else is ever touched: only names of that
 exact form, made from the store's own name.
 
 A store reached through a symbolic link keeps the link: its target directory
-is moved aside in the target's own directory and made again, empty.  Stores
+is moved aside in the target's own directory and made again, empty, with the
+same permissions.  Stores
 at URLs and stores the rename cannot move (a mount point, another file
 system, no permission) are removed at once, as before.
 """
@@ -29,21 +30,26 @@ import os
 import shutil
 import socket
 import threading
+import uuid
 
 __all__ = ["remove_later", "wait", "trash_name", "stale_siblings"]
 
 _MARK = ".removing-"
-_pending: list[threading.Thread] = []
+#: path moved aside -> the thread deleting it (joined by :func:`wait`)
+_pending: dict[str, threading.Thread] = {}
 _guard = threading.Lock()
 
 
-def trash_name(path, pid=None, host=None) -> str:
-    """The hidden sibling ``path`` is renamed to before it is deleted."""
+def trash_name(path, pid=None, host=None, tag=None) -> str:
+    """The hidden sibling ``path`` is renamed to before it is deleted:
+    ``.NAME.removing-PID-TAG@HOST`` (TAG: random, so that no two removals
+    ever pick the same name)."""
     path = os.path.normpath(os.path.abspath(os.fspath(path)))
     parent, base = os.path.split(path)
     pid = os.getpid() if pid is None else pid
     host = socket.gethostname() if host is None else host
-    return os.path.join(parent, f".{base}{_MARK}{pid}@{host}")
+    tag = uuid.uuid4().hex[:8] if tag is None else tag
+    return os.path.join(parent, f".{base}{_MARK}{pid}-{tag}@{host}")
 
 
 def _alive(pid: int) -> bool:
@@ -57,8 +63,8 @@ def _alive(pid: int) -> bool:
 
 
 def stale_siblings(path) -> list[str]:
-    """Hidden siblings of ``path`` left by removals on this host whose process
-    has ended (a removal killed half-way)."""
+    """Hidden siblings of ``path`` left by removals on this host that no
+    process is deleting any more (the process ended: killed half-way)."""
     path = os.path.normpath(os.path.abspath(os.fspath(path)))
     parent, base = os.path.split(path)
     prefix = f".{base}{_MARK}"
@@ -68,14 +74,20 @@ def stale_siblings(path) -> list[str]:
         names = os.listdir(parent or ".")
     except OSError:
         return out
+    with _guard:
+        ours = set(_pending)
     for name in names:
         if not name.startswith(prefix):
             continue
-        pid, sep, host = name[len(prefix):].partition("@")
+        pid_tag, sep, host = name[len(prefix):].partition("@")
+        pid = pid_tag.partition("-")[0]
         if not sep or host != here or not pid.isdigit():
             continue
-        if int(pid) == os.getpid() or not _alive(int(pid)):
-            out.append(os.path.join(parent, name))
+        full = os.path.join(parent, name)
+        if full in ours:
+            continue
+        if int(pid) == os.getpid() or not _alive(int(pid)):   # ours: an earlier process's pid
+            out.append(full)
     return sorted(out)
 
 
@@ -101,38 +113,32 @@ def remove_later(path) -> bool:
         return False
     stale = stale_siblings(path)
     aside = trash_name(path)
-    if os.path.lexists(aside):      # our own, from an earlier removal in this process
-        wait()
-        if os.path.lexists(aside):
-            return False
+    mode = os.stat(path).st_mode & 0o7777
     try:
         os.rename(path, aside)
     except OSError:                 # a mount point, another file system, permissions
         return False
     if link:                        # an empty directory where the link points
         try:
-            os.mkdir(path, 0o777 & ~_umask())
+            os.mkdir(path)
+            os.chmod(path, mode)
         except OSError:
             os.rename(aside, path)
             return False
     t = threading.Thread(target=_delete, args=([aside] + stale,),
                          name="distatomenv-remove-old-store", daemon=False)
     with _guard:
-        _pending.append(t)
+        _pending[aside] = t
     t.start()
     return True
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def wait() -> None:
     """Wait until every store this process moved aside is deleted."""
     with _guard:
-        pending = list(_pending)
-        _pending.clear()
+        pending = list(_pending.values())
     for t in pending:
         t.join()
+    with _guard:
+        for k in [k for k, t in _pending.items() if not t.is_alive()]:
+            del _pending[k]
