@@ -33,7 +33,7 @@ from distatomenv.errors import StoreLockedError, os_error
 
 from .fs import is_url
 
-__all__ = ["StoreLock", "acquire", "release", "lock_path", "HEARTBEAT", "STALE_AFTER"]
+__all__ = ["StoreLock", "acquire", "release", "lock_path", "pid_alive", "HEARTBEAT", "STALE_AFTER"]
 
 #: Seconds between touches of a held lock.
 HEARTBEAT = 30.0
@@ -69,7 +69,8 @@ def _boot_id() -> str | None:
         return None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host (as anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -158,7 +159,7 @@ class StoreLock:
         if holder.get("host") == socket.gethostname() and isinstance(pid, int):
             if holder.get("boot_id") and _boot_id() and holder["boot_id"] != _boot_id():
                 return "the machine rebooted since"
-            if not _alive(pid):
+            if not pid_alive(pid):
                 return f"process {pid} no longer runs"
             start = _proc_start(pid)
             if holder.get("proc_start") and start and start != holder["proc_start"]:

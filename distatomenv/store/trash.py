@@ -20,9 +20,8 @@ exact form, made from the store's own name.
 
 A store reached through a symbolic link keeps the link: its target directory
 is moved aside in the target's own directory and made again, empty, with the
-same permissions.  Stores
-at URLs and stores the rename cannot move (a mount point, another file
-system, no permission) are removed at once, as before.
+same permissions.  Stores at URLs and stores the rename cannot move (a mount
+point, another file system, no permission) are removed at once, as before.
 """
 from __future__ import annotations
 
@@ -31,6 +30,8 @@ import shutil
 import socket
 import threading
 import uuid
+
+from .lock import pid_alive
 
 __all__ = ["remove_later", "wait", "trash_name", "stale_siblings"]
 
@@ -50,16 +51,6 @@ def trash_name(path, pid=None, host=None, tag=None) -> str:
     host = socket.gethostname() if host is None else host
     tag = uuid.uuid4().hex[:8] if tag is None else tag
     return os.path.join(parent, f".{base}{_MARK}{pid}-{tag}@{host}")
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:                 # e.g. PermissionError: it runs, as someone else
-        return True
-    return True
 
 
 def stale_siblings(path) -> list[str]:
@@ -86,7 +77,7 @@ def stale_siblings(path) -> list[str]:
         full = os.path.join(parent, name)
         if full in ours:
             continue
-        if int(pid) == os.getpid() or not _alive(int(pid)):   # ours: an earlier process's pid
+        if int(pid) == os.getpid() or not pid_alive(int(pid)):   # ours: an earlier process's pid
             out.append(full)
     return sorted(out)
 
@@ -103,13 +94,13 @@ def remove_later(path) -> bool:
     Returns False, having done nothing, where the rename is not possible
     (not a directory, the rename fails): the caller then removes the store
     itself.  Through a symbolic link, the link's target is moved aside and
-    made again, empty.  The caller has checked that the
-    directory is a store and holds nothing else."""
+    made again, empty.  The caller has checked that the directory is a store
+    and holds nothing else."""
     path = os.path.normpath(os.path.abspath(os.fspath(path)))
     link = os.path.islink(path)
     if link:                        # the link stays; its target is replaced
         path = os.path.realpath(path)
-    if os.path.islink(path) or not os.path.isdir(path):
+    if not os.path.isdir(path):
         return False
     stale = stale_siblings(path)
     aside = trash_name(path)
